@@ -1,0 +1,164 @@
+"""Encoders in TF Hub format: exporting our own, and loading any (TF2 or TF1) as a layer.
+
+TF2 TF Hub BERT encoders are SavedModels called with a dict (input_word_ids, input_mask,
+input_type_ids) that return a dict (pooled_output, sequence_output, ...), and carry their
+tokenizer as ``vocab_file`` (an Asset) and ``do_lower_case`` (a Variable). We export in the
+same layout (as ``official.nlp.tools.export_tfhub_lib`` does) so that our own encoders,
+test fixtures and converted Hugging Face checkpoints load exactly like hub.dev ones.
+
+TF1 Hub-format modules (MobileBERT's default) cannot be fine-tuned through
+``hub.KerasLayer`` under tensorflow_hub 0.16, so ``TF1SignatureLayer`` calls the module's
+signature and exposes the loaded variables as its trainable weights (Model Maker's
+``hub_loader.HubKerasLayerV1V2`` did the same).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, Optional, Tuple
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+import tf_keras
+import tensorflow_hub as hub
+from official.nlp.modeling import networks
+
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+TF1_INPUTS = ("input_ids", "input_mask", "segment_ids")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """BERT encoder shape (Hugging Face ``config.json`` names where they exist)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+
+def build_bert_encoder(config: EncoderConfig) -> tf_keras.Model:
+    """A Model Garden ``BertEncoder`` with dict outputs, as TF Hub encoders give."""
+    if abs(config.layer_norm_eps - 1e-12) > 1e-15:
+        raise ValueError(f"BertEncoder's layer norms use epsilon 1e-12, not {config.layer_norm_eps}")
+    return networks.BertEncoder(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        inner_dim=config.intermediate_size,
+        inner_activation=_activation(config.hidden_act),
+        max_sequence_length=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size,
+        output_dropout=config.hidden_dropout_prob,
+        attention_dropout=config.attention_probs_dropout_prob,
+        initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range),
+        dict_outputs=True,
+    )
+
+
+def _activation(name: str):
+    # Hugging Face "gelu" is the exact (erf) GELU; "gelu_new"/"gelu_pytorch_tanh" the tanh one.
+    if name == "gelu":
+        return lambda x: tf_keras.activations.gelu(x, approximate=False)
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return lambda x: tf_keras.activations.gelu(x, approximate=True)
+    return tf_keras.activations.get(name)
+
+
+def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
+                   do_lower_case: bool) -> str:
+    """Saves ``encoder`` as a TF2 TF Hub-format SavedModel with its vocab attached."""
+    if isinstance(encoder.inputs, dict):
+        inputs = encoder.inputs
+    else:
+        inputs = {x.name.split(":")[0]: x for x in encoder.inputs}
+    outputs = dict(encoder(inputs))
+    outputs["default"] = outputs["pooled_output"]
+    core_model = tf_keras.Model(inputs=inputs, outputs=outputs)
+    core_model.vocab_file = tf.saved_model.Asset(vocab_file)
+    core_model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
+    core_model.save(export_dir, include_optimizer=False, save_format="tf")
+    return export_dir
+
+
+class HubHandleError(RuntimeError):
+    """A TF Hub handle that cannot be resolved here (no network, not cached)."""
+
+
+def resolve_uri(uri: str) -> str:
+    """A local directory for ``uri``: itself if local, else TF Hub's cache."""
+    if tf.io.gfile.isdir(uri):
+        return uri
+    if "://" not in uri and not uri.startswith(("gs:", "/")):
+        raise FileNotFoundError(f"Encoder directory not found: {uri!r}")
+    try:
+        return hub.resolve(uri)
+    except Exception as err:  # tensorflow_hub raises several types for network failures
+        cache = os.environ.get("TFHUB_CACHE_DIR", "<system temp>/tfhub_modules")
+        raise HubHandleError(
+            f"Cannot resolve TF Hub handle {uri!r}: {type(err).__name__}: {err}\n"
+            f"This machine cannot download it. Either pre-download it where the network is "
+            f"reachable (TFHUB_CACHE_DIR={cache} python -c \"import tensorflow_hub as hub; "
+            f"hub.resolve('{uri}')\") and copy the cache here with TFHUB_CACHE_DIR set, or "
+            f"pass uri=<local directory of the SavedModel> (see `bertqa import-checkpoint` "
+            f"to convert a Hugging Face BERT checkpoint).") from err
+
+
+def is_tf1_hub_module(path: str) -> bool:
+    return tf.io.gfile.exists(os.path.join(path, "tfhub_module.pb"))
+
+
+def find_vocab(path: str) -> Tuple[str, Optional[bool]]:
+    """(vocab file, do_lower_case or None if the module does not say) of a local module."""
+    candidate = os.path.join(path, "assets", "vocab.txt")
+    if not is_tf1_hub_module(path):
+        try:
+            loaded = tf.saved_model.load(path)
+            if hasattr(loaded, "vocab_file"):
+                lower = bool(loaded.do_lower_case.numpy()) if hasattr(loaded, "do_lower_case") else None
+                return loaded.vocab_file.asset_path.numpy().decode("utf-8"), lower
+        except (OSError, ValueError):
+            pass
+    if tf.io.gfile.exists(candidate):
+        return candidate, None
+    raise FileNotFoundError(
+        f"No vocabulary in encoder {path!r}: expected a `vocab_file` asset or assets/vocab.txt")
+
+
+class TF1SignatureLayer(tf_keras.layers.Layer):
+    """Calls a signature of a TF1 Hub-format module; its variables train with the model."""
+
+    def __init__(self, path: str, signature: str = "tokens", trainable: bool = True, **kwargs):
+        super().__init__(trainable=trainable, **kwargs)
+        self._path = path
+        self._signature_name = signature
+        self._module = hub.load(path, tags=[])
+        if signature not in self._module.signatures:
+            raise ValueError(f"TF1 Hub module {path!r} has no {signature!r} signature; it has "
+                             f"{sorted(self._module.signatures)}")
+        self._fn = self._module.signatures[signature]
+        variables = list(self._module.variables)
+        # Track the module's variables as this layer's weights so that Keras trains,
+        # saves and distributes them.
+        self._module_variables = variables
+        for v in variables:
+            if trainable and v.trainable:
+                self._trainable_weights.append(v)
+            else:
+                self._non_trainable_weights.append(v)
+
+    def call(self, inputs: Dict[str, tf.Tensor]):
+        args = {name: tf.cast(inputs[name], tf.int32) for name in TF1_INPUTS}
+        return dict(self._fn(**args))
+
+    def get_config(self):
+        return {**super().get_config(), "path": self._path, "signature": self._signature_name}
