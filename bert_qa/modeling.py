@@ -1,0 +1,61 @@
+"""Span-labeling QA models over TF Hub encoders (Model Maker's ``create_qa_model``)."""
+from __future__ import annotations
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+import tf_keras
+import tensorflow_hub as hub
+from official.nlp.modeling import models
+
+from bert_qa import hub_format
+
+INPUT_NAMES = hub_format.ENCODER_INPUTS  # input_word_ids, input_mask, input_type_ids
+
+
+def _inputs(seq_len: int):
+    return [tf_keras.layers.Input(shape=(seq_len,), dtype=tf.int32, name=name) for name in INPUT_NAMES]
+
+
+def _call_tf2_encoder(layer, word_ids, mask, type_ids):
+    """(pooled_output, sequence_output) from a TF2 encoder, dict (current) or list (v1) API."""
+    try:
+        outputs = layer(dict(zip(INPUT_NAMES, (word_ids, mask, type_ids))))
+    except (ValueError, TypeError):
+        outputs = layer([word_ids, mask, type_ids])  # bert_en_uncased_L-12_H-768_A-12/1 style
+    if isinstance(outputs, dict):
+        return outputs["pooled_output"], outputs["sequence_output"]
+    pooled, sequence = outputs
+    return pooled, sequence
+
+
+def create_qa_model(module_path: str, seq_len: int, initializer_range: float = 0.02,
+                    trainable: bool = True, is_tf2: bool = True):
+    """(span labeler, core encoder model): start/end logits over the encoder's sequence output."""
+    word_ids, mask, type_ids = _inputs(seq_len)
+    if is_tf2:
+        if hub_format.is_tf1_hub_module(module_path):
+            raise ValueError(f"{module_path!r} is a TF1 Hub-format module: pass is_tf2=False")
+        core = hub.KerasLayer(module_path, trainable=trainable)
+        pooled_output, sequence_output = _call_tf2_encoder(core, word_ids, mask, type_ids)
+    else:
+        core = hub_format.TF1SignatureLayer(module_path, signature="tokens", trainable=trainable)
+        outputs = core({"input_ids": word_ids, "input_mask": mask, "segment_ids": type_ids})
+        pooled_output, sequence_output = outputs["pooled_output"], outputs["sequence_output"]
+    encoder = tf_keras.Model(inputs=[word_ids, mask, type_ids],
+                             outputs=[sequence_output, pooled_output], name="core_model")
+    initializer = tf_keras.initializers.TruncatedNormal(stddev=initializer_range)
+    return models.BertSpanLabeler(network=encoder, initializer=initializer), encoder
+
+
+def create_qa_model_from_squad(module_path: str, seq_len: int, trainable: bool = True,
+                               is_tf2: bool = False):
+    """A QA model whose span head comes from a module already fine-tuned on SQuAD."""
+    if is_tf2:
+        raise ValueError("init_from_squad_model supports TF1 Hub-format modules only (is_tf2=False), "
+                         "as in Model Maker")
+    word_ids, mask, type_ids = _inputs(seq_len)
+    squad = hub_format.TF1SignatureLayer(module_path, signature="squad", trainable=trainable)
+    outputs = squad({"input_ids": word_ids, "input_mask": mask, "segment_ids": type_ids})
+    start = tf_keras.layers.Lambda(tf.identity, name="start_positions")(outputs["start_logits"])
+    end = tf_keras.layers.Lambda(tf.identity, name="end_positions")(outputs["end_logits"])
+    return tf_keras.Model(inputs=[word_ids, mask, type_ids], outputs=[start, end])

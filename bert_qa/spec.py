@@ -1,0 +1,356 @@
+"""``BertQaSpec`` / ``MobileBertQaSpec``: TFLite Model Maker's question-answer specs.
+
+Same constructor arguments, defaults, methods and class attributes as Model Maker's
+``BertQAModelSpec`` and ``mobilebert_qa_spec``, running on tf-models-official
+(``squad_lib`` windowing semantics, ``BertSpanLabeler``, AdamW with warmup and linear decay,
+the official SQuAD scorers). Differences, all additive: windowing is an exact, faster
+re-implementation; encoder handles resolve with a clear message when offline; training
+checkpoints every epoch in ``model_dir``, resumes after a kill and logs to TensorBoard.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from typing import Callable, List, Optional
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+import tf_keras
+from official.common import distribute_utils
+from official.legacy.bert import run_squad_helper
+from official.nlp import optimization
+from official.nlp.data import squad_lib
+from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
+
+from bert_qa import distribution, hub_format, modeling, windowing
+from bert_qa.tokenization import CachedFullTokenizer
+
+log = logging.getLogger(__name__)
+
+BERT_URI = "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/1"
+MOBILEBERT_URI = "https://tfhub.dev/google/mobilebert/uncased_L-24_H-128_B-512_A-4_F-4_OPT/1"
+N_BEST_SIZE = 20
+
+
+def qa_loss(positions, logits):
+    """Mean sparse cross-entropy of one boundary; compiled with weights 0.5/0.5 = their mean."""
+    loss = tf_keras.losses.sparse_categorical_crossentropy(positions, logits, from_logits=True)
+    return tf.reduce_mean(loss)
+
+
+class BertQaSpec:
+    """A BERT-family encoder fine-tuned for SQuAD-style extractive question answering."""
+
+    compat_tf_versions = [2]
+    need_gen_vocab = False
+    convert_from_saved_model_tf2 = True
+
+    def __init__(self,
+                 uri: str = BERT_URI,
+                 model_dir: Optional[str] = None,
+                 seq_len: int = 384,
+                 query_len: int = 64,
+                 doc_stride: int = 128,
+                 dropout_rate: float = 0.1,
+                 initializer_range: float = 0.02,
+                 learning_rate: float = 8e-05,
+                 distribution_strategy: str = "mirrored",
+                 num_gpus: int = -1,
+                 tpu: str = "",
+                 trainable: bool = True,
+                 predict_batch_size: int = 8,
+                 do_lower_case: bool = True,
+                 is_tf2: bool = True,
+                 tflite_input_name: Optional[dict] = None,
+                 tflite_output_name: Optional[dict] = None,
+                 init_from_squad_model: bool = False,
+                 default_batch_size: int = 16,
+                 name: str = "Bert"):
+        if int(tf.__version__.split(".")[0]) not in self.compat_tf_versions:
+            raise ValueError(f"Incompatible versions. Expect {self.compat_tf_versions}, "
+                             f"but got {tf.__version__}.")
+        if seq_len < query_len + 3 + 1:
+            raise ValueError(f"seq_len={seq_len} leaves no room for the context after "
+                             f"query_len={query_len} and 3 special tokens")
+        self.uri = uri
+        self.model_dir = model_dir or tempfile.mkdtemp(prefix="bert_qa_")
+        self.seq_len = seq_len
+        self.query_len = query_len
+        self.doc_stride = doc_stride
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+        self.learning_rate = learning_rate
+        self.distribution_strategy = distribution_strategy
+        self.num_gpus = num_gpus
+        self.tpu = tpu
+        self.trainable = trainable
+        self.predict_batch_size = predict_batch_size
+        self.do_lower_case = do_lower_case
+        self.is_tf2 = is_tf2
+        self.init_from_squad_model = init_from_squad_model
+        self.default_batch_size = default_batch_size
+        self.name = name
+        self.strategy = distribution.get_strategy(distribution_strategy, num_gpus, tpu)
+        self.tflite_input_name = tflite_input_name or {
+            "ids": "serving_default_input_word_ids:0",
+            "mask": "serving_default_input_mask:0",
+            "segment_ids": "serving_default_input_type_ids:0",
+        }
+        self.tflite_output_name = tflite_output_name or {
+            "start_logits": "StatefulPartitionedCall:1",
+            "end_logits": "StatefulPartitionedCall:0",
+        }
+        self.is_built = False
+        self.module_path: Optional[str] = None
+        self.vocab_file: Optional[str] = None
+        self.tokenizer: Optional[CachedFullTokenizer] = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def build(self):
+        """Resolves the encoder and loads its tokenizer (lazily, as Model Maker)."""
+        if self.is_built:
+            return
+        self.module_path = hub_format.resolve_uri(self.uri)
+        self.vocab_file, module_lower_case = hub_format.find_vocab(self.module_path)
+        if module_lower_case is not None and module_lower_case != self.do_lower_case:
+            log.warning("Encoder %s says do_lower_case=%s but the spec has do_lower_case=%s; "
+                        "using the spec's value", self.uri, module_lower_case, self.do_lower_case)
+        self.tokenizer = CachedFullTokenizer(self.vocab_file, self.do_lower_case)
+        self.is_built = True
+
+    def save_vocab(self, vocab_filename: str):
+        self.build()
+        tf.io.gfile.copy(self.vocab_file, vocab_filename, overwrite=True)
+        log.info("Saved vocabulary in %s.", vocab_filename)
+
+    def get_config(self) -> dict:
+        """Preprocessing parameters: what cached features depend on."""
+        return {"uri": self.uri, "seq_len": self.seq_len, "query_len": self.query_len,
+                "doc_stride": self.doc_stride}
+
+    def get_default_quantization_config(self):
+        """Dynamic-range quantization, Model Maker's default for QA."""
+        from bert_qa.export import QuantizationConfig
+
+        return QuantizationConfig.for_dynamic()
+
+    # -- data -----------------------------------------------------------------------------
+
+    def get_name_to_features(self, is_training: bool) -> dict:
+        name_to_features = {
+            "input_ids": tf.io.FixedLenFeature([self.seq_len], tf.int64),
+            "input_mask": tf.io.FixedLenFeature([self.seq_len], tf.int64),
+            "segment_ids": tf.io.FixedLenFeature([self.seq_len], tf.int64),
+        }
+        if is_training:
+            name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
+            name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
+        else:
+            name_to_features["unique_ids"] = tf.io.FixedLenFeature([], tf.int64)
+        return name_to_features
+
+    def select_data_from_record(self, record):
+        """Splits a decoded record into model inputs and span labels."""
+        x, y = {}, {}
+        for name, tensor in record.items():
+            if name in ("start_positions", "end_positions"):
+                y[name] = tensor
+            elif name == "input_ids":
+                x["input_word_ids"] = tensor
+            elif name == "segment_ids":
+                x["input_type_ids"] = tensor
+            else:
+                x[name] = tensor
+        return x, y
+
+    def convert_examples_to_features(self, examples, is_training: bool, output_fn: Callable,
+                                     batch_size: Optional[int]):
+        """squad_lib's windowing of ``examples`` (exact, faster); returns the feature count."""
+        self.build()
+        return windowing.convert_examples_to_features(
+            examples=examples, tokenizer=self.tokenizer, max_seq_length=self.seq_len,
+            doc_stride=self.doc_stride, max_query_length=self.query_len,
+            is_training=is_training, output_fn=output_fn, batch_size=batch_size)
+
+    # -- model ----------------------------------------------------------------------------
+
+    def create_model(self):
+        self.build()
+        if self.init_from_squad_model:
+            return modeling.create_qa_model_from_squad(self.module_path, self.seq_len,
+                                                       self.trainable, self.is_tf2)
+        model, _ = modeling.create_qa_model(self.module_path, self.seq_len, self.initializer_range,
+                                            self.trainable, self.is_tf2)
+        return model
+
+    def train(self, train_input_fn: Callable, epochs: int, steps_per_epoch: int, **kwargs):
+        """Model Maker's recipe: AdamW, 10% warmup, linear decay, mean of start/end loss.
+
+        Besides Model Maker's behaviour, it checkpoints every epoch under ``model_dir``
+        (``backup/`` lets a killed run resume where it stopped; ``checkpoints/`` keeps each
+        epoch's weights) and writes TensorBoard logs to ``model_dir/tensorboard``. Pass
+        ``callbacks=[...]`` to add your own.
+        """
+        warmup_steps = int(epochs * steps_per_epoch * 0.1)
+        with distribute_utils.get_strategy_scope(self.strategy):
+            training_dataset = train_input_fn()
+            model = self.create_model()
+            optimizer = optimization.create_optimizer(
+                self.learning_rate, steps_per_epoch * epochs, warmup_steps)
+            model.compile(optimizer=optimizer, loss=qa_loss, loss_weights=[0.5, 0.5])
+        if not model.trainable_variables:
+            log.warning("Trainable variables in the model are empty.")
+            return model
+        callbacks = list(kwargs.pop("callbacks", None) or []) + self._training_callbacks()
+        model.fit(x=training_dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                  callbacks=callbacks, **kwargs)
+        return model
+
+    def _training_callbacks(self) -> List[tf_keras.callbacks.Callback]:
+        return [
+            tf_keras.callbacks.BackupAndRestore(os.path.join(self.model_dir, "backup")),
+            tf_keras.callbacks.ModelCheckpoint(
+                os.path.join(self.model_dir, "checkpoints", "epoch-{epoch:03d}"),
+                save_weights_only=True, save_freq="epoch"),
+            tf_keras.callbacks.TensorBoard(os.path.join(self.model_dir, "tensorboard"),
+                                           update_freq=10, profile_batch=0),
+        ]
+
+    # -- inference ------------------------------------------------------------------------
+
+    def predict(self, model, input_fn: Callable, num_steps: int):
+        """Raw start/end logits per feature, run under the spec's strategy."""
+        strategy = self.strategy or tf.distribute.get_strategy()
+        iterator = iter(strategy.distribute_datasets_from_function(input_fn))
+
+        @tf.function
+        def predict_step(iterator):
+            def replicated_step(inputs):
+                x, _ = inputs
+                unique_ids = x.pop("unique_ids")
+                start_logits, end_logits = model(x, training=False)
+                return dict(unique_ids=unique_ids, start_logits=start_logits,
+                            end_logits=end_logits)
+
+            outputs = strategy.run(replicated_step, args=(next(iterator),))
+            return tf.nest.map_structure(strategy.experimental_local_results, outputs)
+
+        all_results = []
+        for step in range(num_steps):
+            all_results.extend(run_squad_helper.get_raw_results(predict_step(iterator)))
+            if (step + 1) % 50 == 0 or step + 1 == num_steps:
+                log.info("Made predictions for %d records.", len(all_results))
+        return all_results
+
+    def reorder_input_details(self, tflite_input_details):
+        """TFLite input details in the Keras model's order: word ids, mask, type ids."""
+        by_role = {}
+        for detail in tflite_input_details:
+            name = detail["name"]
+            if name == self.tflite_input_name["ids"] or "input_word_ids" in name:
+                by_role["ids"] = detail
+            elif name == self.tflite_input_name["mask"] or "input_mask" in name:
+                by_role["mask"] = detail
+            elif name == self.tflite_input_name["segment_ids"] or "input_type_ids" in name:
+                by_role["segment_ids"] = detail
+        missing = {"ids", "mask", "segment_ids"} - set(by_role)
+        if missing:
+            raise ValueError(f"TFLite inputs {[d['name'] for d in tflite_input_details]} lack "
+                             f"{sorted(missing)} (tflite_input_name={self.tflite_input_name})")
+        return [by_role["ids"], by_role["mask"], by_role["segment_ids"]]
+
+    def reorder_output_details(self, tflite_output_details):
+        """TFLite output details as (start_logits, end_logits)."""
+        found = {}
+        for detail in tflite_output_details:
+            for role in ("start_logits", "end_logits"):
+                if detail["name"] == self.tflite_output_name[role]:
+                    found[role] = detail
+        if len(found) != 2:
+            raise ValueError(f"TFLite outputs {[d['name'] for d in tflite_output_details]} do not "
+                             f"match tflite_output_name={self.tflite_output_name}")
+        return found["start_logits"], found["end_logits"]
+
+    def predict_tflite(self, tflite_filepath: str, input_fn: Callable):
+        """Raw results for ``input_fn``'s features from the .tflite model."""
+        from bert_qa.tflite_runner import LiteRunner
+
+        runner = LiteRunner(tflite_filepath, self.reorder_input_details, self.reorder_output_details)
+        all_results = []
+        for features, _ in input_fn():
+            features = {k: v.numpy() for k, v in features.items()}
+            unique_ids = features.pop("unique_ids")
+            start_logits, end_logits = runner.run(features)
+            for uid, start, end in zip(unique_ids, start_logits, end_logits):
+                all_results.append(run_squad_helper.RawResult(
+                    unique_id=int(uid), start_logits=start.tolist(), end_logits=end.tolist()))
+            if len(all_results) % 100 == 0:
+                log.info("Made predictions for %d records.", len(all_results))
+        return all_results
+
+    def evaluate(self, model, tflite_filepath, input_fn, num_steps, eval_examples, eval_features,
+                 predict_file, version_2_with_negative, max_answer_length,
+                 null_score_diff_threshold, verbose_logging, output_dir):
+        """Official SQuAD EM/F1 of ``model`` or of the TFLite file (exactly one of them)."""
+        if model is not None and tflite_filepath is not None:
+            raise ValueError("Exactly one of the paramaters `model` and `tflite_filepath` should be set.")
+        if model is None and tflite_filepath is None:
+            raise ValueError("At least one of the parameters `model` and `tflite_filepath` are None.")
+        if tflite_filepath is not None:
+            all_results = self.predict_tflite(tflite_filepath, input_fn)
+        else:
+            all_results = self.predict(model, input_fn, num_steps)
+        predictions, nbest, null_odds = squad_lib.postprocess_output(
+            eval_examples, eval_features, all_results, n_best_size=N_BEST_SIZE,
+            max_answer_length=max_answer_length, do_lower_case=self.do_lower_case,
+            version_2_with_negative=version_2_with_negative,
+            null_score_diff_threshold=null_score_diff_threshold, verbose=verbose_logging)
+        if output_dir is not None:
+            write_prediction_files(predictions, nbest, null_odds, version_2_with_negative, output_dir)
+        with tf.io.gfile.GFile(predict_file, "r") as f:
+            dataset = json.load(f)["data"]
+        if version_2_with_negative:
+            return squad_evaluate_v2_0.evaluate(dataset, predictions, null_odds)
+        return squad_evaluate_v1_1.evaluate(dataset, predictions)
+
+
+def write_prediction_files(predictions, nbest, null_odds, version_2_with_negative, output_dir):
+    """predictions.json, nbest_predictions.json and (v2.0) null_odds.json, as Model Maker."""
+    tf.io.gfile.makedirs(output_dir)
+    squad_lib.write_to_json_files(predictions, os.path.join(output_dir, "predictions.json"))
+    squad_lib.write_to_json_files(nbest, os.path.join(output_dir, "nbest_predictions.json"))
+    if version_2_with_negative:
+        squad_lib.write_to_json_files(null_odds, os.path.join(output_dir, "null_odds.json"))
+
+
+class MobileBertQaSpec(BertQaSpec):
+    """Model Maker's ``mobilebert_qa_spec``: MobileBERT from a TF1 Hub module, no strategy."""
+
+    def __init__(self,
+                 uri: str = MOBILEBERT_URI,
+                 model_dir: Optional[str] = None,
+                 seq_len: int = 384,
+                 query_len: int = 64,
+                 doc_stride: int = 128,
+                 dropout_rate: float = 0.1,
+                 initializer_range: float = 0.02,
+                 learning_rate: float = 4e-05,
+                 distribution_strategy: str = "off",
+                 num_gpus: int = -1,
+                 tpu: str = "",
+                 trainable: bool = True,
+                 predict_batch_size: int = 8,
+                 do_lower_case: bool = True,
+                 is_tf2: bool = False,
+                 tflite_input_name: Optional[dict] = None,
+                 tflite_output_name: Optional[dict] = None,
+                 init_from_squad_model: bool = False,
+                 default_batch_size: int = 32,
+                 name: str = "MobileBert"):
+        super().__init__(uri, model_dir, seq_len, query_len, doc_stride, dropout_rate,
+                         initializer_range, learning_rate, distribution_strategy, num_gpus, tpu,
+                         trainable, predict_batch_size, do_lower_case, is_tf2, tflite_input_name,
+                         tflite_output_name, init_from_squad_model, default_batch_size, name)
