@@ -6,8 +6,20 @@ import os
 
 from bert_qa import _env  # noqa: F401
 
-SHARED_DATA = os.environ.get("BERT_QA_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _shared_data_dir() -> str:
+    """The workplace's read-only real data: $BERT_QA_SHARED_DATA, ../shared/data, /work/shared/data."""
+    candidates = [os.environ.get("BERT_QA_SHARED_DATA"),
+                  os.path.join(REPO_ROOT, "..", "shared", "data"), "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    return os.path.abspath(candidates[1])
+
+
+SHARED_DATA = _shared_data_dir()
 
 
 def minilm_vocab() -> str:
