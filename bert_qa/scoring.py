@@ -4,7 +4,7 @@ We do not re-implement EM/F1: ``official.nlp.tools.squad_evaluate_v1_1`` and
 ``squad_evaluate_v2_0`` are what Model Maker reports, so we call them. Note their scales
 differ, as in the reference: v1.1 gives fractions (``exact_match``, ``final_f1``; we add
 ``f1`` as an alias), v2.0 gives percentages (``exact``, ``f1``, ``HasAns_*``, ``NoAns_*``,
-``best_*`` and their thresholds). Per-question scores (for slicing) use the same modules'
+``best_*`` (= Model Garden's ``final_*``) and their thresholds). Per-question scores (for slicing) use the same modules'
 normalisation and token F1.
 """
 from __future__ import annotations
@@ -27,7 +27,11 @@ def score(dataset: List[dict], predictions: Dict[str, str], na_probs: Optional[D
     if version_2_with_negative is None:
         version_2_with_negative = na_probs is not None or is_v2(dataset)
     if version_2_with_negative:
-        return dict(squad_evaluate_v2_0.evaluate(dataset, predictions, na_probs))
+        metrics = dict(squad_evaluate_v2_0.evaluate(dataset, predictions, na_probs))
+        # The official SQuAD 2.0 script calls these best_*; Model Garden calls them final_*.
+        for name in ("exact", "exact_thresh", "f1", "f1_thresh"):
+            metrics[f"best_{name}"] = metrics[f"final_{name}"]
+        return metrics
     metrics = dict(squad_evaluate_v1_1.evaluate(dataset, predictions))
     metrics["f1"] = metrics["final_f1"]
     return metrics

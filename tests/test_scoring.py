@@ -1,0 +1,104 @@
+"""Scores equal tf-models-official's official SQuAD scorers; per-question scores add up."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
+
+from bert_qa import scoring
+from tests import fixtures
+
+
+def _predictions(dataset, rng, with_negatives=False):
+    """Realistic predictions: exact, partial, wrong, over-long and empty answers."""
+    preds = {}
+    for article in dataset:
+        for p in article["paragraphs"]:
+            for qa in p["qas"]:
+                gold = qa["answers"][0]["text"] if qa["answers"] else ""
+                r = rng.random()
+                if r < 0.3:
+                    preds[qa["id"]] = gold
+                elif r < 0.5:
+                    preds[qa["id"]] = " ".join(gold.split()[: max(1, len(gold.split()) // 2)])
+                elif r < 0.7:
+                    preds[qa["id"]] = p["context"][:40]
+                elif r < 0.85:
+                    preds[qa["id"]] = "The " + gold + ", indeed."
+                else:
+                    preds[qa["id"]] = ""
+    return preds
+
+
+def _with_negatives(dataset, rng):
+    for article in dataset:
+        for i, p in enumerate(article["paragraphs"]):
+            for qa in p["qas"]:
+                qa["is_impossible"] = False
+            if i % 2 == 0:
+                p["qas"].append({"id": p["qas"][0]["id"] + "-neg", "question": "Is it unanswerable?",
+                                 "answers": [], "is_impossible": True})
+    return dataset
+
+
+def test_v1_metrics_and_per_question_scores(shared_data, tmp_path):
+    dataset = fixtures.load_squad("qed-nq-dev.squad.json")["data"]
+    preds = _predictions(dataset, random.Random(1))
+    official = squad_evaluate_v1_1.evaluate(dataset, preds)
+    ours = scoring.score(dataset, preds)
+    assert ours["exact_match"] == official["exact_match"] and ours["f1"] == official["final_f1"]
+    assert 0.2 < ours["f1"] < 0.8  # the mix above is neither all right nor all wrong
+    per_q = [scoring.question_scores([a["text"] for a in qa["answers"]], preds[qa["id"]])
+             for a_ in dataset for p in a_["paragraphs"] for qa in p["qas"]]
+    assert abs(sum(s["exact_match"] for s in per_q) / len(per_q) - official["exact_match"]) < 1e-9
+    assert abs(sum(s["f1"] for s in per_q) / len(per_q) - official["final_f1"]) < 1e-9
+
+
+def test_v2_metrics_and_per_question_scores():
+    rng = random.Random(2)
+    dataset = _with_negatives(fixtures.load_squad("english_tydiqa_dev.json")["data"], rng)
+    preds = _predictions(dataset, rng)
+    na_probs = {qid: rng.uniform(-5, 5) for qid in preds}
+    official = squad_evaluate_v2_0.evaluate(dataset, preds, na_probs)
+    ours = scoring.score(dataset, preds, na_probs)
+    assert official.items() <= ours.items()
+    assert (ours["best_f1"], ours["best_exact_thresh"]) == (official["final_f1"], official["final_exact_thresh"])
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1",
+                "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"):
+        assert key in ours
+    per_q = [scoring.question_scores([a["text"] for a in qa["answers"]], preds[qa["id"]], True)
+             for a_ in dataset for p in a_["paragraphs"] for qa in p["qas"]]
+    no_threshold = squad_evaluate_v2_0.evaluate(dataset, preds, None)
+    assert abs(100 * sum(s["f1"] for s in per_q) / len(per_q) - no_threshold["f1"]) < 1e-9
+    assert abs(100 * sum(s["exact_match"] for s in per_q) / len(per_q) - no_threshold["exact"]) < 1e-9
+
+
+def test_score_cli_prints_official_metrics(tmp_path):
+    rng = random.Random(3)
+    data = fixtures.load_squad("english_tydiqa_dev.json")
+    preds = _predictions(data["data"], rng)
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    out = subprocess.run([sys.executable, "-m", "bert_qa_cli.main", "score", "--data", str(tmp_path / "d.json"),
+                          "--predictions", str(tmp_path / "p.json")],
+                         capture_output=True, text=True, check=True, cwd=fixtures.REPO_ROOT).stdout
+    printed = json.loads(out)
+    official = squad_evaluate_v1_1.evaluate(data["data"], preds)
+    assert printed["exact_match"] == pytest.approx(official["exact_match"], abs=1e-12)
+    assert printed["f1"] == pytest.approx(official["final_f1"], abs=1e-12)
+
+    v2 = _with_negatives(data["data"], rng)
+    preds = _predictions(v2, rng)
+    na = {q: rng.uniform(-3, 3) for q in preds}
+    (tmp_path / "d2.json").write_text(json.dumps({"data": v2}))
+    (tmp_path / "p2.json").write_text(json.dumps(preds))
+    (tmp_path / "na.json").write_text(json.dumps(na))
+    out = subprocess.run([sys.executable, "-m", "bert_qa_cli.main", "score", "--data", str(tmp_path / "d2.json"),
+                          "--predictions", str(tmp_path / "p2.json"), "--na-prob", str(tmp_path / "na.json")],
+                         capture_output=True, text=True, check=True, cwd=fixtures.REPO_ROOT).stdout
+    printed = json.loads(out)
+    official = squad_evaluate_v2_0.evaluate(v2, preds, na)
+    for key, value in official.items():
+        assert printed[key] == pytest.approx(value, abs=1e-9), key

@@ -1,0 +1,64 @@
+"""`bertqa validate` reports counts and every problem, naming file and question id."""
+import json
+import subprocess
+import sys
+
+from bert_qa.validation import validate_file
+from tests import fixtures
+
+
+def _run(*paths):
+    return subprocess.run([sys.executable, "-m", "bert_qa_cli.main", "validate", *paths],
+                          capture_output=True, text=True, cwd=fixtures.REPO_ROOT)
+
+
+def test_real_files_are_clean(shared_data):
+    for name in ("new_wiki_v1.0.json", "english_tydiqa_dev.json"):
+        report = validate_file(f"{shared_data}/{name}")
+        assert report.errors == []
+    report = validate_file(f"{shared_data}/new_wiki_v1.0.json")
+    assert (report.articles, report.paragraphs, report.questions, report.answerable) == (48, 1581, 7938, 7938)
+
+
+def test_every_problem_is_reported(tmp_path):
+    data = {"data": [
+        {"title": "A", "paragraphs": [
+            {"context": "Paris is the capital of France.", "qas": [
+                {"id": "good", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}]},
+                {"id": "moved", "question": "Country?", "answers": [{"text": "France", "answer_start": 3}]},
+                {"id": "good", "question": "Again?", "answers": [{"text": "Paris", "answer_start": 0}]},
+                {"id": "noq", "question": "  ", "answers": [{"text": "Paris", "answer_start": 0}]},
+                {"id": "badstart", "question": "x?", "answers": [{"text": "Paris", "answer_start": "0"}]},
+                {"id": "neg", "question": "Moon?", "answers": [], "is_impossible": True},
+                {"id": "noans", "question": "Sun?", "answers": []},
+                {"question": "no id?", "answers": []},
+            ]},
+            {"context": "", "qas": []},
+            {"qas": []},
+        ]},
+        {"title": "B"},
+    ]}
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(data))
+    report = validate_file(str(path))
+    messages = [str(p) for p in report.problems]
+    expected = [
+        ("'moved'", "not at answer_start 3"), ("'good'", "duplicate id"), ("'noq'", "empty question"),
+        ("'badstart'", "non-integer 'answer_start'"), ("'noans'", "without answers"), ("qas[7]", "'id'"),
+        ("qas[7]", "without answers"), ("paragraphs[1]", "empty context"), ("paragraphs[2]", "'context'"), ("data[1]", "'paragraphs'"),
+    ]
+    for where, what in expected:
+        assert any(where in m and what in m and "broken.json" in m for m in messages), (where, what, messages)
+    assert len(report.errors) == len(expected)
+    assert (report.articles, report.questions, report.unanswerable) == (2, 8, 1)
+    proc = _run(str(path))
+    assert proc.returncode == 1 and "duplicate id" in proc.stdout
+
+
+def test_malformed_json_and_exit_status(tmp_path, shared_data):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"data": [')
+    proc = _run(str(bad))
+    assert proc.returncode == 1 and "bad.json" in proc.stdout and "malformed JSON" in proc.stdout
+    proc = _run(f"{shared_data}/english_tydiqa_dev.json")
+    assert proc.returncode == 0 and "440 questions" in proc.stdout
