@@ -6,12 +6,14 @@ use it is converted to a TF2 TF Hub-format encoder and cached under
 ``$BERT_QA_CACHE`` (default ``~/.cache/bert_qa``) ``/encoders/<name>-<sha prefix>``; later
 calls only hash the weights file and return the cached directory.
 
-Two processes converting at once is safe: each writes its own staging directory and renames
-it into place; the rename is atomic, so the loser finds a complete model there, uses it and
-throws its own copy away.
+Two processes converting at once is safe: a lock file makes the second wait for the first
+and then reuse its export; and where the lock does not hold, each writes its own staging
+directory and renames it into place, the rename is atomic, so the loser finds a complete model
+there, uses it and throws its own copy away.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -50,8 +52,43 @@ def cached_encoder_dir(checkpoint_dir: str, name: str, cache_dir: Optional[str] 
     if is_complete_export(target):
         return target
     os.makedirs(encoders, exist_ok=True)
-    _remove_stale_staging(encoders)
-    return _convert_into(checkpoint_dir, target, name, do_lower_case)
+    with _conversion_lock(os.path.join(encoders, f".{os.path.basename(target)}.lock"), name):
+        if is_complete_export(target):  # converted by the process we waited for
+            return target
+        _remove_stale_staging(encoders)
+        return _convert_into(checkpoint_dir, target, name, do_lower_case)
+
+
+@contextlib.contextmanager
+def _conversion_lock(path: str, name: str):
+    """Serialises conversions so a second process waits instead of converting again.
+
+    Only an optimisation: where advisory locks do not work (some network file systems) both
+    processes convert and the atomic rename in ``import_hf_checkpoint`` still keeps one whole
+    copy.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"bert_qa: waiting for another process converting {name} ...",
+                  file=sys.stderr, flush=True)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError:  # no locking on this file system: rely on the rename
+                pass
+        try:
+            yield
+        finally:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            except OSError:
+                pass
 
 
 def _convert_into(checkpoint_dir: str, target: str, name: str,

@@ -1,0 +1,260 @@
+"""Hugging Face checkpoint import: converted encoders must compute what BERT computes.
+
+The reference is ``tests/reference_bert_numpy.py``, a float64 numpy BERT written from HF
+``BertModel`` semantics that shares no code with the converter. Outputs are compared at
+every position, padded ones included: HF and Model Garden both mask only attention keys, so
+padded query positions are computed the same way in both (the additive mask constants
+differ, -1e9 here and in Model Garden vs. finfo.min in HF, but both underflow to exactly 0
+after the softmax).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bert_qa import _env  # noqa: F401
+from bert_qa import checkpoint_import, pretrained
+from bert_qa.checkpoint_import import CheckpointImportError, import_hf_checkpoint
+from tests import reference_bert_numpy
+
+TOL = 1e-4
+TINY_CONFIG = {
+    "model_type": "bert", "architectures": ["BertModel"], "hidden_act": "gelu",
+    "vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+    "initializer_range": 0.02, "position_embedding_type": "absolute",
+}
+
+
+def tiny_hf_weights(config: dict, seed: int = 0) -> dict:
+    """Random HF ``BertModel`` tensors, scaled so that a wrong transpose or head split shows."""
+    rng = np.random.default_rng(seed)
+    h, inner = config["hidden_size"], config["intermediate_size"]
+
+    def rand(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def norm(prefix):
+        return {prefix + ".weight": 1.0 + rand(h, scale=0.2), prefix + ".bias": rand(h, scale=0.2)}
+
+    w = {
+        "embeddings.word_embeddings.weight": rand(config["vocab_size"], h, scale=1.0),
+        "embeddings.position_embeddings.weight": rand(config["max_position_embeddings"], h, scale=1.0),
+        "embeddings.token_type_embeddings.weight": rand(config["type_vocab_size"], h, scale=1.0),
+        "embeddings.position_ids": np.arange(config["max_position_embeddings"], dtype=np.int64)[None],
+        **norm("embeddings.LayerNorm"),
+        "pooler.dense.weight": rand(h, h), "pooler.dense.bias": rand(h),
+    }
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name, (out_dim, in_dim) in {
+            "attention.self.query": (h, h), "attention.self.key": (h, h),
+            "attention.self.value": (h, h), "attention.output.dense": (h, h),
+            "intermediate.dense": (inner, h), "output.dense": (h, inner),
+        }.items():
+            w[p + name + ".weight"] = rand(out_dim, in_dim, scale=1.0 / np.sqrt(in_dim) * 1.5)
+            w[p + name + ".bias"] = rand(out_dim, scale=0.2)
+        w.update(norm(p + "attention.output.LayerNorm"))
+        w.update(norm(p + "output.LayerNorm"))
+    return w
+
+
+def write_hf_checkpoint(path, weights: dict, config: dict = TINY_CONFIG,
+                        tokenizer_config: dict | None = None) -> str:
+    from safetensors.numpy import save_file
+
+    os.makedirs(path, exist_ok=True)
+    save_file(weights, os.path.join(path, "model.safetensors"))
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        words = [f"w{i}" for i in range(config["vocab_size"] - len(specials))]
+        f.write("\n".join(specials + words) + "\n")
+    if tokenizer_config is not None:
+        with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+            json.dump(tokenizer_config, f)
+    return str(path)
+
+
+def run_encoder(export_dir: str, ids: np.ndarray, mask: np.ndarray, types: np.ndarray):
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    layer = hub.KerasLayer(export_dir, trainable=False)
+    out = layer({"input_word_ids": tf.constant(ids, tf.int32),
+                 "input_mask": tf.constant(mask, tf.int32),
+                 "input_type_ids": tf.constant(types, tf.int32)})
+    return out["sequence_output"].numpy(), out["pooled_output"].numpy(), out["default"].numpy()
+
+
+def compare_with_reference(export_dir, weights, config, ids, mask, types):
+    seq, pooled, default = run_encoder(export_dir, ids, mask, types)
+    ref_seq, ref_pooled = reference_bert_numpy.bert_forward(weights, config, ids, mask, types)
+    assert seq.shape == ref_seq.shape and pooled.shape == ref_pooled.shape
+    np.testing.assert_array_equal(default, pooled)
+    seq_diff = float(np.abs(seq - ref_seq).max())
+    unmasked_diff = float(np.abs(seq - ref_seq)[mask.astype(bool)].max())
+    pooled_diff = float(np.abs(pooled - ref_pooled).max())
+    print(f"max abs diff vs numpy: sequence_output {seq_diff:.2e} (unmasked {unmasked_diff:.2e}), "
+          f"pooled_output {pooled_diff:.2e}")
+    assert seq_diff < TOL and pooled_diff < TOL
+    return seq_diff, pooled_diff
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    weights = tiny_hf_weights(TINY_CONFIG)
+    path = write_hf_checkpoint(tmp_path_factory.mktemp("hf") / "tiny-bert", weights,
+                               tokenizer_config={"do_lower_case": False})
+    return path, weights
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_checkpoint, tmp_path_factory):
+    path, _ = tiny_checkpoint
+    return import_hf_checkpoint(path, str(tmp_path_factory.mktemp("export") / "tiny-encoder"))
+
+
+def test_tiny_checkpoint_matches_numpy_reference(tiny_checkpoint, tiny_export):
+    _, weights = tiny_checkpoint
+    rng = np.random.default_rng(1)
+    batch, seq_len = 3, 16
+    ids = rng.integers(5, TINY_CONFIG["vocab_size"], size=(batch, seq_len))
+    mask = np.ones((batch, seq_len), np.int64)
+    mask[1, 9:] = 0
+    mask[2, 4:] = 0
+    ids[mask == 0] = 0
+    types = np.zeros((batch, seq_len), np.int64)
+    types[:, 6:] = 1
+    compare_with_reference(tiny_export, weights, TINY_CONFIG, ids, mask, types)
+
+
+def test_export_carries_vocab_casing_and_provenance(tiny_checkpoint, tiny_export):
+    from bert_qa import hub_format
+
+    path, _ = tiny_checkpoint
+    vocab, lower = hub_format.find_vocab(tiny_export)
+    assert lower is False  # tokenizer_config.json said so
+    with open(vocab) as f, open(os.path.join(path, "vocab.txt")) as g:
+        assert f.read() == g.read()
+    with open(os.path.join(tiny_export, checkpoint_import.PROVENANCE_FILE)) as f:
+        provenance = json.load(f)
+    assert provenance["source"] == os.path.abspath(path)
+    assert provenance["model_safetensors_sha256"] == checkpoint_import.sha256_file(
+        os.path.join(path, "model.safetensors"))
+    assert provenance["config"] == TINY_CONFIG
+    # Nothing but the export itself was left beside it.
+    assert os.listdir(os.path.dirname(tiny_export)) == [os.path.basename(tiny_export)]
+
+
+def test_prefixed_and_gamma_beta_names_normalise():
+    raw = {"bert.embeddings.LayerNorm.gamma": np.ones(2), "bert.embeddings.LayerNorm.beta": np.zeros(2),
+           "bert.pooler.dense.weight": np.eye(2), "cls.predictions.bias": np.zeros(3)}
+    tensors = checkpoint_import._normalise_names(raw)
+    assert set(tensors) == {"embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
+                            "pooler.dense.weight", "head:cls.predictions.bias"}
+    with pytest.raises(CheckpointImportError, match="'stray.weight'"):
+        checkpoint_import._normalise_names({"bert.pooler.dense.bias": np.zeros(2),
+                                            "stray.weight": np.zeros(2)})
+
+
+def test_missing_tensor_is_named(tmp_path):
+    weights = tiny_hf_weights(TINY_CONFIG)
+    del weights["encoder.layer.1.output.dense.bias"]
+    path = write_hf_checkpoint(tmp_path / "uncased-missing", weights)
+    with pytest.raises(CheckpointImportError, match=r"'encoder\.layer\.1\.output\.dense\.bias' is missing"):
+        import_hf_checkpoint(path, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_unexpected_tensor_is_named(tmp_path):
+    weights = tiny_hf_weights(TINY_CONFIG)
+    # A third layer that config.json does not declare.
+    weights["encoder.layer.2.attention.self.query.weight"] = np.zeros((32, 32), np.float32)
+    path = write_hf_checkpoint(tmp_path / "uncased-extra", weights)
+    with pytest.raises(CheckpointImportError,
+                       match=r"'encoder\.layer\.2\.attention\.self\.query\.weight' was not used"):
+        import_hf_checkpoint(path, str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == ["uncased-extra"]
+
+
+def test_wrong_shape_and_unknown_casing_are_refused(tmp_path):
+    weights = tiny_hf_weights(TINY_CONFIG)
+    weights["pooler.dense.weight"] = weights["pooler.dense.weight"][:, :16]
+    path = write_hf_checkpoint(tmp_path / "uncased-shape", weights)
+    with pytest.raises(CheckpointImportError, match=r"'pooler\.dense\.weight' has shape \(32, 16\)"):
+        import_hf_checkpoint(path, str(tmp_path / "out"))
+    cased = write_hf_checkpoint(tmp_path / "some-bert", tiny_hf_weights(TINY_CONFIG))
+    with pytest.raises(CheckpointImportError, match="do_lower_case"):
+        import_hf_checkpoint(cased, str(tmp_path / "out2"))
+
+
+def test_cli_reports_errors_and_refuses_existing_export(tiny_checkpoint, tiny_export, tmp_path, capsys):
+    from bert_qa_cli.main import main
+
+    path, _ = tiny_checkpoint
+    assert main(["import-checkpoint", path, tiny_export]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["import-checkpoint", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert "No vocab.txt" in capsys.readouterr().err
+
+
+def test_concurrent_loser_reuses_winners_export(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """The second of two simultaneous first uses: its rename fails and it takes the winner's."""
+    path, _ = tiny_checkpoint
+    winner = pretrained.cached_encoder_dir(path, "tiny", cache_dir=str(tmp_path))
+    assert "converting pretrained encoder tiny" in capsys.readouterr().err
+    with open(os.path.join(winner, checkpoint_import.PROVENANCE_FILE)) as f:
+        winner_provenance = f.read()
+    # Replay the loser's view where the lock file did not serialise them: all its looks happened
+    # before the winner renamed its export into place, so it converts too, and only its final
+    # rename finds the winner's there.
+    real = pretrained.is_complete_export
+    looks = iter([False, False])
+    monkeypatch.setattr(pretrained, "is_complete_export", lambda p: next(looks, real(p)))
+    monkeypatch.setattr(checkpoint_import, "_refuse_existing", lambda p: None)
+    loser = pretrained.cached_encoder_dir(path, "tiny", cache_dir=str(tmp_path))
+    assert loser == winner
+    assert "converted concurrently by another process" in capsys.readouterr().err
+    with open(os.path.join(winner, checkpoint_import.PROVENANCE_FILE)) as f:
+        assert f.read() == winner_provenance  # the winner's export was not touched
+    left = sorted(os.listdir(os.path.join(tmp_path, "encoders")))  # no staging copy left behind
+    assert left == sorted([os.path.basename(winner), f".{os.path.basename(winner)}.lock"])
+
+
+def test_real_minilm_matches_numpy_reference(tmp_path_factory, capsys):
+    from safetensors.numpy import load_file
+    from bert_qa.tokenization import CachedFullTokenizer
+
+    cache = str(tmp_path_factory.mktemp("cache"))
+    export_dir = pretrained.default_encoder_dir(cache_dir=cache)
+    assert "converting pretrained encoder all-minilm-l6-v2" in capsys.readouterr().err
+    assert pretrained.default_encoder_dir(cache_dir=cache) == export_dir
+    assert "converting" not in capsys.readouterr().err  # second use: cached
+
+    checkpoint = pretrained.minilm_checkpoint_dir()
+    config = checkpoint_import.read_config(checkpoint)
+    weights = load_file(os.path.join(checkpoint, "model.safetensors"))
+    tokenizer = CachedFullTokenizer(os.path.join(checkpoint, "vocab.txt"), True)
+    pairs = [("Which river flows through Paris?",
+              "The Seine flows through the heart of Paris, France."),
+             ("Who wrote it?", "Tolstoy.")]
+    seq_len = 32
+    ids = np.zeros((len(pairs), seq_len), np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, (question, context) in enumerate(pairs):
+        q, c = tokenizer.tokenize(question), tokenizer.tokenize(context)
+        tokens = ["[CLS]"] + q + ["[SEP]"] + c + ["[SEP]"]
+        assert len(tokens) <= seq_len
+        ids[row, :len(tokens)] = tokenizer.convert_tokens_to_ids(tokens)
+        mask[row, :len(tokens)] = 1
+        types[row, len(q) + 2:len(tokens)] = 1
+    assert mask[1].sum() < seq_len  # padding is exercised
+    assert "paris" in tokenizer.tokenize("Paris") and ids[0, 1] != 100  # real, lower-cased vocab
+    compare_with_reference(export_dir, weights, config, ids, mask, types)
