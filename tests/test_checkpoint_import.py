@@ -239,6 +239,10 @@ def test_real_minilm_matches_numpy_reference(tmp_path_factory, capsys):
 
     checkpoint = pretrained.minilm_checkpoint_dir()
     config = checkpoint_import.read_config(checkpoint)
+    with open(os.path.join(export_dir, checkpoint_import.PROVENANCE_FILE)) as f:
+        provenance = json.load(f)
+    assert provenance["do_lower_case"] is True and provenance["config"] == config
+    assert (config["num_hidden_layers"], config["hidden_size"]) == (6, 384)
     weights = load_file(os.path.join(checkpoint, "model.safetensors"))
     tokenizer = CachedFullTokenizer(os.path.join(checkpoint, "vocab.txt"), True)
     pairs = [("Which river flows through Paris?",
