@@ -22,9 +22,8 @@ from official.common import distribute_utils
 from official.legacy.bert import run_squad_helper
 from official.nlp import optimization
 from official.nlp.data import squad_lib
-from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
 
-from bert_qa import distribution, hub_format, modeling, windowing
+from bert_qa import distribution, hub_format, modeling, scoring, windowing
 from bert_qa.tokenization import CachedFullTokenizer
 
 log = logging.getLogger(__name__)
@@ -312,9 +311,8 @@ class BertQaSpec:
             write_prediction_files(predictions, nbest, null_odds, version_2_with_negative, output_dir)
         with tf.io.gfile.GFile(predict_file, "r") as f:
             dataset = json.load(f)["data"]
-        if version_2_with_negative:
-            return squad_evaluate_v2_0.evaluate(dataset, predictions, null_odds)
-        return squad_evaluate_v1_1.evaluate(dataset, predictions)
+        return scoring.score(dataset, predictions, null_odds if version_2_with_negative else None,
+                             version_2_with_negative)
 
 
 def write_prediction_files(predictions, nbest, null_odds, version_2_with_negative, output_dir):

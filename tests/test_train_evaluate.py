@@ -1,0 +1,90 @@
+"""Train and evaluate through Model Maker's task API; metrics equal the official scorers."""
+import glob
+import json
+import os
+
+import pytest
+from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
+
+from bert_qa import BertQaSpec, DataLoader, question_answer
+from tests import fixtures
+
+
+def _subset(name, n_questions, first_answer=False, negatives=False):
+    out, n = [], 0
+    for article in fixtures.load_squad(name)["data"]:
+        for p in article["paragraphs"]:
+            qas = [dict(qa, answers=qa["answers"][:1]) if first_answer else dict(qa) for qa in p["qas"]]
+            if negatives:
+                for qa in qas:
+                    qa["is_impossible"] = False
+                if n % 2 == 0:
+                    qas.append({"id": f"{qas[0]['id']}-neg", "question": "What is the boiling point of gold?",
+                                "answers": [], "is_impossible": True})
+            out.append({"title": article.get("title", ""), "paragraphs": [dict(p, qas=qas)]})
+            n += len(qas)
+        if n >= n_questions:
+            break
+    return out
+
+
+@pytest.fixture(scope="module")
+def spec_and_data(tiny_encoder, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_eval")
+    train_file = fixtures.write_squad(str(tmp / "train.json"), _subset("english_tydiqa_train.json", 64, True))
+    spec = BertQaSpec(uri=tiny_encoder, model_dir=str(tmp / "model_dir"), seq_len=128, query_len=32,
+                      doc_stride=64, learning_rate=1e-3, distribution_strategy="off", default_batch_size=8)
+    train = DataLoader.from_squad(train_file, spec, is_training=True, cache_dir=str(tmp / "cache"))
+    evaluation = DataLoader.from_squad(train_file, spec, is_training=False, cache_dir=str(tmp / "cache"))
+    return spec, train, evaluation, train_file, tmp
+
+
+def test_fit_memorises_training_questions_and_scores_officially(spec_and_data):
+    spec, train, evaluation, train_file, tmp = spec_and_data
+    untrained = question_answer.create(train, spec, do_train=False)
+    before = untrained.evaluate(evaluation)
+    model = question_answer.create(train, spec, epochs=12, batch_size=8)
+    losses = model.model.history.history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
+    out_dir = str(tmp / "eval_out")
+    after = model.evaluate(evaluation, output_dir=out_dir)
+    # The model has seen these questions: it must do clearly better than its untrained self.
+    assert after["f1"] > before["f1"] + 0.15, (before, after)
+    predictions = json.load(open(os.path.join(out_dir, "predictions.json")))
+    nbest = json.load(open(os.path.join(out_dir, "nbest_predictions.json")))
+    dataset = json.load(open(train_file))["data"]
+    qids = {qa["id"] for a in dataset for p in a["paragraphs"] for qa in p["qas"]}
+    assert set(predictions) == qids == set(nbest)
+    assert all(1 <= len(v) <= 20 for v in nbest.values())
+    official = squad_evaluate_v1_1.evaluate(dataset, predictions)
+    assert abs(after["exact_match"] - official["exact_match"]) < 1e-9
+    assert abs(after["f1"] - official["final_f1"]) < 1e-9
+    # Model Maker's model_dir contract, plus checkpoints per epoch and TensorBoard logs.
+    assert len(glob.glob(os.path.join(spec.model_dir, "checkpoints", "epoch-*.index"))) == 12
+    assert glob.glob(os.path.join(spec.model_dir, "tensorboard", "train", "events.out.tfevents.*"))
+
+
+def test_feature_cache_is_reused(spec_and_data):
+    spec, train, _, train_file, tmp = spec_and_data
+    again = DataLoader.from_squad(train_file, spec, is_training=True, cache_dir=str(tmp / "cache"))
+    assert again.tfrecord_file == train.tfrecord_file and again.size == train.size
+    assert again.features is None  # served from the cache
+    assert train.num_questions == len(train.examples) + len(train.skipped)
+
+
+def test_v2_null_odds_and_official_v2_metrics(tiny_encoder, tmp_path):
+    data_file = fixtures.write_squad(str(tmp_path / "dev.json"),
+                                     _subset("english_tydiqa_dev.json", 40, negatives=True), version="2.0")
+    spec = BertQaSpec(uri=tiny_encoder, seq_len=128, query_len=32, doc_stride=64, distribution_strategy="off")
+    data = DataLoader.from_squad(data_file, spec, is_training=False, version_2_with_negative=True,
+                                 cache_dir=str(tmp_path / "cache"))
+    model = question_answer.create(data, spec, do_train=False)
+    metrics = model.evaluate(data, output_dir=str(tmp_path / "out"), null_score_diff_threshold=0.5)
+    predictions = json.load(open(tmp_path / "out" / "predictions.json"))
+    null_odds = json.load(open(tmp_path / "out" / "null_odds.json"))
+    assert set(predictions) == set(null_odds)
+    official = squad_evaluate_v2_0.evaluate(json.load(open(data_file))["data"], predictions, null_odds)
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "final_f1"):
+        assert abs(metrics[key] - official[key]) < 1e-9, key
+    # The threshold is applied: a question is empty exactly when its null-odds exceed 0.5.
+    assert all((predictions[q] == "") == (null_odds[q] > 0.5) for q in predictions)
