@@ -99,7 +99,11 @@ class QuestionAnswer:
         if ExportFormat.TFLITE in formats:
             config = quantization_config or spec.get_default_quantization_config()
             path = os.path.join(export_dir, tflite_filename)
-            tflite_export.export_tflite_from_spec(self.model, spec, path, config, **metadata_kwargs)
+            options = {"seq_len": spec.seq_len, "query_len": spec.query_len,
+                       "doc_stride": spec.doc_stride, **metadata_kwargs.pop("metadata_options", {})}
+            tflite_export.export_tflite(self.model, path, quantization=config,
+                                        vocab_file=spec.vocab_file, do_lower_case=spec.do_lower_case,
+                                        metadata_options=options, **metadata_kwargs)
             written["tflite"] = path
         if ExportFormat.VOCAB in formats:
             path = os.path.join(export_dir, vocab_filename)
