@@ -59,6 +59,13 @@ def test_fit_memorises_training_questions_and_scores_officially(spec_and_data):
     official = squad_evaluate_v1_1.evaluate(dataset, predictions)
     assert abs(after["exact_match"] - official["exact_match"]) < 1e-9
     assert abs(after["f1"] - official["final_f1"]) < 1e-9
+    # The exported .tflite (float32, Task Library metadata) scores the same through predict_tflite.
+    from bert_qa.export import QuantizationConfig, read_metadata
+    written = model.export(str(tmp / "export"), quantization_config=QuantizationConfig.for_float32())
+    assert read_metadata(written["tflite"]).do_lower_case is True
+    lite = model.evaluate_tflite(written["tflite"], evaluation)
+    assert abs(lite["f1"] - after["f1"]) < 0.01 and abs(lite["exact_match"] - after["exact_match"]) < 0.02
+    assert open(written["vocab"]).read().splitlines()[101] == "[CLS]"
     # Model Maker's model_dir contract, plus checkpoints per epoch and TensorBoard logs.
     assert len(glob.glob(os.path.join(spec.model_dir, "checkpoints", "epoch-*.index"))) == 12
     assert glob.glob(os.path.join(spec.model_dir, "tensorboard", "train", "events.out.tfevents.*"))
