@@ -1,0 +1,53 @@
+"""FeatureWindowing: Examples of questions -> Examples of windowed features (Apache Beam)."""
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.feature_windowing import executor
+
+
+class FeatureWindowingSpec(types.ComponentSpec):
+    PARAMETERS = {
+        "encoder_uri": ExecutionParameter(type=str),  # its vocab is used (and recorded)
+        "do_lower_case": ExecutionParameter(type=int),
+        "seq_len": ExecutionParameter(type=int),
+        "query_len": ExecutionParameter(type=int),
+        "doc_stride": ExecutionParameter(type=int),
+        "training_splits": ExecutionParameter(type=str),  # JSON list; others get eval features
+        "version_2_with_negative": ExecutionParameter(type=int),
+        "multi_answer": ExecutionParameter(type=str),  # 'first' or 'error' (squad_lib's)
+        "num_shards": ExecutionParameter(type=int, optional=True),  # 0: one per 10,000 features
+    }
+    INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {"features": ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class FeatureWindowing(base_beam_component.BaseBeamComponent):
+    """Windows every question with ``bert_qa.windowing`` (squad_lib's features), in parallel.
+
+    Work is distributed by paragraph; example indices and unique ids are derived from the
+    questions' split order after the parallel step, so the output is identical to the
+    library's single-process ``convert_examples_to_features`` whatever the worker count.
+    Takes standard Beam pipeline args (``with_beam_pipeline_args`` or the pipeline's).
+    """
+
+    SPEC_CLASS = FeatureWindowingSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self, examples: types.BaseChannel, encoder_uri: str, seq_len: int = 384,
+                 query_len: int = 64, doc_stride: int = 128, do_lower_case: bool = True,
+                 training_splits: Sequence[str] = ("train",), version_2_with_negative: bool = False,
+                 multi_answer: str = "first", num_shards: Optional[int] = None):
+        super().__init__(spec=FeatureWindowingSpec(
+            examples=examples, encoder_uri=encoder_uri, do_lower_case=int(do_lower_case),
+            seq_len=seq_len, query_len=query_len, doc_stride=doc_stride,
+            training_splits=json.dumps(list(training_splits)),
+            version_2_with_negative=int(version_2_with_negative), multi_answer=multi_answer,
+            num_shards=num_shards,
+            features=types.Channel(type=standard_artifacts.Examples)))

@@ -1,0 +1,274 @@
+"""QaEvaluator's executor: thin over ``BertQaSpec.evaluate``, ``bert_qa.scoring`` and TFMA."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+from tfx.dsl.components.base import base_executor
+from tfx.utils import path_utils
+
+from bert_qa import scoring, squad_data
+from components import artifacts, spec_config
+from components.qa_evaluator import blessing as blessing_rules
+from components.qa_evaluator import report, slices
+from components.tflite_export.executor import tflite_path, variants_of
+
+SAVED_MODEL = "saved_model"
+SCORES_FILE = "scores.json"
+PER_QUESTION_FILE = "per_question.tfrecord"
+# TFX Evaluator's conventions, which the latest-blessed-model resolver reads.
+BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
+
+
+class ServingModel:
+    """A loaded serving SavedModel called like the spec's Keras model: x -> (start, end)."""
+
+    def __init__(self, saved_model_dir: str):
+        self._loaded = tf.saved_model.load(saved_model_dir)
+        self._fn = self._loaded.signatures["serving_default"]
+
+    def __call__(self, x, training=False):
+        out = self._fn(input_word_ids=x["input_word_ids"], input_mask=x["input_mask"],
+                       input_type_ids=x["input_type_ids"])
+        return out["start_logits"], out["end_logits"]
+
+
+def percent(official: dict, v2: bool) -> Dict[str, float]:
+    """Official scores as percentages (v1.1's scorer gives fractions, v2.0's percentages)."""
+    if v2:
+        return {"exact_match": float(official["exact"]), "f1": float(official["f1"])}
+    return {"exact_match": 100.0 * official["exact_match"], "f1": 100.0 * official["final_f1"]}
+
+
+def per_question(questions: Sequence[squad_data.Question], predictions: Dict[str, str], v2: bool):
+    rows = {}
+    for q in questions:
+        if q.id not in predictions:
+            raise RuntimeError(f"no prediction for question {q.id!r}")
+        rows[q.id] = scoring.question_scores(list(q.answer_texts), predictions[q.id], v2)
+    return rows
+
+
+@dataclasses.dataclass
+class EvalData:
+    questions: List[squad_data.Question]
+    examples: list
+    features: list
+    feature_files: List[str]
+    dataset_path: str  # SQuAD JSON of the questions (what the official scorer reads)
+
+
+def evaluate_one(spec, name: str, data: EvalData, params: dict, out_dir: str,
+                 model=None, tflite_file: Optional[str] = None) -> dict:
+    """The official scores of one model variant, its predictions and per-question scores."""
+    from bert_qa import input_pipeline
+
+    start = time.time()
+    batch = int(params["predict_batch_size"])
+    input_fn = input_pipeline.make_input_fn(spec, data.feature_files, is_training=False, batch_size=batch)
+    v2 = bool(params["version_2_with_negative"])
+    variant_dir = os.path.join(out_dir, name)
+    print(f"QaEvaluator: predicting {len(data.features)} features with {name} ...", file=sys.stderr, flush=True)
+    official = spec.evaluate(model, tflite_file, input_fn, math.ceil(len(data.features) / batch),
+                             data.examples, data.features, data.dataset_path, v2,
+                             int(params["max_answer_length"]), float(params["null_score_diff_threshold"]),
+                             False, variant_dir)
+    predictions = artifacts.read_json(os.path.join(variant_dir, "predictions.json"))
+    rows = per_question(data.questions, predictions, v2)
+    scores = percent(official, v2)
+    # The per-question scores that TFMA slices must average to the official scores.
+    for key in ("exact_match", "f1"):
+        mean = 100.0 * sum(r[key] for r in rows.values()) / len(rows)
+        if abs(mean - scores[key]) > 1e-6:
+            raise RuntimeError(f"{name}: per-question {key} mean {mean} != official {scores[key]}")
+    print(f"QaEvaluator: {name}: EM {scores['exact_match']:.2f} F1 {scores['f1']:.2f} "
+          f"({len(predictions)} questions, {time.time() - start:.0f} s)", file=sys.stderr, flush=True)
+    return {"scores": scores, "official": official, "per_question": rows,
+            "num_predicted": len(predictions), "seconds": time.time() - start}
+
+
+def load_eval_data(examples, features, split: str, work_dir: str) -> EvalData:
+    questions = artifacts.read_questions(artifacts.split_uri(examples, split))
+    eval_examples, skipped = squad_data.to_squad_examples(questions, is_training=False)
+    if skipped:  # evaluation mode keeps every question; anything else is a bug
+        raise RuntimeError(f"{len(skipped)} evaluation questions were dropped: {skipped[:3]}")
+    dataset_path = os.path.join(work_dir, "eval_data.json")
+    artifacts.write_json(dataset_path, {"version": "1.1", "data": artifacts.squad_dataset(questions)})
+    split_dir = artifacts.split_uri(features, split)
+    return EvalData(questions, eval_examples, artifacts.read_eval_features(split_dir),
+                    artifacts.tfrecord_files(split_dir), dataset_path)
+
+
+def rewindow(data: EvalData, vocab_file: str, spec_args: dict, work_dir: str) -> EvalData:
+    """The evaluation questions windowed for a model trained with other windowing parameters."""
+    from bert_qa import input_pipeline, windowing
+    from bert_qa.tokenization import CachedFullTokenizer
+
+    tokenizer = CachedFullTokenizer(vocab_file, bool(spec_args.get("do_lower_case", True)))
+    features = []
+    windowing.convert_examples_to_features(
+        data.examples, tokenizer, int(spec_args.get("seq_len", 384)), int(spec_args.get("doc_stride", 128)),
+        int(spec_args.get("query_len", 64)), False, lambda f, is_padding=False: features.append(f),
+        pad_to_batch=False)
+    path = os.path.join(work_dir, "baseline_features.tfrecord")
+    input_pipeline.write_features(features, path, is_training=False)
+    return dataclasses.replace(data, features=features, feature_files=[path])
+
+
+def evaluate_baseline(baseline, data: EvalData, features, params: dict, work_dir: str) -> dict:
+    record = spec_config.read_spec_record(baseline.uri)
+    spec = spec_config.make_spec(record["spec"], record["args"], model_dir=work_dir)
+    same = all(int(record["args"].get(k, d)) == features.get_int_custom_property(k)
+               for k, d in (("seq_len", 384), ("query_len", 64), ("doc_stride", 128), ("do_lower_case", 1)))
+    if not same:
+        data = rewindow(data, os.path.join(baseline.uri, "vocab.txt"), record["args"], work_dir)
+    result = evaluate_one(spec, "baseline", data, params, work_dir,
+                          model=ServingModel(path_utils.serving_model_dir(baseline.uri)))
+    return {"uri": baseline.uri, "id": baseline.id, **result["scores"]}
+
+
+def write_per_question(path: str, questions, results: Dict[str, dict]) -> None:
+    """One tf.Example per question: slice keys and each variant's EM/F1 (TFMA's input)."""
+    def floats(v):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
+
+    def strs(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8")]))
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for q in questions:
+            fields = {"id": strs(q.id), "label": floats(1.0)}
+            fields.update({k: strs(v) for k, v in slices.slice_values(q).items()})
+            for variant, result in results.items():
+                fields[f"f1__{variant}"] = floats(result["per_question"][q.id]["f1"])
+                fields[f"em__{variant}"] = floats(result["per_question"][q.id]["exact_match"])
+            writer.write(tf.train.Example(features=tf.train.Features(feature=fields)).SerializeToString())
+
+
+def eval_config(variants: Sequence[str]):
+    """Model-agnostic TFMA config: each variant is a 'model' whose predictions are its scores."""
+    from tensorflow_model_analysis.proto import config_pb2
+
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(
+            name=v, label_key="label",
+            prediction_keys={"f1": f"f1__{v}", "exact_match": f"em__{v}"}) for v in variants],
+        metrics_specs=[config_pb2.MetricsSpec(
+            metrics=[config_pb2.MetricConfig(class_name="MeanPrediction"),
+                     config_pb2.MetricConfig(class_name="ExampleCount")],
+            model_names=list(variants), output_names=["f1", "exact_match"])],
+        slicing_specs=[config_pb2.SlicingSpec()] + [
+            config_pb2.SlicingSpec(feature_keys=[k]) for k in slices.SLICE_FEATURES])
+
+
+def run_tfma(output_dir: str, data_path: str, variants: Sequence[str]):
+    """``tfma.run_model_analysis``; returns {slice label: {variant: F1 %, 'count': n}}."""
+    import tensorflow_model_analysis as tfma
+
+    tfma.run_model_analysis(eval_config=eval_config(variants), data_location=data_path,
+                            output_path=output_dir, file_format="tfrecords")
+    rows: Dict[str, Dict[str, float]] = {}
+    for variant in variants:
+        result = tfma.load_eval_result(output_dir, model_name=variant)
+        for slice_key, metrics in result.slicing_metrics:
+            row = rows.setdefault(report.slice_label(slice_key), {})
+            f1 = metrics["f1"][""]
+            row[variant] = 100.0 * f1["mean_prediction"]["doubleValue"]
+            row["count"] = f1["example_count"]["doubleValue"]
+    overall = rows.pop("overall")
+    ordered = {"overall": overall}
+    for feature in slices.SLICE_FEATURES:
+        for label in sorted(k for k in rows if k.startswith(feature + "=")):
+            ordered[label] = rows[label]
+    return ordered
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        examples = artifacts.single(input_dict["examples"], "examples")
+        features = artifacts.single(input_dict["features"], "features")
+        model = artifacts.single(input_dict["model"], "model")
+        tflite_model = artifacts.optional_single(input_dict.get("tflite_model"))
+        baseline = artifacts.optional_single(input_dict.get("baseline_model"))
+        evaluation = artifacts.single(output_dict["evaluation"], "evaluation")
+        blessing = artifacts.single(output_dict["blessing"], "blessing")
+        params = dict(exec_properties)
+        split = params["eval_split"]
+        tf.io.gfile.makedirs(evaluation.uri)
+        work_dir = tempfile.mkdtemp(prefix="qa_evaluator_")
+
+        data = load_eval_data(examples, features, split, evaluation.uri)
+        record = spec_config.read_spec_record(model.uri)
+        spec = spec_config.make_spec(record["spec"], record["args"], model_dir=work_dir)
+        spec_config.check_features_match(record["args"], features)
+
+        results = {SAVED_MODEL: evaluate_one(
+            spec, SAVED_MODEL, data, params, evaluation.uri,
+            model=ServingModel(path_utils.serving_model_dir(model.uri)))}
+        if tflite_model is not None:
+            for variant in variants_of(tflite_model):
+                results[variant] = evaluate_one(spec, variant, data, params, evaluation.uri,
+                                                tflite_file=tflite_path(tflite_model.uri, variant))
+        variants = list(results)
+
+        baseline_scores: Dict[str, object] = {}
+        if baseline is not None and baseline.uri != model.uri:
+            baseline_scores = evaluate_baseline(baseline, data, features, params, work_dir)
+
+        per_question_path = os.path.join(evaluation.uri, PER_QUESTION_FILE)
+        write_per_question(per_question_path, data.questions, results)
+        print("QaEvaluator: slicing with TFMA ...", file=sys.stderr, flush=True)
+        slice_rows = run_tfma(evaluation.uri, per_question_path, variants)
+
+        thresholds = blessing_rules.Thresholds(
+            float(params["min_exact_match"]), float(params["min_f1"]),
+            float(params["max_f1_drop_vs_baseline"]), float(params["max_quantized_f1_drop"]))
+        overall = {v: r["scores"] for v, r in results.items()}
+        quantized = params.get("quantized_variant") or None
+        if quantized and tflite_model is None:
+            quantized = None  # nothing exported: nothing to compare
+        checks = blessing_rules.decide(overall, SAVED_MODEL, quantized, baseline_scores.get("f1"), thresholds)
+        blessed = all(c.passed for c in checks)
+
+        counts = {"questions": len(data.questions), "features": len(data.features),
+                  "predicted_min": min(r["num_predicted"] for r in results.values())}
+        report.write_chart(os.path.join(evaluation.uri, report.CHART_FILE), slice_rows, variants)
+        report_path = report.write_report(evaluation.uri, model.uri, overall, slice_rows, variants,
+                                          checks, blessed, counts, baseline_scores)
+        artifacts.write_json(os.path.join(evaluation.uri, SCORES_FILE), {
+            "scores": overall, "official": {v: r["official"] for v, r in results.items()},
+            "baseline": baseline_scores, "checks": [dataclasses.asdict(c) for c in checks],
+            "blessed": blessed, "slices": slice_rows, "counts": counts,
+            "seconds": {v: r["seconds"] for v, r in results.items()}})
+
+        props = {"num_questions": counts["questions"], "num_features": counts["features"],
+                 "report": report_path, "blessed": int(blessed)}
+        for variant, scores in overall.items():
+            props[f"exact_match_{variant}"] = scores["exact_match"]
+            props[f"f1_{variant}"] = scores["f1"]
+            props[f"num_predicted_{variant}"] = results[variant]["num_predicted"]
+        artifacts.record_counts(evaluation, props)
+
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
+            f.write("")
+        blessing_props = {"blessed": int(blessed), "current_model": model.uri,
+                          "current_model_id": int(model.id or 0),
+                          "f1": overall[SAVED_MODEL]["f1"], "exact_match": overall[SAVED_MODEL]["exact_match"],
+                          "failed_checks": [c.name for c in checks if not c.passed],
+                          "report": report_path}
+        if baseline_scores:
+            blessing_props.update({"baseline_model": baseline_scores["uri"],
+                                   "baseline_model_id": int(baseline_scores["id"] or 0),
+                                   "baseline_f1": baseline_scores["f1"]})
+        artifacts.record_counts(blessing, blessing_props)
+        tf.io.gfile.rmtree(work_dir)
+        print(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report {report_path}",
+              file=sys.stderr, flush=True)

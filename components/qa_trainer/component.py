@@ -1,0 +1,57 @@
+"""QaTrainer: windowed features -> Model (serving SavedModel + vocab) and ModelRun (logs)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.qa_trainer import executor
+
+
+class QaTrainerSpec(types.ComponentSpec):
+    PARAMETERS = {
+        "spec": ExecutionParameter(type=str),        # BertQaSpec | MobileBertQaSpec
+        "spec_args": ExecutionParameter(type=str),   # JSON constructor arguments
+        "epochs": ExecutionParameter(type=int),
+        "batch_size": ExecutionParameter(type=int),  # 0: the spec's default_batch_size
+        "steps_per_epoch": ExecutionParameter(type=int),  # 0: features // batch_size
+        "shuffle": ExecutionParameter(type=int),
+        "seed": ExecutionParameter(type=int),
+        "train_split": ExecutionParameter(type=str),
+        # Where per-epoch checkpoints live until training completes (a re-run after a kill
+        # resumes from there); default: <pipeline root>/<node>/resume.
+        "checkpoint_root": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {"features": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+    }
+
+
+class QaTrainer(base_component.BaseComponent):
+    """Runs the spec's ``train`` (Model Maker's recipe, its distribution strategy).
+
+    Checkpoints every epoch and resumes after a kill; writes TensorBoard logs to the
+    ModelRun. The Model holds ``Format-Serving/`` (a SavedModel with a ``serving_default``
+    signature), ``vocab.txt`` and ``spec.json`` (what the model was trained with).
+    """
+
+    SPEC_CLASS = QaTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, features: types.BaseChannel, spec: str = "BertQaSpec",
+                 spec_args: Optional[Dict[str, Any]] = None, epochs: int = 2, batch_size: int = 0,
+                 steps_per_epoch: int = 0, shuffle: bool = True, seed: int = 42,
+                 train_split: str = "train", checkpoint_root: Optional[str] = None):
+        super().__init__(spec=QaTrainerSpec(
+            features=features, spec=spec, spec_args=json.dumps(spec_args or {}, sort_keys=True),
+            epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+            shuffle=int(shuffle), seed=seed, train_split=train_split,
+            checkpoint_root=checkpoint_root,
+            model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun)))

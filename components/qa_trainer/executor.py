@@ -1,0 +1,141 @@
+"""QaTrainer's executor: thin over ``BertQaSpec.train`` and ``bert_qa.export``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from typing import Any, Dict
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+import tf_keras
+from tfx.dsl.components.base import base_executor
+from tfx.utils import io_utils, path_utils
+
+from components import artifacts, spec_config
+
+PROGRESS_FILE = "progress.json"
+
+
+class ProgressLogger(tf_keras.callbacks.Callback):
+    """Progress lines, and a record of the epochs run (shows where a re-run resumed)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int, state_dir: str, every: int = 10):
+        super().__init__()
+        self._steps, self._epochs, self._every = steps_per_epoch, epochs, every
+        self._path = os.path.join(state_dir, PROGRESS_FILE)
+        self.first_epoch = None  # 0-based epoch this process started at
+        self.history = []
+        if tf.io.gfile.exists(self._path):  # epochs a killed run finished
+            self.history = artifacts.read_json(self._path)["history"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            if epoch:
+                print(f"QaTrainer: resuming at epoch {epoch + 1}/{self._epochs} from the last checkpoint",
+                      file=sys.stderr, flush=True)
+            self.history = [h for h in self.history if h["epoch"] <= epoch]
+        self._epoch = epoch
+        self._epoch_start = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = batch + 1
+        if step % self._every == 0 or step == self._steps:
+            rate = step / max(time.time() - self._epoch_start, 1e-9)
+            loss = float((logs or {}).get("loss", float("nan")))
+            print(f"QaTrainer: epoch {self._epoch + 1}/{self._epochs} step {step}/{self._steps} "
+                  f"loss {loss:.4f} ({rate:.2f} steps/s, epoch eta {(self._steps - step) / rate:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+                             "seconds": time.time() - self._epoch_start,
+                             "run_started_at_epoch": self.first_epoch + 1})
+        artifacts.write_json(self._path, {"history": self.history})
+
+
+def resume_dir(model_uri: str, checkpoint_root: str, fingerprint_inputs: Dict[str, Any]) -> str:
+    """A directory stable across re-runs with the same inputs and parameters."""
+    root = checkpoint_root or os.path.join(os.path.dirname(os.path.dirname(model_uri)), "resume")
+    digest = hashlib.sha256(json.dumps(fingerprint_inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(root, digest)
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        from bert_qa import input_pipeline
+        from bert_qa.export import export_saved_model
+
+        features = artifacts.single(input_dict["features"], "features")
+        model = artifacts.single(output_dict["model"], "model")
+        model_run = artifacts.single(output_dict["model_run"], "model_run")
+        spec_name = exec_properties["spec"]
+        spec_args = artifacts.parse_json_param(exec_properties["spec_args"], "spec_args", {})
+        split = exec_properties.get("train_split") or "train"
+        spec_config.check_features_match(spec_args, features)
+
+        fingerprint = {"features": features.uri, **{k: v for k, v in exec_properties.items()
+                                                    if k != "checkpoint_root"}}
+        state_dir = resume_dir(model.uri, exec_properties.get("checkpoint_root") or "", fingerprint)
+        tf.io.gfile.makedirs(state_dir)
+        seed = int(exec_properties.get("seed", 42))
+        tf_keras.utils.set_random_seed(seed)
+        spec = spec_config.make_spec(
+            spec_name, {**spec_args, "uri": spec_config.resolve_encoder_uri(spec_args.get("uri", ""))},
+            model_dir=state_dir)
+        batch_size = int(exec_properties.get("batch_size") or 0) or spec.default_batch_size
+        files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
+        num_features = features.get_int_custom_property(f"num_features_{split}")
+        epochs = int(exec_properties["epochs"])
+        steps_per_epoch = int(exec_properties.get("steps_per_epoch") or 0) or num_features // batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"{num_features} training features are fewer than one batch of {batch_size}")
+        print(f"QaTrainer: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
+              f"{epochs} epochs x {steps_per_epoch} steps; checkpoints in {state_dir}",
+              file=sys.stderr, flush=True)
+
+        input_fn = input_pipeline.make_input_fn(spec, files, is_training=True, batch_size=batch_size,
+                                                shuffle=bool(int(exec_properties.get("shuffle", 1))),
+                                                seed=seed)
+        progress = ProgressLogger(steps_per_epoch, epochs, state_dir)
+        start = time.time()
+        keras_model = spec.train(input_fn, epochs, steps_per_epoch, callbacks=[progress], verbose=0)
+        train_seconds = time.time() - start
+
+        serving_dir = path_utils.serving_model_dir(model.uri)
+        export_saved_model(keras_model, serving_dir)
+        spec.save_vocab(os.path.join(model.uri, "vocab.txt"))
+        spec_config.write_spec_record(model.uri, spec_name, spec_args)
+
+        # Logs and per-epoch checkpoints go to the ModelRun; the resume state is then dropped.
+        for name in ("tensorboard", "checkpoints"):
+            source = os.path.join(state_dir, name)
+            if tf.io.gfile.exists(source):
+                io_utils.copy_dir(source, os.path.join(model_run.uri, name))
+        summary = {"spec": spec_name, "spec_args": spec_args, "epochs": epochs,
+                   "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+                   "train_seconds": train_seconds,
+                   "first_epoch_run": (progress.first_epoch or 0) + 1,
+                   "history": progress.history}
+        artifacts.write_json(os.path.join(model_run.uri, "training_summary.json"), summary)
+        tf.io.gfile.rmtree(state_dir)
+
+        counts = {
+            "spec": spec_config.spec_json(spec_name, spec_args),
+            "num_questions_trained_on": features.get_int_custom_property(f"num_examples_{split}"),
+            "num_questions_skipped": features.get_int_custom_property(f"num_skipped_{split}"),
+            "num_questions_in_split": features.get_int_custom_property(f"num_questions_{split}"),
+            "num_features": num_features,
+            "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+            "first_epoch_run": summary["first_epoch_run"],
+            "train_seconds": round(train_seconds, 1),
+            "final_loss": summary["history"][-1].get("loss", float("nan")) if summary["history"] else float("nan"),
+        }
+        artifacts.record_counts(model, counts)
+        artifacts.record_counts(model_run, counts)
+        print(f"QaTrainer: trained in {train_seconds:.0f} s (epochs {summary['first_epoch_run']}-{epochs} "
+              f"in this run); model in {serving_dir}", file=sys.stderr, flush=True)

@@ -1,0 +1,141 @@
+"""SquadExampleGen's executor: thin over ``bert_qa.squad_data``."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from typing import Any, Dict, List, Sequence, Tuple
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+from tfx.dsl.components.base import base_executor
+
+from bert_qa import squad_data
+from components import artifacts
+
+
+def expand_patterns(patterns: Sequence[str]) -> List[str]:
+    """Files matching ``patterns`` (glob), each once, in pattern then name order."""
+    files: List[str] = []
+    for pattern in patterns:
+        matched = sorted(tf.io.gfile.glob(pattern))
+        if not matched:
+            raise FileNotFoundError(f"no file matches input pattern {pattern!r}")
+        files.extend(f for f in matched if f not in files)
+    return files
+
+
+def bucket_of(title: str, num_buckets: int) -> int:
+    """A stable bucket for an article title (the same on every machine and Python run)."""
+    digest = hashlib.sha256(title.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % num_buckets
+
+
+def assign_splits(input_patterns, hash_buckets) -> Tuple[List[str], Dict[str, List[str]], Any]:
+    """(split names, files per split, a title -> split function or None)."""
+    if isinstance(input_patterns, dict):
+        files = {split: expand_patterns(patterns) for split, patterns in input_patterns.items()}
+        seen: Dict[str, str] = {}
+        for split, split_files in files.items():
+            for f in split_files:
+                if f in seen:
+                    raise ValueError(f"file {f} matches the patterns of splits {seen[f]!r} and {split!r}")
+                seen[f] = split
+        return list(input_patterns), files, None
+    if not hash_buckets or not all(isinstance(n, int) and n > 0 for n in hash_buckets.values()):
+        raise ValueError(f"hash_buckets must map split names to positive ints, got {hash_buckets!r}")
+    names = list(hash_buckets)
+    total = sum(hash_buckets.values())
+    boundaries, upper = [], 0
+    for name in names:
+        upper += hash_buckets[name]
+        boundaries.append((upper, name))
+
+    def split_of(title: str) -> str:
+        bucket = bucket_of(title, total)
+        return next(name for bound, name in boundaries if bucket < bound)
+
+    all_files = expand_patterns(input_patterns)
+    return names, {name: all_files for name in names}, split_of
+
+
+def read_split(files: Sequence[str], split: str, split_of) -> Tuple[List[squad_data.Question], Dict[str, int]]:
+    """The questions of one split in file order, and their counts."""
+    questions: List[squad_data.Question] = []
+    ids: Dict[str, str] = {}
+    for path in files:
+        dataset = squad_data.load_squad_json(path)
+        before = len(questions)
+        for q in squad_data.iter_questions(dataset, path):
+            if split_of is not None and split_of(q.title) != split:
+                continue
+            if q.id in ids:
+                raise squad_data.SquadFormatError(
+                    path, f"duplicate question id (also in {ids[q.id]}) in split {split!r}", q.id)
+            ids[q.id] = path
+            questions.append(q)
+        print(f"SquadExampleGen: {split}: {len(questions) - before} questions from {path}",
+              file=sys.stderr, flush=True)
+    return questions, ids
+
+
+def paragraph_indices(questions: Sequence[squad_data.Question]) -> List[int]:
+    """Position of each question's paragraph: consecutive questions on one context share it."""
+    indices, current, previous = [], -1, None
+    for q in questions:
+        key = (q.source, q.title, q.context)
+        if key != previous:
+            current += 1
+            previous = key
+        indices.append(current)
+    return indices
+
+
+def write_split(questions: Sequence[squad_data.Question], directory: str) -> None:
+    tf.io.gfile.makedirs(directory)
+    path = os.path.join(directory, f"{artifacts.QUESTIONS_FILE_PREFIX}-00000-of-00001{artifacts.TFRECORD_SUFFIX}")
+    with tf.io.TFRecordWriter(path) as writer:
+        for example_index, (q, paragraph_index) in enumerate(zip(questions, paragraph_indices(questions))):
+            writer.write(artifacts.question_to_example(q, example_index, paragraph_index).SerializeToString())
+
+
+def split_counts(split: str, questions: Sequence[squad_data.Question], files: Sequence[str]) -> Dict[str, Any]:
+    impossible = sum(q.is_impossible for q in questions)
+    return {
+        f"num_questions_{split}": len(questions),
+        f"num_answerable_{split}": len(questions) - impossible,
+        f"num_impossible_{split}": impossible,
+        f"num_articles_{split}": len({(q.source, q.title) for q in questions}),
+        f"num_paragraphs_{split}": len(set(paragraph_indices(questions))),
+        f"files_{split}": list(files),
+    }
+
+
+class Executor(base_executor.BaseExecutor):
+    """Reads the files, assigns splits, writes one tf.Example per question."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        examples = artifacts.single(output_dict["examples"], "examples")
+        input_patterns = artifacts.parse_json_param(exec_properties["input_patterns"], "input_patterns")
+        hash_buckets = artifacts.parse_json_param(exec_properties.get("hash_buckets"), "hash_buckets")
+        names, files, split_of = assign_splits(input_patterns, hash_buckets)
+        artifacts.set_split_names(examples, names)
+        counts: Dict[str, Any] = {}
+        split_ids: Dict[str, Dict[str, str]] = {}
+        for split in names:
+            questions, ids = read_split(files[split], split, split_of)
+            if not questions:
+                raise ValueError(f"split {split!r} has no questions (files: {files[split]})")
+            split_ids[split] = ids
+            write_split(questions, artifacts.split_uri(examples, split))
+            counts.update(split_counts(split, questions, files[split]))
+        overlap = set.intersection(*(set(ids) for ids in split_ids.values())) if len(names) > 1 else set()
+        counts["num_ids_in_several_splits"] = len(overlap)
+        if overlap:
+            print(f"SquadExampleGen: warning: {len(overlap)} question ids occur in several splits, "
+                  f"e.g. {sorted(overlap)[:3]}", file=sys.stderr, flush=True)
+        examples.set_string_custom_property("file_format", artifacts.EXAMPLES_FILE_FORMAT)
+        artifacts.record_counts(examples, counts)
+        print("SquadExampleGen: " + ", ".join(
+            f"{s}: {counts[f'num_questions_{s}']} questions / {counts[f'num_articles_{s}']} articles"
+            for s in names), file=sys.stderr, flush=True)

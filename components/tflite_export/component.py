@@ -1,0 +1,48 @@
+"""TfliteExport: Model (serving SavedModel) -> Model of .tflite variants with metadata."""
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.tflite_export import executor
+
+
+class TfliteExportSpec(types.ComponentSpec):
+    PARAMETERS = {
+        "variants": ExecutionParameter(type=str),  # JSON list of float32|dynamic|float16|int8
+        "representative_split": ExecutionParameter(type=str),
+        "max_representative_samples": ExecutionParameter(type=int),
+        "model_version": ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        # Training features, drawn on for int8 calibration.
+        "features": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+    }
+    OUTPUTS = {"tflite_model": ChannelParameter(type=standard_artifacts.Model)}
+
+
+class TfliteExport(base_component.BaseComponent):
+    """Converts the trained model with ``bert_qa.export`` (Model Maker's conversion path).
+
+    Every variant carries Task Library ``BertQuestionAnswerer`` metadata (vocab embedded,
+    tokenizer options, input/output names). Output layout: ``model_<variant>.tflite`` for
+    each variant, plus ``vocab.txt`` and ``spec.json`` of the model it came from.
+    """
+
+    SPEC_CLASS = TfliteExportSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, model: types.BaseChannel, features: Optional[types.BaseChannel] = None,
+                 variants: Sequence[str] = ("float32", "dynamic"), representative_split: str = "train",
+                 max_representative_samples: int = 100, model_version: Optional[str] = None):
+        super().__init__(spec=TfliteExportSpec(
+            model=model, features=features, variants=json.dumps(list(variants)),
+            representative_split=representative_split,
+            max_representative_samples=max_representative_samples, model_version=model_version,
+            tflite_model=types.Channel(type=standard_artifacts.Model)))

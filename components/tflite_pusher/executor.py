@@ -1,0 +1,114 @@
+"""TflitePusher's executor: atomic, versioned, never-overwriting publication."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from typing import Dict, List, Optional
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+from tfx.dsl.components.base import base_executor
+
+from components import artifacts
+from components.tflite_export.executor import tflite_path
+
+_VERSION = re.compile(r"^[0-9]+$")
+MANIFEST = "manifest.json"
+
+
+class VersionExistsError(FileExistsError):
+    """Another pusher published this version first."""
+
+
+def existing_versions(destination: str) -> List[int]:
+    if not tf.io.gfile.isdir(destination):
+        return []
+    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(destination)
+                  if _VERSION.match(name.rstrip("/")))
+
+
+def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempts: int = 5) -> str:
+    """Copies ``{name: source}`` into ``<destination>/<next version>/``; returns that path.
+
+    Staged in ``<destination>/.staging-<uuid>/`` and renamed into place: a rename is atomic
+    on POSIX file systems (and HDFS), and renaming onto an existing, non-empty version fails,
+    so a version is never overwritten. If another pusher takes the version first, the next
+    one is tried. On object stores without atomic directory renames (gs://, s3://) gfile
+    copies object by object; consumers there should read a version only once its
+    ``manifest.json`` (written last into the staging directory) is present.
+    """
+    tf.io.gfile.makedirs(destination)
+    staging = os.path.join(destination, f".staging-{uuid.uuid4().hex}")
+    tf.io.gfile.makedirs(staging)
+    try:
+        for name, source in files.items():
+            tf.io.gfile.copy(source, os.path.join(staging, name))
+        for attempt in range(max_attempts):
+            version = (existing_versions(destination) or [0])[-1] + 1
+            target = os.path.join(destination, str(version))
+            artifacts.write_json(os.path.join(staging, MANIFEST), {**manifest, "version": version})
+            if tf.io.gfile.exists(target):
+                continue
+            try:
+                if "://" in destination:
+                    tf.io.gfile.rename(staging, target, overwrite=False)
+                else:
+                    os.rename(staging, target)  # rename(2): atomic; fails onto a non-empty dir
+            except (tf.errors.OpError, OSError):
+                if tf.io.gfile.exists(target):
+                    continue  # lost a race for this version; take the next one
+                raise
+            return target
+        raise VersionExistsError(f"could not claim a new version under {destination} "
+                                 f"after {max_attempts} attempts")
+    finally:
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
+
+
+def is_blessed(blessing) -> bool:
+    return (blessing.get_int_custom_property("blessed") == 1
+            and tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED")))
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        tflite_model = artifacts.single(input_dict["tflite_model"], "tflite_model")
+        blessing = artifacts.single(input_dict["blessing"], "blessing")
+        evaluation: Optional = artifacts.optional_single(input_dict.get("evaluation"))
+        pushed = artifacts.single(output_dict["pushed_model"], "pushed_model")
+        destination = exec_properties["push_destination"]
+        variant = exec_properties["variant"]
+
+        if not is_blessed(blessing):
+            failed = blessing.get_string_custom_property("failed_checks")
+            print(f"TflitePusher: model not blessed (failed: {failed}); nothing pushed",
+                  file=sys.stderr, flush=True)
+            artifacts.record_counts(pushed, {"pushed": 0, "pushed_destination": ""})
+            return
+        files = {"model.tflite": tflite_path(tflite_model.uri, variant),
+                 "vocab.txt": os.path.join(tflite_model.uri, "vocab.txt")}
+        if evaluation is not None:
+            from components.qa_evaluator import executor as evaluator, report
+
+            for name in (report.REPORT_FILE, report.CHART_FILE, evaluator.SCORES_FILE):
+                path = os.path.join(evaluation.uri, name)
+                if tf.io.gfile.exists(path):
+                    files[name] = path
+        manifest = {"variant": variant, "source_model": tflite_model.uri,
+                    "blessing": blessing.uri, "files": sorted(files),
+                    "f1": blessing.get_float_custom_property("f1"),
+                    "exact_match": blessing.get_float_custom_property("exact_match")}
+        target = publish(files, destination, manifest)
+        version = int(os.path.basename(target))
+        # The pushed copy is also kept inside the artifact (TFX's Pusher does the same).
+        for name, source in files.items():
+            tf.io.gfile.makedirs(pushed.uri)
+            tf.io.gfile.copy(source, os.path.join(pushed.uri, name), overwrite=True)
+        artifacts.record_counts(pushed, {"pushed": 1, "pushed_destination": target,
+                                         "pushed_version": str(version), "variant": variant})
+        print(f"TflitePusher: pushed {variant} model as version {version}: {target}",
+              file=sys.stderr, flush=True)

@@ -1,0 +1,290 @@
+"""One typed configuration for the whole pipeline, from defaults, a YAML/TOML file and flags.
+
+Precedence: dataclass defaults < the file (``--config run.yaml`` or ``.toml``) < ``--set
+section.key=value`` overrides (values parsed as YAML, so ``--set train.epochs=3`` is an int
+and ``--set data.train='[a.json, b.json]'`` a list). Relative data paths in a file are
+relative to that file; on the command line, to the current directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(REPO_ROOT, "data")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Either ``train`` / ``eval`` patterns (a split each) or ``patterns`` + ``hash_buckets``."""
+
+    train: List[str] = dataclasses.field(default_factory=lambda: [os.path.join(DATA_DIR, "new_wiki_train.json")])
+    eval: List[str] = dataclasses.field(default_factory=lambda: [os.path.join(DATA_DIR, "new_wiki_eval.json")])
+    patterns: List[str] = dataclasses.field(default_factory=list)
+    hash_buckets: Dict[str, int] = dataclasses.field(default_factory=dict)
+    version_2_with_negative: bool = False
+    multi_answer: str = "first"  # training on questions with several answers: 'first' or 'error'
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    spec: str = "BertQaSpec"
+    # A TF Hub handle or TF Hub-format directory; "" = all-MiniLM-L6-v2, converted once and cached.
+    encoder: str = ""
+    seq_len: int = 256
+    query_len: int = 64
+    doc_stride: int = 128
+    do_lower_case: bool = True
+    learning_rate: float = 1e-4
+    distribution_strategy: str = "off"
+    predict_batch_size: int = 16
+    extra_spec_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 16
+    steps_per_epoch: int = 0  # 0: features // batch_size (Model Maker's)
+    shuffle: bool = True
+    seed: int = 42
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    variants: List[str] = dataclasses.field(default_factory=lambda: ["float32", "dynamic"])
+    max_representative_samples: int = 100
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    min_exact_match: float = 5.0   # percent
+    min_f1: float = 10.0           # percent
+    max_f1_drop_vs_baseline: float = 2.0   # points
+    max_quantized_f1_drop: float = 3.0     # points
+    quantized_variant: str = "dynamic"
+
+
+@dataclasses.dataclass
+class PushConfig:
+    destination: str = ""  # "" = <output>/pushed
+    variant: str = "dynamic"
+
+
+@dataclasses.dataclass
+class BeamConfig:
+    # DirectRunner in one process by default (fastest for the shipped data); e.g.
+    # ["--direct_running_mode=multi_processing", "--direct_num_workers=2"] or Dataflow args.
+    args: List[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory",
+                                                                  "--direct_num_workers=1"])
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    name: str = "bert-qa"
+    output: str = "runs/default"
+    enable_cache: bool = True
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    push: PushConfig = dataclasses.field(default_factory=PushConfig)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+
+    # -- derived locations: everything a run makes lives under `output` -------------------
+    @property
+    def output_dir(self) -> str:
+        return self.output if "://" in self.output else os.path.abspath(self.output)
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def push_destination(self) -> str:
+        return self.push.destination or os.path.join(self.output_dir, "pushed")
+
+    def spec_args(self, encoder_uri: str) -> Dict[str, Any]:
+        """The spec's constructor arguments (plain values, recorded in the Model)."""
+        m = self.model
+        return {"uri": encoder_uri, "seq_len": m.seq_len, "query_len": m.query_len,
+                "doc_stride": m.doc_stride, "do_lower_case": m.do_lower_case,
+                "learning_rate": m.learning_rate, "distribution_strategy": m.distribution_strategy,
+                "predict_batch_size": m.predict_batch_size, **m.extra_spec_args}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that does not fit the schema; names the key."""
+
+
+def _hints(cls) -> Dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a table/mapping, got {value!r}")
+        return _build(hint, value, key)
+    if origin in (list, List, Sequence):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is typing.Union:  # Optional[x]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _coerce(value, args[0], key)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError as err:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from err
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from err
+    if hint is str:
+        return str(value)
+    return value
+
+
+def _build(cls, values: Mapping[str, Any], prefix: str = ""):
+    hints = _hints(cls)
+    unknown = set(values) - set(hints)
+    if unknown:
+        where = prefix or "config"
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(hints)}")
+    kwargs = {name: _coerce(v, hints[name], f"{prefix}.{name}" if prefix else name)
+              for name, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and key not in (
+                "hash_buckets", "extra_spec_args"):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_file(path: str) -> Dict[str, Any]:
+    """A YAML (.yaml/.yml/.json) or TOML (.toml) file as a dict, data paths made absolute."""
+    if path.endswith(".toml"):
+        import tomllib
+
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    else:
+        import yaml
+
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    base = os.path.dirname(os.path.abspath(path))
+    data = values.get("data") or {}
+    for key in ("train", "eval", "patterns"):
+        if key in data:
+            items = [data[key]] if isinstance(data[key], str) else data[key]
+            data[key] = [_absolute(p, base) for p in items]
+    if "output" in values:
+        values["output"] = _absolute(values["output"], base)
+    return values
+
+
+def _absolute(path: str, base: str) -> str:
+    return path if "://" in path or os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+    """``section.key=value`` -> nested dict; the value is parsed as YAML."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    dotted, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    nested: Dict[str, Any] = {}
+    cursor = nested
+    parts = dotted.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[Mapping[str, Any]] = ()) -> PipelineConfig:
+    values: Dict[str, Any] = {}
+    if path:
+        values = read_file(path)
+    for override in overrides:
+        values = _merge(values, override)
+    config = _build(PipelineConfig, _merge(PipelineConfig().to_dict(), values))
+    validate(config)
+    return config
+
+
+def validate(config: PipelineConfig) -> None:
+    d = config.data
+    if d.patterns and not d.hash_buckets:
+        raise ConfigError("data.patterns needs data.hash_buckets (e.g. {train: 4, eval: 1})")
+    if d.hash_buckets and set(d.hash_buckets) != {"train", "eval"}:
+        raise ConfigError(f"data.hash_buckets must have exactly the splits train and eval, not "
+                          f"{sorted(d.hash_buckets)}")
+    if not d.patterns and (not d.train or not d.eval):
+        raise ConfigError("give data.train and data.eval patterns (or data.patterns + data.hash_buckets)")
+    if d.multi_answer not in ("first", "error"):
+        raise ConfigError(f"data.multi_answer must be 'first' or 'error', not {d.multi_answer!r}")
+    if config.model.spec not in ("BertQaSpec", "MobileBertQaSpec"):
+        raise ConfigError(f"model.spec must be BertQaSpec or MobileBertQaSpec, not {config.model.spec!r}")
+    from bert_qa.export.quantization import QUANTIZATIONS
+
+    bad = [v for v in config.export.variants if v not in QUANTIZATIONS]
+    if bad:
+        raise ConfigError(f"export.variants {bad} are not among {QUANTIZATIONS}")
+    if config.push.variant not in config.export.variants:
+        raise ConfigError(f"push.variant {config.push.variant!r} is not exported (export.variants="
+                          f"{config.export.variants})")
+    q = config.evaluation.quantized_variant
+    if q and q not in config.export.variants:
+        raise ConfigError(f"evaluation.quantized_variant {q!r} is not exported")
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise ConfigError("train.epochs and train.batch_size must be >= 1")
+
+
+def dumps(config: PipelineConfig) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,92 @@
+"""The DAG, assembled from one ``PipelineConfig`` (the same for local runs and Kubeflow).
+
+  SquadExampleGen -> FeatureWindowing -> QaTrainer -> TfliteExport -> QaEvaluator -> TflitePusher
+                                                                       ^
+                                       latest blessed model (resolver) ┘
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from bert_qa import _env  # noqa: F401
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.types import Channel, standard_artifacts
+
+from components.feature_windowing import FeatureWindowing
+from components.qa_evaluator import QaEvaluator
+from components.qa_evaluator.blessing import Thresholds
+from components.qa_trainer import QaTrainer
+from components.squad_example_gen import SquadExampleGen
+from components.tflite_export import TfliteExport
+from components.tflite_pusher import TflitePusher
+from pipeline.config import PipelineConfig
+
+BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def resolve_encoder(config: PipelineConfig) -> str:
+    """The encoder location components get: the configured one, or the cached default."""
+    if config.model.encoder:
+        return config.model.encoder
+    from bert_qa.pretrained import default_encoder_dir
+
+    return default_encoder_dir()
+
+
+def create_components(config: PipelineConfig, encoder_uri: str, pipeline_root: str,
+                      push_destination: str, checkpoint_root: Optional[str] = None) -> list:
+    d, m, t, e = config.data, config.model, config.train, config.evaluation
+    if d.patterns:
+        example_gen = SquadExampleGen(input_patterns=list(d.patterns), hash_buckets=dict(d.hash_buckets))
+    else:
+        example_gen = SquadExampleGen(input_patterns={"train": list(d.train), "eval": list(d.eval)})
+    windowing = FeatureWindowing(
+        examples=example_gen.outputs["examples"], encoder_uri=encoder_uri, seq_len=m.seq_len,
+        query_len=m.query_len, doc_stride=m.doc_stride, do_lower_case=m.do_lower_case,
+        training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
+        multi_answer=d.multi_answer)
+    trainer = QaTrainer(
+        features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(encoder_uri),
+        epochs=t.epochs, batch_size=t.batch_size, steps_per_epoch=t.steps_per_epoch,
+        shuffle=t.shuffle, seed=t.seed, checkpoint_root=checkpoint_root)
+    export = TfliteExport(
+        model=trainer.outputs["model"], features=windowing.outputs["features"],
+        variants=config.export.variants,
+        max_representative_samples=config.export.max_representative_samples)
+    baseline = resolver.Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
+    evaluator = QaEvaluator(
+        examples=example_gen.outputs["examples"], features=windowing.outputs["features"],
+        model=trainer.outputs["model"], tflite_model=export.outputs["tflite_model"],
+        baseline_model=baseline.outputs["model"], version_2_with_negative=d.version_2_with_negative,
+        max_answer_length=e.max_answer_length, null_score_diff_threshold=e.null_score_diff_threshold,
+        predict_batch_size=m.predict_batch_size,
+        thresholds=Thresholds(e.min_exact_match, e.min_f1, e.max_f1_drop_vs_baseline,
+                              e.max_quantized_f1_drop),
+        quantized_variant=e.quantized_variant)
+    pusher = TflitePusher(
+        tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"], push_destination=push_destination,
+        variant=config.push.variant)
+    return [example_gen, windowing, trainer, export, baseline, evaluator, pusher]
+
+
+def create_pipeline(config: PipelineConfig, encoder_uri: Optional[str] = None,
+                    metadata_connection_config=None, pipeline_root: Optional[str] = None,
+                    push_destination: Optional[str] = None,
+                    checkpoint_root: Optional[str] = None) -> tfx_pipeline.Pipeline:
+    """The TFX pipeline; local runs pass an MLMD sqlite config, Kubeflow passes none."""
+    encoder_uri = encoder_uri or resolve_encoder(config)
+    root = pipeline_root or config.pipeline_root
+    return tfx_pipeline.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=root,
+        components=create_components(config, encoder_uri, root,
+                                     push_destination or config.push_destination, checkpoint_root),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam.args))
