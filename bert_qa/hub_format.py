@@ -14,7 +14,9 @@ signature and exposes the loaded variables as its trainable weights (Model Maker
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import socket
 from typing import Dict, Optional, Tuple
 
 from bert_qa import _env  # noqa: F401
@@ -94,23 +96,44 @@ class HubHandleError(RuntimeError):
     """A TF Hub handle that cannot be resolved here (no network, not cached)."""
 
 
-def resolve_uri(uri: str) -> str:
-    """A local directory for ``uri``: itself if local, else TF Hub's cache."""
+# tensorflow_hub opens its URLs without a timeout: where DNS works but packets are dropped,
+# resolving an uncached handle would block for minutes. The timeout bounds each socket
+# operation (connect, one read), not a whole download, so large models still download.
+HUB_SOCKET_TIMEOUT_S = float(os.environ.get("BERT_QA_HUB_TIMEOUT", "30"))
+
+
+def hub_cache_location(uri: str) -> str:
+    """Where tensorflow_hub caches ``uri``: ``$TFHUB_CACHE_DIR/<sha1 of the handle>``."""
+    from tensorflow_hub import resolver
+
+    cache_dir = resolver.tfhub_cache_dir(use_temp=True)
+    return os.path.join(cache_dir, hashlib.sha1(uri.encode("utf8")).hexdigest())
+
+
+def resolve_uri(uri: str, timeout: Optional[float] = None) -> str:
+    """A local directory for ``uri``: itself if local, else TF Hub's cache (or a download)."""
     if tf.io.gfile.isdir(uri):
         return uri
-    if "://" not in uri and not uri.startswith(("gs:", "/")):
+    if "://" not in uri:
         raise FileNotFoundError(f"Encoder directory not found: {uri!r}")
+    previous_timeout = socket.getdefaulttimeout()
+    if timeout is None:
+        timeout = previous_timeout if previous_timeout is not None else HUB_SOCKET_TIMEOUT_S
+    socket.setdefaulttimeout(timeout)
     try:
         return hub.resolve(uri)
     except Exception as err:  # tensorflow_hub raises several types for network failures
         cache = os.environ.get("TFHUB_CACHE_DIR", "<system temp>/tfhub_modules")
         raise HubHandleError(
             f"Cannot resolve TF Hub handle {uri!r}: {type(err).__name__}: {err}\n"
-            f"This machine cannot download it. Either pre-download it where the network is "
+            f"It is not in the TF Hub cache (looked for {hub_cache_location(uri)}) and this "
+            f"machine cannot download it. Either pre-download it where the network is "
             f"reachable (TFHUB_CACHE_DIR={cache} python -c \"import tensorflow_hub as hub; "
             f"hub.resolve('{uri}')\") and copy the cache here with TFHUB_CACHE_DIR set, or "
             f"pass uri=<local directory of the SavedModel> (see `bertqa import-checkpoint` "
             f"to convert a Hugging Face BERT checkpoint).") from err
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
 
 
 def is_tf1_hub_module(path: str) -> bool:
