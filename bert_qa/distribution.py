@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
@@ -20,6 +21,20 @@ def num_gpus(requested: int) -> int:
     return len(tf.config.list_physical_devices("GPU")) if requested == -1 else requested
 
 
+def _check_tpu_address(tpu: str, timeout: float = 5.0):
+    """Probes a ``grpc://host:port`` TPU address: TF would wait forever for a silent one."""
+    if not tpu.startswith("grpc://"):
+        return  # '' / 'local' / a Cloud TPU name fail fast inside TF's resolver
+    host, _, port = tpu[len("grpc://"):].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as err:
+        raise StrategyError(
+            f"distribution_strategy='tpu' needs a reachable TPU (tpu={tpu!r}); none was found: "
+            f"cannot connect to {host}:{port}: {type(err).__name__}: {err}") from err
+
+
 def get_strategy(name: str, gpus: int = -1, tpu: str = ""):
     """The ``tf.distribute.Strategy`` for a Model Maker strategy name."""
     if not isinstance(name, str) or name.lower() not in STRATEGIES:
@@ -27,6 +42,7 @@ def get_strategy(name: str, gpus: int = -1, tpu: str = ""):
     name = name.lower()
     gpus = num_gpus(gpus)
     if name == "tpu":
+        _check_tpu_address(tpu)
         try:
             return distribute_utils.get_distribution_strategy("tpu", num_gpus=gpus, tpu_address=tpu)
         except Exception as err:  # resolver errors vary by TF version and platform
