@@ -1,0 +1,323 @@
+"""Encoder loading in BertQaSpec / MobileBertQaSpec: TF1 and TF2 Hub formats, hub handles, vocab.
+
+References: a module's signature called directly (tensorflow_hub.load) for the TF1 'squad'
+path; the encoder SavedModel called directly plus the span head's own weights for the TF2
+path. The TF1 modules are built locally (tests/tf1_hub_fixtures.py) because no hub is
+reachable and tensorflow_hub 0.16 cannot write TF1 modules.
+"""
+from __future__ import annotations
+
+import filecmp
+import logging
+import os
+import shutil
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+from official.nlp.data import squad_lib
+
+from bert_qa import hub_format, input_pipeline
+from bert_qa.hub_format import HubHandleError, TF1SignatureLayer
+from bert_qa.spec import MOBILEBERT_URI, BertQaSpec, MobileBertQaSpec, qa_loss
+from tests import fixtures, tf1_hub_fixtures
+
+SEQ_LEN = 64
+SHAPE = dict(seq_len=SEQ_LEN, query_len=16, doc_stride=32)
+INPUT_NAMES = ["input_word_ids", "input_mask", "input_type_ids"]
+
+
+@pytest.fixture(scope="module")
+def tf1_module(tmp_path_factory):
+    return tf1_hub_fixtures.make_tf1_hub_module(
+        str(tmp_path_factory.mktemp("tf1") / "mobilebert_like"), seq_len=SEQ_LEN)
+
+
+@pytest.fixture(scope="module")
+def tf1_squad_module(tmp_path_factory):
+    return tf1_hub_fixtures.make_tf1_hub_module(
+        str(tmp_path_factory.mktemp("tf1_squad") / "mobilebert_squad_like"), seq_len=SEQ_LEN,
+        with_squad=True, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tf2_encoder(tmp_path_factory):
+    return fixtures.make_tiny_tf2_encoder(str(tmp_path_factory.mktemp("tf2") / "encoder"))
+
+
+@pytest.fixture(scope="module")
+def train_examples(tmp_path_factory):
+    """Ten real questions (new_wiki, first answer each, as training data has one answer)."""
+    article = fixtures.load_squad("new_wiki_v1.0.json")["data"][0]
+    paragraphs = [{**p, "qas": [{**q, "answers": q["answers"][:1]} for q in p["qas"]]}
+                  for p in article["paragraphs"][:2]]
+    path = fixtures.write_squad(str(tmp_path_factory.mktemp("squad") / "train.json"),
+                                [{**article, "paragraphs": paragraphs}])
+    return squad_lib.read_squad_examples(path, is_training=True, version_2_with_negative=False)
+
+
+def write_train_records(spec, examples, path) -> str:
+    features = []
+    spec.convert_examples_to_features(examples, is_training=True, output_fn=features.append,
+                                      batch_size=None)
+    input_pipeline.write_features(features, path, is_training=True)
+    return path
+
+
+def random_inputs(batch: int = 3, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, 30000, size=(batch, SEQ_LEN), dtype=np.int32)
+    lengths = rng.integers(10, SEQ_LEN, size=batch)
+    mask = (np.arange(SEQ_LEN)[None] < lengths[:, None]).astype(np.int32)
+    types = ((np.arange(SEQ_LEN)[None] > 8) & (mask == 1)).astype(np.int32)
+    return {"input_word_ids": ids * mask, "input_mask": mask, "input_type_ids": types}
+
+
+def tf1_layer(model) -> TF1SignatureLayer:
+    found = [layer for layer in model.submodules if isinstance(layer, TF1SignatureLayer)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# -- (a) TF1 Hub-format encoder (MobileBertQaSpec's default kind) -------------------------
+
+def test_mobilebert_spec_builds_from_tf1_module(tf1_module):
+    spec = MobileBertQaSpec(uri=tf1_module, **SHAPE)
+    assert (spec.is_tf2, spec.distribution_strategy, spec.default_batch_size) == (False, "off", 32)
+    spec.build()
+    assert spec.vocab_file == os.path.join(tf1_module, "assets", "vocab.txt")
+    assert filecmp.cmp(spec.vocab_file, fixtures.minilm_vocab(), shallow=False)
+    assert spec.tokenizer.tokenize("Who founded Wikipedia?") == ["who", "founded", "wikipedia", "?"]
+
+    model = spec.create_model()
+    assert [t.name.split(":")[0] for t in model.inputs] == INPUT_NAMES
+    assert all(t.dtype == tf.int32 and t.shape.as_list() == [None, SEQ_LEN] for t in model.inputs)
+    assert [t.shape.as_list() for t in model.outputs] == [[None, SEQ_LEN], [None, SEQ_LEN]]
+    layer = tf1_layer(model)
+    module_vars = {v.name for v in hub.load(tf1_module).variables}
+    assert {v.name for v in layer.trainable_weights} == module_vars
+    assert module_vars <= {v.name for v in model.trainable_variables}
+
+    frozen = MobileBertQaSpec(uri=tf1_module, trainable=False, **SHAPE).create_model()
+    assert not {v.name for v in frozen.trainable_variables} & module_vars
+    assert module_vars <= {v.name for v in frozen.non_trainable_variables}
+
+
+def test_tf1_module_fine_tunes_through_spec_train(tf1_module, train_examples, tmp_path):
+    """Gradients reach the TF1 module's variables; training lowers the loss; checkpoints hold them."""
+    spec = MobileBertQaSpec(uri=tf1_module, model_dir=str(tmp_path / "model"),
+                            learning_rate=1e-2, **SHAPE)
+    record = write_train_records(spec, train_examples, str(tmp_path / "train.tfrecord"))
+    input_fn = input_pipeline.make_input_fn(spec, [record], is_training=True, batch_size=8)
+    x, y = next(iter(input_fn()))
+    labels = [y["start_positions"], y["end_positions"]]
+
+    def batch_loss(model):
+        start, end = model(x, training=False)
+        return float(0.5 * qa_loss(labels[0], start) + 0.5 * qa_loss(labels[1], end))
+
+    class Probe(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            layer = tf1_layer(self.model)
+            self.module_before = {v.name: v.numpy().copy() for v in layer.trainable_weights}
+            with tf.GradientTape() as tape:
+                start, end = self.model(x, training=True)
+                loss = 0.5 * qa_loss(labels[0], start) + 0.5 * qa_loss(labels[1], end)
+            grads = tape.gradient(loss, layer.trainable_weights)
+            self.grad_norms = {v.name: 0.0 if g is None else float(tf.norm(tf.convert_to_tensor(g)))
+                               for v, g in zip(layer.trainable_weights, grads)}
+            self.loss_before = batch_loss(self.model)
+
+    probe = Probe()
+    model = spec.train(input_fn, epochs=2, steps_per_epoch=4, callbacks=[probe], verbose=0)
+
+    for name in ("bert/embeddings/word_embeddings:0", "bert/encoder/dense/kernel:0",
+                 "bert/encoder/dense/bias:0"):
+        assert probe.grad_norms[name] > 0, (name, probe.grad_norms)
+    layer = tf1_layer(model)
+    after = {v.name: v.numpy() for v in layer.trainable_weights}
+    for name in ("bert/embeddings/word_embeddings:0", "bert/embeddings/token_type_embeddings:0",
+                 "bert/encoder/dense/kernel:0", "bert/encoder/dense/bias:0"):
+        assert np.abs(after[name] - probe.module_before[name]).max() > 1e-3, name
+    assert model.optimizer.iterations.numpy() == 8
+    loss_after = batch_loss(model)
+    assert loss_after < probe.loss_before - 0.05, (probe.loss_before, loss_after)
+
+    # The epoch checkpoint holds the fine-tuned module variables: a fresh model restores them.
+    restored = spec.create_model()
+    restored.load_weights(os.path.join(spec.model_dir, "checkpoints", "epoch-002"))
+    for v in tf1_layer(restored).trainable_weights:
+        np.testing.assert_array_equal(v.numpy(), after[v.name], err_msg=v.name)
+    np.testing.assert_allclose(batch_loss(restored), loss_after, rtol=1e-6)
+
+
+# -- (b) init_from_squad_model ----------------------------------------------------------
+
+def test_init_from_squad_model_gives_the_squad_signature_logits(tf1_squad_module):
+    spec = MobileBertQaSpec(uri=tf1_squad_module, init_from_squad_model=True, **SHAPE)
+    model = spec.create_model()
+    assert [t.name.split(":")[0] for t in model.inputs] == INPUT_NAMES
+    assert [t.shape.as_list() for t in model.outputs] == [[None, SEQ_LEN], [None, SEQ_LEN]]
+    assert model.output_names == ["start_positions", "end_positions"]
+
+    inputs = random_inputs()
+    start, end = model(inputs, training=False)
+    reference = hub.load(tf1_squad_module, tags=[]).signatures["squad"](
+        input_ids=tf.constant(inputs["input_word_ids"]), input_mask=tf.constant(inputs["input_mask"]),
+        segment_ids=tf.constant(inputs["input_type_ids"]))
+    np.testing.assert_array_equal(start.numpy(), reference["start_logits"].numpy())
+    np.testing.assert_array_equal(end.numpy(), reference["end_logits"].numpy())
+    assert np.std(start.numpy()) > 1e-3  # not a constant: the comparison means something
+
+    squad_vars = {v.name for v in hub.load(tf1_squad_module).variables}
+    assert {"cls/squad/output_weights:0", "cls/squad/output_bias:0"} <= squad_vars
+    assert squad_vars == {v.name for v in model.trainable_variables}
+
+
+def test_init_from_squad_model_rejects_tf2_as_model_maker(tf1_squad_module, tf2_encoder):
+    for uri in (tf1_squad_module, tf2_encoder):
+        spec = MobileBertQaSpec(uri=uri, init_from_squad_model=True, is_tf2=True, **SHAPE)
+        with pytest.raises(ValueError, match="TF1"):
+            spec.create_model()
+
+
+def test_tokens_only_module_has_no_squad_signature(tf1_module):
+    spec = MobileBertQaSpec(uri=tf1_module, init_from_squad_model=True, **SHAPE)
+    with pytest.raises(ValueError, match="no 'squad' signature"):
+        spec.create_model()
+
+
+# -- (c) TF2 Hub-format encoders -------------------------------------------------------------
+
+def test_tf2_encoder_span_model_matches_encoder_and_head(tf2_encoder):
+    spec = BertQaSpec(uri=tf2_encoder, distribution_strategy="off", **SHAPE)
+    model = spec.create_model()
+    assert [t.name.split(":")[0] for t in model.inputs] == INPUT_NAMES
+    assert all(t.dtype == tf.int32 and t.shape.as_list() == [None, SEQ_LEN] for t in model.inputs)
+    assert [t.shape.as_list() for t in model.outputs] == [[None, SEQ_LEN], [None, SEQ_LEN]]
+    assert model.output_names == ["start_positions", "end_positions"]
+
+    inputs = random_inputs()
+    start, end = model(inputs, training=False)
+    # Reference: the SavedModel called directly, then the span head's dense layer by hand.
+    encoder = tf.saved_model.load(tf2_encoder)
+    sequence = encoder({k: tf.constant(v) for k, v in inputs.items()}, training=False)["sequence_output"]
+    kernel, bias = [w.numpy() for w in model.span_labeling.weights]
+    logits = np.einsum("bsh,hk->bsk", sequence.numpy(), kernel) + bias
+    np.testing.assert_allclose(start.numpy(), logits[..., 0], atol=1e-5)
+    np.testing.assert_allclose(end.numpy(), logits[..., 1], atol=1e-5)
+
+    encoder_vars = {v.name for v in encoder.trainable_variables}
+    assert encoder_vars <= {v.name for v in model.trainable_variables}
+    frozen = BertQaSpec(uri=tf2_encoder, trainable=False, distribution_strategy="off",
+                        **SHAPE).create_model()
+    assert {v.name for v in frozen.trainable_variables} == {
+        v.name for v in frozen.span_labeling.trainable_weights}
+
+
+def test_tf1_module_with_is_tf2_true_says_so(tf1_module):
+    spec = BertQaSpec(uri=tf1_module, distribution_strategy="off", **SHAPE)
+    with pytest.raises(ValueError, match="is_tf2=False"):
+        spec.create_model()
+
+
+# -- (d) TF Hub handles --------------------------------------------------------------------
+
+def test_uncached_hub_handle_offline_fails_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
+    spec = MobileBertQaSpec()  # Model Maker's default uri, a tfhub.dev handle
+    assert spec.uri == MOBILEBERT_URI
+    started = time.monotonic()
+    with pytest.raises(HubHandleError) as raised:
+        spec.build()
+    assert time.monotonic() - started < 10
+    message = str(raised.value)
+    assert MOBILEBERT_URI in message
+    assert "pre-download" in message and f"hub.resolve('{MOBILEBERT_URI}')" in message
+    assert "uri=<local directory" in message
+    assert hub_format.hub_cache_location(MOBILEBERT_URI) in message
+    assert not spec.is_built
+
+
+def test_unresponsive_hub_server_times_out(tmp_path, monkeypatch):
+    """A server that accepts the connection but never answers (DNS works, traffic is dropped)."""
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or writes
+        handle = f"http://127.0.0.1:{silent.getsockname()[1]}/models/encoder.tar.gz"
+        started = time.monotonic()
+        with pytest.raises(HubHandleError, match="timed out") as raised:
+            hub_format.resolve_uri(handle, timeout=1.0)
+        assert time.monotonic() - started < 10
+    assert handle in str(raised.value)
+    assert socket.getdefaulttimeout() is None  # restored
+
+
+def test_cached_hub_handle_resolves_offline(tf1_module, tmp_path, monkeypatch):
+    """A handle already in TF Hub's cache loads with no network, as hub.resolve does it."""
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    cached = hub_format.hub_cache_location(MOBILEBERT_URI)
+    assert os.path.dirname(cached) == str(tmp_path / "cache")
+    shutil.copytree(tf1_module, cached)
+    spec = MobileBertQaSpec(**SHAPE)
+    spec.build()
+    assert spec.module_path == cached
+    assert spec.vocab_file == os.path.join(cached, "assets", "vocab.txt")
+    assert [t.shape.as_list() for t in spec.create_model().outputs] == [[None, SEQ_LEN]] * 2
+
+
+def test_missing_local_directory_is_a_file_not_found_error(tmp_path):
+    for uri in (str(tmp_path / "nope"), "relative/nope"):
+        with pytest.raises(FileNotFoundError, match="not found"):
+            BertQaSpec(uri=uri, distribution_strategy="off").build()
+
+
+# -- (e) vocabulary discovery ------------------------------------------------------------------
+
+def test_vocab_from_vocab_file_asset_and_lower_case_mismatch(tmp_path, caplog):
+    """The `vocab_file` Asset wins (whatever its name); a do_lower_case disagreement warns."""
+    renamed = str(tmp_path / "wordpieces.txt")
+    shutil.copy(fixtures.minilm_vocab(), renamed)
+    encoder = hub_format.build_bert_encoder(fixtures.tiny_encoder_config(num_hidden_layers=1))
+    export_dir = hub_format.export_encoder(encoder, str(tmp_path / "cased"), renamed,
+                                           do_lower_case=False)
+    assert not os.path.exists(os.path.join(export_dir, "assets", "vocab.txt"))
+    vocab, lower = hub_format.find_vocab(export_dir)
+    assert (vocab, lower) == (os.path.join(export_dir, "assets", "wordpieces.txt"), False)
+
+    spec = BertQaSpec(uri=export_dir, do_lower_case=True, distribution_strategy="off", **SHAPE)
+    with caplog.at_level(logging.WARNING, logger="bert_qa.spec"):
+        spec.build()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("do_lower_case=False" in w and "do_lower_case=True" in w for w in warnings), warnings
+    assert spec.tokenizer.tokenize("Hello World") == ["hello", "world"]  # the spec's value is used
+
+    caplog.clear()
+    cased = BertQaSpec(uri=export_dir, do_lower_case=False, distribution_strategy="off", **SHAPE)
+    with caplog.at_level(logging.WARNING, logger="bert_qa.spec"):
+        cased.build()
+    assert not [r for r in caplog.records if "do_lower_case" in r.getMessage()]
+
+    saved = str(tmp_path / "saved_vocab.txt")
+    spec.save_vocab(saved)
+    assert filecmp.cmp(saved, fixtures.minilm_vocab(), shallow=False)
+
+
+def test_vocab_from_assets_dir_and_missing_vocab(tf1_module, tmp_path):
+    assert hub_format.find_vocab(tf1_module) == (os.path.join(tf1_module, "assets", "vocab.txt"), None)
+    spec = MobileBertQaSpec(uri=tf1_module, **SHAPE)
+    saved = str(tmp_path / "vocab.txt")
+    spec.save_vocab(saved)
+    assert filecmp.cmp(saved, fixtures.minilm_vocab(), shallow=False)
+
+    bare = str(tmp_path / "no_vocab")
+    tf.saved_model.save(tf.Module(), bare)
+    with pytest.raises(FileNotFoundError, match="No vocabulary"):
+        BertQaSpec(uri=bare, distribution_strategy="off").build()
