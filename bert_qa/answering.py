@@ -1,0 +1,119 @@
+"""Answering questions about raw text with a .tflite QA model and nothing else.
+
+The vocabulary, tokenizer casing and windowing parameters come from the file's metadata
+(see ``bert_qa.export.metadata``), so a model exported by ``bertqa export`` is
+self-contained. The pipeline is Model Maker's ``predict_tflite`` + ``postprocess_output``:
+squad_lib windowing (``bert_qa.windowing``, exact), the LiteRT interpreter, and
+``squad_lib.postprocess_output`` (n-best 20, answers of at most 30 tokens).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from bert_qa import _env  # noqa: F401
+
+DEFAULT_QUERY_LEN = 64
+DEFAULT_DOC_STRIDE = 128
+N_BEST_SIZE = 20
+MAX_ANSWER_LENGTH = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """One candidate answer: its text, softmax probability over the n-best, and logits."""
+
+    text: str
+    probability: float
+    start_logit: float
+    end_logit: float
+
+
+@dataclasses.dataclass
+class Prediction:
+    """Everything computed for a batch of questions (the tests compare against it)."""
+
+    examples: list
+    features: list
+    raw_results: list
+    nbest: Dict[str, List[Answer]]
+
+
+class TfliteQuestionAnswerer:
+    """A .tflite span model with its own tokenizer, answering questions on contexts."""
+
+    def __init__(self, tflite_path: str, num_threads: Optional[int] = None,
+                 query_len: Optional[int] = None, doc_stride: Optional[int] = None,
+                 batch_size: int = 8):
+        from bert_qa.export.metadata import read_metadata
+        from bert_qa.tflite_runner import LiteRunner
+        from bert_qa.tokenization import CachedFullTokenizer
+
+        self.metadata = read_metadata(tflite_path)
+        with tempfile.TemporaryDirectory() as tmp:  # FullTokenizer reads the vocab eagerly
+            vocab_path = self.metadata.write_vocab(os.path.join(tmp, "vocab.txt"))
+            self.tokenizer = CachedFullTokenizer(vocab_path, self.metadata.do_lower_case)
+        self.do_lower_case = self.metadata.do_lower_case
+        self.runner = LiteRunner(tflite_path, num_threads=num_threads)
+        self.seq_len = self.runner.seq_len
+        options = self.metadata.options
+        self.query_len = int(query_len or options.get("query_len", DEFAULT_QUERY_LEN))
+        self.doc_stride = int(doc_stride or options.get("doc_stride", DEFAULT_DOC_STRIDE))
+        if self.seq_len - self.query_len - 3 < 1:
+            raise ValueError(f"seq_len {self.seq_len} leaves no room for the context after "
+                             f"query_len {self.query_len}; pass a smaller query_len")
+        self.batch_size = batch_size
+
+    def answer(self, context: str, question: str, top_k: int = 5,
+               n_best_size: int = N_BEST_SIZE, max_answer_length: int = MAX_ANSWER_LENGTH
+               ) -> List[Answer]:
+        """The ``top_k`` best answers to ``question`` in ``context``, best first."""
+        prediction = self.predict([("q0", context, question)], n_best_size, max_answer_length)
+        return prediction.nbest["q0"][:top_k]
+
+    def predict(self, items: Sequence[Tuple[str, str, str]], n_best_size: int = N_BEST_SIZE,
+                max_answer_length: int = MAX_ANSWER_LENGTH) -> Prediction:
+        """n-best answers for ``(id, context, question)`` items, keyed by id."""
+        import numpy as np
+        from official.legacy.bert.run_squad_helper import RawResult
+        from official.nlp.data import squad_lib
+
+        from bert_qa import squad_data, windowing
+
+        questions = [squad_data.Question(id=qid, title="", context=context, question=question,
+                                         answer_texts=(), answer_starts=())
+                     for qid, context, question in items]
+        examples, _ = squad_data.to_squad_examples(questions, is_training=False)
+        features: list = []
+        windowing.convert_examples_to_features(
+            examples, self.tokenizer, max_seq_length=self.seq_len, doc_stride=self.doc_stride,
+            max_query_length=self.query_len, is_training=False,
+            output_fn=lambda feature, is_padding=False: features.append(feature),
+            pad_to_batch=False)
+        results = []
+        for start in range(0, len(features), self.batch_size):
+            batch = features[start:start + self.batch_size]
+            inputs = {"input_word_ids": np.array([f.input_ids for f in batch], np.int32),
+                      "input_mask": np.array([f.input_mask for f in batch], np.int32),
+                      "input_type_ids": np.array([f.segment_ids for f in batch], np.int32)}
+            start_logits, end_logits = self.runner.run(inputs)
+            for feature, s, e in zip(batch, start_logits, end_logits):
+                results.append(RawResult(unique_id=feature.unique_id, start_logits=s.tolist(),
+                                         end_logits=e.tolist()))
+        _, nbest_json, _ = squad_lib.postprocess_output(
+            examples, features, results, n_best_size=n_best_size,
+            max_answer_length=max_answer_length, do_lower_case=self.do_lower_case,
+            version_2_with_negative=False)
+        nbest = {qid: [Answer(text=a["text"], probability=float(a["probability"]),
+                              start_logit=float(a["start_logit"]), end_logit=float(a["end_logit"]))
+                       for a in answers]
+                 for qid, answers in nbest_json.items()}
+        return Prediction(examples=examples, features=features, raw_results=results, nbest=nbest)
+
+
+def answer_question(tflite_path: str, context: str, question: str, top_k: int = 5,
+                    **kwargs) -> List[Answer]:
+    """One-shot helper: the ``top_k`` answers from a self-contained .tflite model."""
+    return TfliteQuestionAnswerer(tflite_path, **kwargs).answer(context, question, top_k)

@@ -1,0 +1,166 @@
+"""Span model -> serving SavedModel -> .tflite variants with Task Library metadata.
+
+As Model Maker (``convert_from_saved_model_tf2 = True``), the TFLite converter reads a
+SavedModel rather than the Keras model. We write that SavedModel with an explicit
+``serving_default`` signature instead of ``model.save``: ``BertSpanLabeler`` cannot be
+serialized by ``tf_keras`` 2.21's ``model.save`` (its config holds the network object), and
+the explicit signature fixes the tensor names the spec and the metadata rely on:
+
+- inputs ``input_word_ids`` / ``input_mask`` / ``input_type_ids`` (int32 [batch, seq_len]),
+  which the converter names ``serving_default_<name>:0``;
+- outputs ``end_logits`` / ``start_logits``; the converter names the flattened (sorted)
+  outputs ``StatefulPartitionedCall:0`` (end) and ``StatefulPartitionedCall:1`` (start),
+  exactly Model Maker's ``tflite_output_name``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+from bert_qa import _env  # noqa: F401
+from bert_qa.export import metadata as qa_metadata
+from bert_qa.export.quantization import DEFAULT_QUANTIZATION_STEPS, FEATURE_NAMES, QuantizationConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VARIANTS = ("float32", "dynamic", "float16", "int8")
+
+
+EXTRA_DIR = "assets.extra"  # TF Serving's place for files beside a SavedModel
+EXPORT_INFO = "bert_qa_export.json"
+
+
+def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
+                       do_lower_case: bool = True, query_len: Optional[int] = None,
+                       doc_stride: Optional[int] = None) -> str:
+    """Saves a span model (inputs word ids/mask/type ids -> [start, end]) for serving.
+
+    With ``vocab_file`` the tokenizer travels with it: ``assets.extra/vocab.txt`` and
+    ``assets.extra/bert_qa_export.json`` (casing, seq_len, query_len, doc_stride), which
+    ``saved_model_info`` reads back (so ``bertqa export`` needs only the directory).
+    """
+    import tensorflow as tf
+
+    input_names = list(getattr(model, "input_names", None) or FEATURE_NAMES)
+    if sorted(input_names) != sorted(FEATURE_NAMES):
+        raise ValueError(f"Span model inputs must be {FEATURE_NAMES}, not {input_names}")
+    seq_len = int(model.inputs[0].shape[1])
+    spec = {name: tf.TensorSpec([None, seq_len], tf.int32, name=name) for name in FEATURE_NAMES}
+
+    @tf.function(input_signature=[spec])
+    def serving(features):
+        start_logits, end_logits = model([features[n] for n in input_names], training=False)
+        return {"end_logits": end_logits, "start_logits": start_logits}
+
+    tf.saved_model.save(model, export_dir, signatures={"serving_default": serving})
+    if vocab_file is not None:
+        extra = os.path.join(export_dir, EXTRA_DIR)
+        tf.io.gfile.makedirs(extra)
+        tf.io.gfile.copy(vocab_file, os.path.join(extra, "vocab.txt"), overwrite=True)
+        info = {"do_lower_case": bool(do_lower_case), "seq_len": seq_len}
+        if query_len is not None:
+            info["query_len"] = int(query_len)
+        if doc_stride is not None:
+            info["doc_stride"] = int(doc_stride)
+        with tf.io.gfile.GFile(os.path.join(extra, EXPORT_INFO), "w") as f:
+            f.write(json.dumps(info, indent=2, sort_keys=True))
+    return export_dir
+
+
+def saved_model_info(saved_model_dir: str) -> Dict[str, object]:
+    """What ``export_saved_model`` recorded: vocab_file (path or None), do_lower_case,
+    seq_len, query_len, doc_stride (absent keys were not recorded)."""
+    import tensorflow as tf
+
+    extra = os.path.join(saved_model_dir, EXTRA_DIR)
+    info: Dict[str, object] = {"vocab_file": None}
+    if tf.io.gfile.exists(os.path.join(extra, EXPORT_INFO)):
+        with tf.io.gfile.GFile(os.path.join(extra, EXPORT_INFO)) as f:
+            info.update(json.load(f))
+    if tf.io.gfile.exists(os.path.join(extra, "vocab.txt")):
+        info["vocab_file"] = os.path.join(extra, "vocab.txt")
+    return info
+
+
+def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] = "dynamic",
+            representative_features: Optional[Mapping] = None,
+            quantization_steps: int = DEFAULT_QUANTIZATION_STEPS) -> bytes:
+    """The TFLite flatbuffer of a serving SavedModel under ``quantization``."""
+    import tensorflow as tf
+
+    config = _config(quantization, representative_features, quantization_steps)
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter = config.get_converter_with_quantization(converter)
+    return converter.convert()
+
+
+def export_tflite(saved_model_dir_or_model, tflite_path: str,
+                  quantization: Union[str, QuantizationConfig] = "dynamic",
+                  representative_features: Optional[Mapping] = None,
+                  vocab_file: Optional[str] = None, do_lower_case: bool = True,
+                  model_name: str = "BertQuestionAnswerer", version: str = "1",
+                  description: str = qa_metadata.DEFAULT_DESCRIPTION, author: str = "",
+                  license: str = "Apache-2.0",
+                  quantization_steps: int = DEFAULT_QUANTIZATION_STEPS,
+                  metadata_options: Optional[Mapping[str, object]] = None) -> str:
+    """Writes one .tflite variant; with ``vocab_file`` it carries Task Library metadata.
+
+    ``saved_model_dir_or_model``: a directory from ``export_saved_model`` or the Keras span
+    model itself (saved to a temporary SavedModel first, as Model Maker does).
+    ``metadata_options`` (e.g. ``query_len``, ``doc_stride``) are recorded for
+    ``bertqa predict``.
+    """
+    if isinstance(saved_model_dir_or_model, (str, os.PathLike)):
+        buffer = convert(os.fspath(saved_model_dir_or_model), quantization,
+                         representative_features, quantization_steps)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = export_saved_model(saved_model_dir_or_model, os.path.join(tmp, "saved_model"))
+            buffer = convert(saved, quantization, representative_features, quantization_steps)
+    if vocab_file is not None:
+        info = qa_metadata.ModelInfo(name=model_name, version=version, description=description,
+                                     author=author, license=license)
+        config = _config(quantization, representative_features, quantization_steps)
+        options = {"quantization": config.name, **dict(metadata_options or {})}
+        buffer = qa_metadata.add_metadata(buffer, vocab_file, do_lower_case, info, options=options)
+    else:
+        log.warning("No vocab_file: %s has no metadata, so the Task Library cannot load it",
+                    tflite_path)
+    directory = os.path.dirname(os.path.abspath(tflite_path))
+    os.makedirs(directory, exist_ok=True)
+    tmp_path = tflite_path + ".partial"
+    with open(tmp_path, "wb") as f:
+        f.write(buffer)
+    os.replace(tmp_path, tflite_path)  # never leave a half-written model behind
+    return tflite_path
+
+
+def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
+                           quantizations: Sequence[str] = DEFAULT_VARIANTS,
+                           representative_features: Optional[Mapping] = None,
+                           file_prefix: str = "model", **kwargs) -> Dict[str, str]:
+    """``{quantization: path}`` for ``<output_dir>/<file_prefix>_<quantization>.tflite``."""
+    paths: Dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        source = saved_model_dir_or_model
+        if not isinstance(source, (str, os.PathLike)):
+            source = export_saved_model(source, os.path.join(tmp, "saved_model"))
+        for name in quantizations:
+            start = time.time()
+            path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
+            paths[name] = export_tflite(source, path, name, representative_features, **kwargs)
+            log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,
+                     time.time() - start)
+    return paths
+
+
+def _config(quantization, representative_features, quantization_steps) -> QuantizationConfig:
+    if isinstance(quantization, QuantizationConfig):
+        return quantization
+    if quantization is None:
+        return QuantizationConfig.for_float32()
+    return QuantizationConfig.from_name(quantization, representative_features, quantization_steps)

@@ -1,0 +1,102 @@
+"""`bertqa export`: serving SavedModel -> .tflite variants with Task Library metadata."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+NAME = "export"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        NAME,
+        help="convert a QA SavedModel to TFLite variants with Task Library metadata",
+        description=(
+            "Convert a span-model SavedModel (from bert_qa.export.export_saved_model or the "
+            "pipeline's Trainer) into .tflite files, one per quantization, each carrying "
+            "TFLite Task Library metadata (BertTokenizer with the vocabulary packed in, "
+            "tensors ids/mask/segment_ids -> end_logits/start_logits) so that "
+            "BertQuestionAnswerer and `bertqa predict` can use the file alone. "
+            "Writes OUTPUT_DIR/model_<quantization>.tflite."),
+        epilog=("example: bertqa export --saved-model out/saved_model --output-dir out/tflite "
+                "--quantization dynamic,int8 --representative-data train.json"))
+    p.add_argument("--saved-model", required=True, help="SavedModel directory")
+    p.add_argument("--output-dir", required=True, help="where to write the .tflite files")
+    p.add_argument("--quantization", default="dynamic",
+                   help="comma-separated list of float32, dynamic, float16, int8 "
+                        "(default: dynamic, Model Maker's default)")
+    p.add_argument("--vocab", help="WordPiece vocab (default: the one saved with the model)")
+    p.add_argument("--do-lower-case", dest="do_lower_case", action=argparse.BooleanOptionalAction,
+                   default=None, help="tokenizer casing (default: as saved with the model, else true)")
+    p.add_argument("--query-len", type=int, help="max question tokens recorded for predict "
+                                                 "(default: as saved, else 64)")
+    p.add_argument("--doc-stride", type=int, help="window stride recorded for predict "
+                                                  "(default: as saved, else 128)")
+    p.add_argument("--representative-data", help="SQuAD JSON file (training data) for int8 calibration")
+    p.add_argument("--num-calibration", type=int, default=100,
+                   help="calibration windows for int8 (default 100)")
+    p.add_argument("--name", default="BertQuestionAnswerer", help="model name in the metadata")
+    p.add_argument("--model-version", default="1", help="model version in the metadata")
+    p.add_argument("--description", help="model description in the metadata")
+    p.add_argument("--author", default="", help="author in the metadata")
+    p.add_argument("--license", default="Apache-2.0", help="licence in the metadata (default Apache-2.0)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bert_qa.export import QUANTIZATIONS, metadata, tflite
+    from bert_qa.tflite_runner import describe
+
+    def fail(message: str) -> int:
+        print(f"bertqa {NAME}: error: {message}", file=sys.stderr)
+        return 2
+
+    variants = [q.strip() for q in args.quantization.split(",") if q.strip()]
+    unknown = [q for q in variants if q not in QUANTIZATIONS]
+    if unknown or not variants:
+        return fail(f"unknown quantization {unknown}; choose from {', '.join(QUANTIZATIONS)}")
+    if not os.path.isdir(args.saved_model):
+        return fail(f"SavedModel directory not found: {args.saved_model}")
+    saved = tflite.saved_model_info(args.saved_model)
+    vocab_file = args.vocab or saved["vocab_file"]
+    if vocab_file is None:
+        return fail("the SavedModel has no saved vocabulary (assets.extra/vocab.txt); pass --vocab")
+    do_lower_case = args.do_lower_case if args.do_lower_case is not None else saved.get("do_lower_case", True)
+    query_len = args.query_len or saved.get("query_len", 64)
+    doc_stride = args.doc_stride or saved.get("doc_stride", 128)
+
+    representative = None
+    if "int8" in variants:
+        if not args.representative_data:
+            return fail("int8 needs --representative-data (a SQuAD JSON file of training data)")
+        from bert_qa.export.calibration import features_from_squad
+
+        seq_len = saved.get("seq_len") or _saved_model_seq_len(args.saved_model)
+        representative = features_from_squad(args.representative_data, vocab_file, do_lower_case,
+                                             seq_len, query_len, doc_stride, args.num_calibration)
+        print(f"Calibrating int8 on {len(representative['input_word_ids'])} windows "
+              f"from {args.representative_data}")
+
+    start = time.time()
+    paths = tflite.export_tflite_variants(
+        args.saved_model, args.output_dir, variants, representative,
+        vocab_file=vocab_file, do_lower_case=do_lower_case, model_name=args.name,
+        version=args.model_version, description=args.description or metadata.DEFAULT_DESCRIPTION,
+        author=args.author, license=args.license, quantization_steps=args.num_calibration,
+        metadata_options={"query_len": query_len, "doc_stride": doc_stride})
+    for name, path in paths.items():
+        info = describe(path)
+        shape = info["inputs"][0]["shape"]
+        print(f"{name:8s} {os.path.getsize(path) / 1e6:8.2f} MB  {path}  (inputs {shape})")
+    print(f"Exported {len(paths)} model(s) in {time.time() - start:.1f} s")
+    return 0
+
+
+def _saved_model_seq_len(saved_model_dir: str) -> int:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    _, kwargs = signature.structured_input_signature
+    return int(next(iter(kwargs.values())).shape[1])

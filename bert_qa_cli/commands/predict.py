@@ -1,0 +1,54 @@
+"""`bertqa predict`: answer a question about a text with a .tflite model alone."""
+from __future__ import annotations
+
+import sys
+
+NAME = "predict"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        NAME,
+        help="answer a question about a text with an exported .tflite model",
+        description=(
+            "Answer QUESTION from a context with a .tflite model written by `bertqa export`. "
+            "Only the file is needed: the vocabulary and tokenizer options come from its "
+            "metadata. Long contexts are windowed as in training (squad_lib), answers are "
+            "ranked as Model Maker does (n-best 20, at most 30 tokens)."),
+        epilog='example: bertqa predict --model model_dynamic.tflite --context-file doc.txt '
+               '--question "Who wrote it?"')
+    p.add_argument("--model", required=True, help=".tflite file with QA metadata")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--context", help="the context text")
+    source.add_argument("--context-file", help="file holding the context text (UTF-8)")
+    p.add_argument("--question", required=True, help="the question")
+    p.add_argument("--top-k", type=int, default=5, help="answers to print (default 5)")
+    p.add_argument("--max-answer-length", type=int, default=30,
+                   help="longest answer in tokens (default 30)")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bert_qa.answering import TfliteQuestionAnswerer
+
+    if args.context_file:
+        with open(args.context_file, encoding="utf-8") as f:
+            context = f.read()
+    else:
+        context = args.context
+    if not context.strip():
+        print(f"bertqa {NAME}: error: the context is empty", file=sys.stderr)
+        return 2
+    try:
+        answerer = TfliteQuestionAnswerer(args.model, num_threads=args.threads)
+    except (OSError, ValueError) as err:
+        print(f"bertqa {NAME}: error: {err}", file=sys.stderr)
+        return 2
+    answers = answerer.answer(context, args.question, top_k=args.top_k,
+                              max_answer_length=args.max_answer_length)
+    print(f"Q: {args.question}")
+    for rank, answer in enumerate(answers, 1):
+        print(f"{rank}. {answer.text!r}  probability {answer.probability:.4f}  "
+              f"logits {answer.start_logit:.3f}/{answer.end_logit:.3f}")
+    return 0

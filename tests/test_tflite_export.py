@@ -1,0 +1,281 @@
+"""TFLite export: tensor names, quantized variants vs the Keras model, metadata, answering, CLI.
+
+One tiny span model (2-layer hidden-32 random BERT, seq_len 64) is exported once to the
+four variants; the tests compare each against the Keras model and the reference
+implementations (squad_lib windowing + postprocess_output on the Keras model's logits).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests import fixtures
+
+SEQ_LEN = 64
+QUERY_LEN = 24
+DOC_STRIDE = 32
+NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def _real_questions(n_articles=1):
+    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
+    return data[:n_articles]
+
+
+def _features(feats):
+    return {"input_word_ids": np.array([f.input_ids for f in feats], np.int32),
+            "input_mask": np.array([f.input_mask for f in feats], np.int32),
+            "input_type_ids": np.array([f.segment_ids for f in feats], np.int32)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from bert_qa import export, squad_data
+    from bert_qa.spec import BertQaSpec
+
+    root = tmp_path_factory.mktemp("tflite")
+    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+    spec = BertQaSpec(uri=encoder, seq_len=SEQ_LEN, query_len=QUERY_LEN, doc_stride=DOC_STRIDE,
+                      distribution_strategy="off", model_dir=str(root / "model_dir"))
+    model = spec.create_model()
+    # Real windows of real questions: calibration data for int8 and the comparison inputs.
+    squad_path = fixtures.write_squad(str(root / "train.json"), _real_questions())
+    examples, _ = squad_data.to_squad_examples(squad_data.read_questions(squad_path), False)
+    feats = []
+    spec.convert_examples_to_features(
+        examples[:60], False, lambda f, is_padding=False: is_padding or feats.append(f),
+        batch_size=spec.predict_batch_size)
+    features = _features(feats)
+    saved = export.export_saved_model(model, str(root / "saved_model"), vocab_file=spec.vocab_file,
+                                      do_lower_case=True, query_len=QUERY_LEN, doc_stride=DOC_STRIDE)
+    calibration = {k: v[:32] for k, v in features.items()}
+    paths = export.export_tflite_variants(
+        saved, str(root / "out"), representative_features=calibration, vocab_file=spec.vocab_file,
+        do_lower_case=True, metadata_options={"query_len": QUERY_LEN, "doc_stride": DOC_STRIDE})
+    keras_start, keras_end = (t.numpy() for t in model([features[n] for n in NAMES], training=False))
+    return dict(root=root, spec=spec, model=model, saved=saved, paths=paths, features=features,
+                keras=(keras_start, keras_end), squad_path=squad_path, vocab=spec.vocab_file)
+
+
+def test_tensor_names_shapes_and_order_match_model_maker(exported):
+    from bert_qa.export import TFLITE_INPUT_NAME, TFLITE_OUTPUT_NAME
+    from bert_qa.tflite_runner import LiteRunner, describe
+
+    spec = exported["spec"]
+    assert spec.tflite_input_name == TFLITE_INPUT_NAME
+    assert spec.tflite_output_name == TFLITE_OUTPUT_NAME
+    for name, path in exported["paths"].items():
+        info = describe(path)
+        assert sorted(d["name"] for d in info["inputs"]) == sorted(TFLITE_INPUT_NAME.values()), name
+        assert sorted(d["name"] for d in info["outputs"]) == sorted(TFLITE_OUTPUT_NAME.values()), name
+        assert all(d["shape"] == [-1, SEQ_LEN] and d["dtype"] == "int32" for d in info["inputs"])
+        # Full-integer int8 keeps int32 ids in and float32 logits out (Task Library needs both).
+        assert all(d["shape"] == [-1, SEQ_LEN] and d["dtype"] == "float32" for d in info["outputs"])
+        assert info["signatures"]["serving_default"]["outputs"] == ["end_logits", "start_logits"]
+        # The spec's Model Maker name mapping and our signature-based default pick the same
+        # tensors: StatefulPartitionedCall:1 is start, :0 is end.
+        by_spec = LiteRunner(path, spec.reorder_input_details, spec.reorder_output_details)
+        by_default = LiteRunner(path)
+        assert [d["name"] for d in by_spec.output_details] == \
+            [TFLITE_OUTPUT_NAME["start_logits"], TFLITE_OUTPUT_NAME["end_logits"]]
+        assert [d["index"] for d in by_spec.input_details] == [d["index"] for d in by_default.input_details]
+        assert [d["index"] for d in by_spec.output_details] == [d["index"] for d in by_default.output_details]
+
+
+# |tflite - keras| relative to the spread (std) of the Keras logits, measured on this model
+# (max / mean): float32 1.2e-6 / 9e-8, float16 1.2e-3 / 2.4e-4, dynamic 1.3e-2 / 2.5e-3,
+# int8 0.61 / 1.7e-2 (a few outlier positions; correlation 0.9997). Bounds leave 3-5x margin.
+MAX_RELATIVE_ERROR = {"float32": 1e-5, "float16": 5e-3, "dynamic": 5e-2, "int8": None}
+MEAN_RELATIVE_ERROR = {"float32": 1e-6, "float16": 1e-3, "dynamic": 1e-2, "int8": 6e-2}
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic", "int8"])
+def test_variant_logits_match_keras(exported, variant):
+    from bert_qa.tflite_runner import LiteRunner
+
+    features = exported["features"]
+    keras_start, keras_end = exported["keras"]
+    runner = LiteRunner(exported["paths"][variant])
+    start, end = runner.run(features)  # the whole batch at once (resized interpreter)
+    assert start.shape == keras_start.shape == (len(features["input_word_ids"]), SEQ_LEN)
+    spread = np.std(np.concatenate([keras_start, keras_end]))
+    difference = np.abs(np.concatenate([start - keras_start, end - keras_end]))
+    assert difference.mean() / spread < MEAN_RELATIVE_ERROR[variant], difference.mean() / spread
+    if MAX_RELATIVE_ERROR[variant] is not None:
+        assert difference.max() / spread < MAX_RELATIVE_ERROR[variant], difference.max() / spread
+    ours = np.concatenate([start, end]).ravel()
+    theirs = np.concatenate([keras_start, keras_end]).ravel()
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.998
+    # Row by row (batch 1, re-allocating) gives the same numbers as the batch.
+    one_start, one_end = runner.run({k: v[3] for k, v in features.items()})
+    np.testing.assert_allclose(one_start, start[3], atol=1e-5 * spread + 1e-6)
+    np.testing.assert_allclose(one_end, end[3], atol=1e-5 * spread + 1e-6)
+
+
+def test_variant_sizes_and_int8_is_full_integer(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    sizes = {k: os.path.getsize(p) for k, p in exported["paths"].items()}
+    assert 0.45 < sizes["float16"] / sizes["float32"] < 0.6, sizes
+    assert sizes["dynamic"] / sizes["float32"] < 0.32, sizes
+    assert sizes["int8"] / sizes["float32"] < 0.32, sizes
+    interpreter = Interpreter(model_path=exported["paths"]["int8"])
+    dtypes = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
+    assert "int8" in dtypes  # int8 activations, not just weights
+    dynamic = Interpreter(model_path=exported["paths"]["dynamic"])
+    assert "int8" in {np.dtype(d["dtype"]).name for d in dynamic.get_tensor_details()}
+
+
+def test_dynamic_dense_weights_are_per_tensor_for_the_task_library(exported):
+    """FULLY_CONNECTED v12 (per-channel hybrid) is unknown to Task Library 0.4.4's runtime."""
+    from bert_qa.export import QuantizationConfig, convert
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    def fc_versions(buffer):
+        model = schema.Model.GetRootAsModel(buffer, 0)
+        codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+        return {c.Version() for c in codes
+                if max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) == schema.BuiltinOperator.FULLY_CONNECTED}
+
+    with open(exported["paths"]["dynamic"], "rb") as f:
+        assert max(fc_versions(f.read())) < 12
+    per_channel = convert(exported["saved"], QuantizationConfig.for_dynamic(task_library_compatible=False))
+    assert 12 in fc_versions(per_channel)
+
+
+def test_metadata_round_trip(exported):
+    from bert_qa.export import metadata_json, read_metadata
+    from bert_qa.tokenization import read_vocab
+    from bert_qa.tflite_runner import describe
+
+    for name, path in exported["paths"].items():
+        md = read_metadata(path)
+        assert md.vocab == read_vocab(exported["vocab"]) and len(md.vocab) == 30522
+        assert md.do_lower_case is True
+        assert md.options == {"do_lower_case": True, "query_len": QUERY_LEN,
+                              "doc_stride": DOC_STRIDE, "quantization": name}
+        assert md.info.license == "Apache-2.0" and md.info.name == "BertQuestionAnswerer"
+        # Metadata tensor entries follow the model's tensor order, with Task Library names.
+        info = describe(path)
+        role = {"serving_default_input_word_ids:0": "ids", "serving_default_input_mask:0": "mask",
+                "serving_default_input_type_ids:0": "segment_ids"}
+        assert md.input_names == [role[d["name"]] for d in info["inputs"]]
+        role = {"StatefulPartitionedCall:0": "end_logits", "StatefulPartitionedCall:1": "start_logits"}
+        assert md.output_names == [role[d["name"]] for d in info["outputs"]]
+    shown = json.loads(metadata_json(exported["paths"]["dynamic"]))
+    units = shown["subgraph_metadata"][0]["input_process_units"]
+    assert units[0]["options_type"] == "BertTokenizerOptions"
+    assert units[0]["options"]["vocab_file"][0]["name"] == "vocab.txt"
+
+
+def test_custom_metadata_fields_and_cased_tokenizer(exported, tmp_path):
+    from bert_qa.answering import TfliteQuestionAnswerer
+    from bert_qa.export import export_tflite, read_metadata
+
+    path = export_tflite(exported["saved"], str(tmp_path / "cased.tflite"), "float32",
+                         vocab_file=exported["vocab"], do_lower_case=False, model_name="MyQA",
+                         version="2.1", description="d", author="me", license="MIT",
+                         metadata_options={"query_len": QUERY_LEN})
+    md = read_metadata(path)
+    assert (md.info.name, md.info.version, md.info.description, md.info.author, md.info.license) == \
+        ("MyQA", "2.1", "d", "me", "MIT")
+    assert md.do_lower_case is False
+    answerer = TfliteQuestionAnswerer(path)
+    assert answerer.tokenizer.do_lower_case is False and answerer.query_len == QUERY_LEN
+    assert answerer.tokenizer.tokenize("Paris") != TfliteQuestionAnswerer(
+        exported["paths"]["float32"]).tokenizer.tokenize("Paris")
+
+
+def test_quantization_config_api(exported):
+    import tensorflow as tf
+
+    from bert_qa.export import QuantizationConfig, representative_samples
+
+    default = exported["spec"].get_default_quantization_config()
+    assert default.name == "dynamic" and default.optimizations == [tf.lite.Optimize.DEFAULT]
+    assert default.per_tensor_dense_weights
+    assert QuantizationConfig.for_float32().optimizations is None
+    assert QuantizationConfig.for_float16().supported_types == [tf.float16]
+    with pytest.raises(ValueError, match="representative_data"):
+        QuantizationConfig.for_int8(None)
+    with pytest.raises(ValueError, match="Unknown quantization"):
+        QuantizationConfig.from_name("int4")
+    data = {n: np.arange(12).reshape(3, 4) for n in NAMES}
+    samples = list(representative_samples(data, max_samples=2))
+    assert len(samples) == 2 and samples[1]["input_mask"].tolist() == [[4, 5, 6, 7]]
+    assert samples[0]["input_word_ids"].dtype == np.int32
+    with pytest.raises(ValueError, match="input_type_ids"):
+        list(representative_samples({"input_word_ids": data["input_word_ids"]}))
+
+
+def test_answering_matches_squad_lib_reference_on_the_keras_model(exported):
+    """Our .tflite answering == squad_lib windowing + Keras logits + postprocess_output."""
+    from official.legacy.bert.run_squad_helper import RawResult
+    from official.nlp.data import squad_lib
+    from official.nlp.tools import tokenization
+
+    from bert_qa.answering import TfliteQuestionAnswerer
+
+    # Reference: squad_lib end to end on the Keras model (Model Maker's evaluate path).
+    examples = squad_lib.read_squad_examples(exported["squad_path"], is_training=False,
+                                             version_2_with_negative=False)[:6]
+    tokenizer = tokenization.FullTokenizer(exported["vocab"], do_lower_case=True)
+    features = []
+    squad_lib.convert_examples_to_features(examples, tokenizer, SEQ_LEN, DOC_STRIDE, QUERY_LEN,
+                                           is_training=False,
+                                           output_fn=lambda f, is_padding=False: is_padding or features.append(f),
+                                           batch_size=4)
+    assert len(features) > len(examples)  # contexts span several windows at seq_len 64
+    inputs = _features(features)
+    start, end = exported["model"]([inputs[n] for n in NAMES], training=False)
+    results = [RawResult(unique_id=f.unique_id, start_logits=s.tolist(), end_logits=e.tolist())
+               for f, s, e in zip(features, start.numpy(), end.numpy())]
+    _, reference, _ = squad_lib.postprocess_output(examples, features, results, n_best_size=20,
+                                                   max_answer_length=30, do_lower_case=True)
+
+    answerer = TfliteQuestionAnswerer(exported["paths"]["float32"])
+    ours = answerer.predict([(e.qas_id, " ".join(e.doc_tokens), e.question_text) for e in examples])
+    assert [f.input_ids for f in ours.features] == [f.input_ids for f in features]
+    for example in examples:
+        want, got = reference[example.qas_id], ours.nbest[example.qas_id]
+        assert [a["text"] for a in want] == [a.text for a in got]
+        np.testing.assert_allclose([a["probability"] for a in want], [a.probability for a in got],
+                                   atol=1e-4)
+
+
+def test_cli_export_and_predict(exported, tmp_path, capsys):
+    from bert_qa.answering import TfliteQuestionAnswerer
+    from bert_qa.export import read_metadata
+    from bert_qa_cli.main import main
+
+    out = tmp_path / "cli"
+    assert main(["export", "--saved-model", exported["saved"], "--output-dir", str(out),
+                 "--quantization", "float32,int8", "--representative-data", exported["squad_path"],
+                 "--num-calibration", "8", "--license", "CC-BY-4.0"]) == 0
+    printed = capsys.readouterr().out
+    assert "Calibrating int8 on 8 windows" in printed
+    assert sorted(os.listdir(out)) == ["model_float32.tflite", "model_int8.tflite"]
+    md = read_metadata(str(out / "model_int8.tflite"))
+    # Vocab, casing and windowing came from the SavedModel's assets.extra.
+    assert md.info.license == "CC-BY-4.0" and md.options["query_len"] == QUERY_LEN
+    assert md.options["doc_stride"] == DOC_STRIDE and len(md.vocab) == 30522
+
+    article = _real_questions()[0]["paragraphs"][0]
+    context, question = article["context"], article["qas"][0]["question"]
+    context_file = tmp_path / "context.txt"
+    context_file.write_text(context, encoding="utf-8")
+    model = str(out / "model_float32.tflite")
+    assert main(["predict", "--model", model, "--context-file", str(context_file),
+                 "--question", question, "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = TfliteQuestionAnswerer(model).answer(context, question, top_k=3)
+    assert lines[0] == f"Q: {question}" and len(lines) == 4
+    for line, answer in zip(lines[1:], expected):
+        assert repr(answer.text) in line and f"{answer.probability:.4f}" in line
+
+    assert main(["export", "--saved-model", exported["saved"], "--output-dir", str(out),
+                 "--quantization", "int8"]) == 2
+    assert "--representative-data" in capsys.readouterr().err
