@@ -121,7 +121,7 @@ def assign_ids(element, plan, is_training: bool):
         feature.unique_id = windowing.BASE_UNIQUE_ID + feature_offset + local.unique_id
         feature.example_index = example_offset + local.example_index
         example = artifacts.feature_to_example(feature, is_training, qas_ids[local.example_index])
-        yield shard, (feature.unique_id, example.SerializeToString())
+        yield shard, (feature.unique_id, example.SerializeToString(deterministic=True))  # map order fixed: byte-identical files
 
 
 def write_shard(element, directory: str, plan) -> Iterable[int]:

@@ -220,7 +220,10 @@ class Executor(base_executor.BaseExecutor):
         variants = list(results)
 
         baseline_scores: Dict[str, object] = {}
-        if baseline is not None and baseline.uri != model.uri:
+        if baseline is not None and baseline.uri == model.uri:
+            # Re-evaluating the model that is itself the latest blessed one: its own F1 is the baseline.
+            baseline_scores = {"uri": baseline.uri, "id": baseline.id, **results[SAVED_MODEL]["scores"]}
+        elif baseline is not None:
             baseline_scores = evaluate_baseline(baseline, data, features, params, work_dir)
 
         per_question_path = os.path.join(evaluation.uri, PER_QUESTION_FILE)

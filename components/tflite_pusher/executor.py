@@ -1,6 +1,7 @@
 """TflitePusher's executor: atomic, versioned, never-overwriting publication."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -68,6 +69,23 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
             tf.io.gfile.rmtree(staging)
 
 
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def find_pushed(destination: str, sha256: str) -> Optional[int]:
+    """The version that already holds a model with this content, if any."""
+    for version in existing_versions(destination):
+        path = os.path.join(destination, str(version), MANIFEST)
+        if tf.io.gfile.exists(path) and artifacts.read_json(path).get("sha256") == sha256:
+            return version
+    return None
+
+
 def is_blessed(blessing) -> bool:
     return (blessing.get_int_custom_property("blessed") == 1
             and tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED")))
@@ -98,7 +116,19 @@ class Executor(base_executor.BaseExecutor):
                 path = os.path.join(evaluation.uri, name)
                 if tf.io.gfile.exists(path):
                     files[name] = path
-        manifest = {"variant": variant, "source_model": tflite_model.uri,
+        sha256 = sha256_of(files["model.tflite"])
+        already = find_pushed(destination, sha256)
+        if already is not None:
+            # A re-evaluation of the same model (e.g. against itself as baseline) re-blesses
+            # it; publishing identical bytes again would only add a duplicate version.
+            target = os.path.join(destination, str(already))
+            artifacts.record_counts(pushed, {"pushed": 1, "pushed_destination": target,
+                                             "pushed_version": str(already), "variant": variant,
+                                             "already_pushed": 1})
+            print(f"TflitePusher: this model is already version {already} ({target}); not pushed again",
+                  file=sys.stderr, flush=True)
+            return
+        manifest = {"sha256": sha256, "variant": variant, "source_model": tflite_model.uri,
                     "blessing": blessing.uri, "files": sorted(files),
                     "f1": blessing.get_float_custom_property("f1"),
                     "exact_match": blessing.get_float_custom_property("exact_match")}

@@ -1,0 +1,209 @@
+"""SquadExampleGen and FeatureWindowing executors on real SQuAD-Shifts data.
+
+Windowing is compared with the reference (tf-models-official's squad_lib + FullTokenizer)
+and with the library's single-process windowing, for Beam's DirectRunner in one process and
+with two worker processes: the output files must be byte-identical whatever the worker count.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+
+from tests import fixtures
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+
+from bert_qa import squad_data, windowing
+from bert_qa.tokenization import CachedFullTokenizer
+from components import artifacts
+from components.feature_windowing import executor as windowing_executor
+from components.squad_example_gen import executor as example_gen_executor
+
+SEQ_LEN, QUERY_LEN, DOC_STRIDE = 96, 24, 32  # short windows: many paragraphs need several
+
+
+def _articles(n_articles: int, n_paragraphs: int, start: int = 0):
+    data = fixtures.load_squad("new_wiki_v1.0.json")["data"][start:start + n_articles]
+    return [{"title": a["title"], "paragraphs": a["paragraphs"][:n_paragraphs]} for a in data]
+
+
+def _run_example_gen(out_dir: str, input_patterns, hash_buckets=None):
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.join(out_dir, "examples")
+    example_gen_executor.Executor().Do({}, {"examples": [examples]}, {
+        "input_patterns": json.dumps(input_patterns),
+        "hash_buckets": json.dumps(hash_buckets) if hash_buckets else None})
+    return examples
+
+
+def _run_windowing(examples, out_dir: str, beam_args, v2: bool = False, num_shards: int = 0):
+    features = standard_artifacts.Examples()
+    features.uri = out_dir
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args))
+    windowing_executor.Executor(context).Do({"examples": [examples]}, {"features": [features]}, {
+        "encoder_uri": fixtures.minilm_vocab(), "do_lower_case": 1, "seq_len": SEQ_LEN,
+        "query_len": QUERY_LEN, "doc_stride": DOC_STRIDE, "training_splits": '["train"]',
+        "version_2_with_negative": int(v2), "multi_answer": "first", "num_shards": num_shards})
+    return features
+
+
+def _records(features, split):
+    """Every record of a split, in file order, as bytes."""
+    return [r.numpy() for path in artifacts.tfrecord_files(artifacts.split_uri(features, split))
+            for r in tf.data.TFRecordDataset(path)]
+
+
+def _library_records(questions, is_training: bool, v2: bool = False):
+    """The library's single-process windowing of the same questions, serialized the same way."""
+    examples, skipped = squad_data.to_squad_examples(questions, is_training, v2, "first")
+    features = []
+    windowing.convert_examples_to_features(
+        examples, CachedFullTokenizer(fixtures.minilm_vocab(), True), SEQ_LEN, DOC_STRIDE, QUERY_LEN,
+        is_training, lambda f, is_padding=False: features.append(f), pad_to_batch=False)
+    return [artifacts.feature_to_example(f, is_training, examples[f.example_index].qas_id)
+            .SerializeToString(deterministic=True) for f in features], features, skipped
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Real articles, plus two training questions whose answers cannot be used."""
+    root = tmp_path_factory.mktemp("corpus")
+    train = _articles(3, 5)
+    broken = copy.deepcopy(train[0]["paragraphs"][0]["qas"][0])
+    broken.update(id="not-aligned", answers=[{"text": "zzqqxx", "answer_start": 0}])
+    outside = copy.deepcopy(train[0]["paragraphs"][1]["qas"][0])
+    outside.update(id="out-of-range", answers=[{"text": "abc", "answer_start": 10**6}])
+    train[0]["paragraphs"][0]["qas"].append(broken)
+    train[0]["paragraphs"][1]["qas"].append(outside)
+    train_path = fixtures.write_squad(str(root / "train.json"), train)
+    eval_path = fixtures.write_squad(str(root / "eval.json"), _articles(2, 4, start=10))
+    examples = _run_example_gen(str(root), {"train": [train_path], "eval": [eval_path]})
+    return {"root": root, "train": train_path, "eval": eval_path, "examples": examples}
+
+
+def test_example_gen_pattern_splits_and_counts(corpus):
+    examples = corpus["examples"]
+    assert artifacts.split_names(examples) == ["train", "eval"]
+    for split in ("train", "eval"):
+        expected = squad_data.read_questions(corpus[split])
+        stored = artifacts.read_questions(artifacts.split_uri(examples, split))
+        assert stored == expected  # every field of every question, in file order
+        assert examples.get_int_custom_property(f"num_questions_{split}") == len(expected)
+        assert examples.get_int_custom_property(f"num_articles_{split}") == len({q.title for q in expected})
+        assert examples.get_int_custom_property(f"num_paragraphs_{split}") == len({q.context for q in expected})
+    assert examples.get_int_custom_property("num_ids_in_several_splits") == 0
+
+
+def test_example_gen_hash_split_keeps_articles_whole(tmp_path):
+    path = fixtures.write_squad(str(tmp_path / "all.json"), _articles(12, 2))
+    examples = _run_example_gen(str(tmp_path), [str(tmp_path / "*.json")], {"train": 3, "eval": 1})
+    titles = {}
+    for split in ("train", "eval"):
+        questions = artifacts.read_questions(artifacts.split_uri(examples, split))
+        assert questions, f"{split} is empty"
+        titles[split] = {q.title for q in questions}
+        for title in titles[split]:
+            assert example_gen_executor.bucket_of(title, 4) < 3 if split == "train" else \
+                example_gen_executor.bucket_of(title, 4) == 3
+    assert not titles["train"] & titles["eval"]
+    total = sum(examples.get_int_custom_property(f"num_questions_{s}") for s in ("train", "eval"))
+    assert total == len(squad_data.read_questions(path))
+
+
+def test_example_gen_bad_file_names_file_and_question(tmp_path):
+    articles = _articles(1, 1)
+    del articles[0]["paragraphs"][0]["qas"][1]["question"]
+    bad_id = articles[0]["paragraphs"][0]["qas"][1]["id"]
+    bad = fixtures.write_squad(str(tmp_path / "bad.json"), articles)
+    good = fixtures.write_squad(str(tmp_path / "good.json"), _articles(1, 1, start=5))
+    with pytest.raises(squad_data.SquadFormatError) as err:
+        _run_example_gen(str(tmp_path), {"train": [bad], "eval": [good]})
+    assert "bad.json" in str(err.value) and bad_id in str(err.value)
+    with pytest.raises(FileNotFoundError, match="no_such"):
+        _run_example_gen(str(tmp_path), {"train": [str(tmp_path / "no_such*.json")], "eval": [bad]})
+
+
+def test_windowing_equals_squad_lib_reference_in_eval_mode(corpus, tmp_path):
+    """Against squad_lib.read_squad_examples + convert_examples_to_features + FullTokenizer."""
+    from official.nlp.data import squad_lib
+    from official.nlp.tools import tokenization
+
+    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
+    ours = [artifacts.example_to_eval_feature(tf.train.Example.FromString(r)) for r in _records(features, "eval")]
+    reference = []
+    squad_lib.convert_examples_to_features(
+        squad_lib.read_squad_examples(corpus["eval"], is_training=False, version_2_with_negative=False),
+        tokenization.FullTokenizer(fixtures.minilm_vocab(), True), SEQ_LEN, DOC_STRIDE, QUERY_LEN,
+        is_training=False, output_fn=lambda f, is_padding=False: None if is_padding else reference.append(f),
+        batch_size=4)  # squad_lib pads eval features to whole batches; padding is left out here
+    assert len(ours) == len(reference) > features.get_int_custom_property("num_questions_eval")
+    for a, b in zip(ours, reference):
+        for field in ("unique_id", "example_index", "doc_span_index", "tokens", "token_to_orig_map",
+                      "token_is_max_context", "input_ids", "input_mask", "segment_ids"):
+            assert getattr(a, field) == getattr(b, field), field
+
+
+def test_windowing_format_is_feature_writer(corpus, tmp_path):
+    """Training records parse exactly like squad_lib.FeatureWriter's (what the spec reads)."""
+    from official.nlp.data import squad_lib
+
+    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
+    questions = artifacts.read_questions(artifacts.split_uri(corpus["examples"], "train"))
+    _, reference, _ = _library_records(questions, is_training=True)
+    path = str(tmp_path / "writer.tfrecord")
+    writer = squad_lib.FeatureWriter(path, is_training=True)
+    for f in reference:
+        writer.process_feature(f)
+    writer.close()
+    expected = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+    assert [tf.train.Example.FromString(r) for r in _records(features, "train")] == expected
+
+
+@pytest.mark.parametrize("beam_args,num_shards", [
+    (["--direct_running_mode=in_memory", "--direct_num_workers=1"], 0),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 3),
+], ids=["1-worker", "2-worker-processes-3-shards"])
+def test_windowing_identical_to_library_for_any_worker_count(corpus, tmp_path, beam_args, num_shards):
+    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), beam_args, num_shards=num_shards)
+    for split, is_training in (("train", True), ("eval", False)):
+        questions = artifacts.read_questions(artifacts.split_uri(corpus["examples"], split))
+        expected, _, skipped = _library_records(questions, is_training)
+        assert _records(features, split) == expected, split
+        files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
+        assert len(files) == (num_shards or 1)
+        # Every question accounted for: windowed, or skipped with its reason.
+        assert features.get_int_custom_property(f"num_questions_{split}") == len(questions)
+        assert (features.get_int_custom_property(f"num_examples_{split}")
+                + features.get_int_custom_property(f"num_skipped_{split}")) == len(questions)
+        assert features.get_int_custom_property(f"num_features_{split}") == len(expected)
+        if is_training:
+            assert {s.id: s.reason for s in skipped} == {
+                "not-aligned": squad_data.ANSWER_NOT_ALIGNED, "out-of-range": squad_data.ANSWER_OUT_OF_RANGE}
+            assert json.loads(features.get_string_custom_property(f"skipped_by_reason_{split}")) == {
+                squad_data.ANSWER_NOT_ALIGNED: 1, squad_data.ANSWER_OUT_OF_RANGE: 1}
+    for name, value in (("seq_len", SEQ_LEN), ("query_len", QUERY_LEN), ("doc_stride", DOC_STRIDE)):
+        assert features.get_int_custom_property(name) == value
+    with open(features.get_string_custom_property("vocab_file")) as f, open(fixtures.minilm_vocab()) as g:
+        assert f.read() == g.read()
+
+
+def test_windowing_v2_unanswerable_questions(tmp_path):
+    articles = _articles(2, 2, start=20)
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"][::3]:
+                qa.update(is_impossible=True, answers=[])
+    path = fixtures.write_squad(str(tmp_path / "v2.json"), articles, version="2.0")
+    eval_path = fixtures.write_squad(str(tmp_path / "v2_eval.json"), articles[:1], version="2.0")
+    examples = _run_example_gen(str(tmp_path), {"train": [path], "eval": [eval_path]})
+    assert examples.get_int_custom_property("num_impossible_train") > 0
+    features = _run_windowing(examples, str(tmp_path / "f"), ["--direct_running_mode=in_memory"], v2=True)
+    questions = artifacts.read_questions(artifacts.split_uri(examples, "train"))
+    expected, reference, _ = _library_records(questions, is_training=True, v2=True)
+    assert _records(features, "train") == expected
+    assert any(f.is_impossible for f in reference) and not all(f.is_impossible for f in reference)
