@@ -1,0 +1,240 @@
+"""QaTrainer resume after a kill, the blessing rules, and TflitePusher's versioned atomic push."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests import fixtures
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+from tfx.utils import json_utils
+
+from components import artifacts
+from components.feature_windowing import executor as windowing_executor
+from components.qa_evaluator.blessing import Thresholds, decide
+from components.qa_trainer import executor as trainer_executor
+from components.squad_example_gen import executor as example_gen_executor
+from components.tflite_pusher import executor as pusher_executor
+
+SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    """Windowed training features of a few real articles, for a tiny encoder."""
+    root = tmp_path_factory.mktemp("train")
+    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
+    train = fixtures.write_squad(str(root / "train.json"),
+                                 [{"title": a["title"], "paragraphs": a["paragraphs"][:2]} for a in data[:2]])
+    evaluation = fixtures.write_squad(str(root / "eval.json"),
+                                      [{"title": data[5]["title"], "paragraphs": data[5]["paragraphs"][:1]}])
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    example_gen_executor.Executor().Do({}, {"examples": [examples]},
+                                       {"input_patterns": json.dumps({"train": [train], "eval": [evaluation]})})
+    out = standard_artifacts.Examples()
+    out.uri = str(root / "features")
+    windowing_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[])).Do(
+        {"examples": [examples]}, {"features": [out]}, {
+            "encoder_uri": encoder, "do_lower_case": 1, "seq_len": SEQ_LEN, "query_len": QUERY_LEN,
+            "doc_stride": DOC_STRIDE, "training_splits": '["train"]', "version_2_with_negative": 0,
+            "multi_answer": "first", "num_shards": 0})
+    return {"root": root, "encoder": encoder, "features": out}
+
+
+def _trainer_properties(encoder: str, checkpoint_root: str, epochs: int) -> dict:
+    spec_args = {"uri": encoder, "seq_len": SEQ_LEN, "query_len": QUERY_LEN, "doc_stride": DOC_STRIDE,
+                 "do_lower_case": True, "distribution_strategy": "off"}
+    return {"spec": "BertQaSpec", "spec_args": json.dumps(spec_args), "epochs": epochs, "batch_size": 8,
+            "steps_per_epoch": 0, "shuffle": 1, "seed": 7, "train_split": "train",
+            "checkpoint_root": checkpoint_root}
+
+
+def _outputs(root, name):
+    model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+    model.uri, model_run.uri = str(root / name / "model"), str(root / name / "model_run")
+    return model, model_run
+
+
+# The child process trains with one more callback, appended after the spec's own (so after
+# BackupAndRestore and ModelCheckpoint have saved the epoch): it SIGKILLs its own process.
+_KILLED_TRAINER = textwrap.dedent("""
+    import json, os, signal, sys
+    from bert_qa import _env
+    import tf_keras
+    from tfx.utils import json_utils
+    from bert_qa import spec as spec_module
+    from components.qa_trainer import executor
+
+    args = json.load(open(sys.argv[1]))
+
+    class KillAfterEpoch(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == args["kill_after_epoch"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    original = spec_module.BertQaSpec._training_callbacks
+    spec_module.BertQaSpec._training_callbacks = lambda self: original(self) + [KillAfterEpoch()]
+    inputs = {k: json_utils.loads(v) for k, v in args["inputs"].items()}
+    outputs = {k: json_utils.loads(v) for k, v in args["outputs"].items()}
+    executor.Executor().Do(inputs, outputs, args["properties"])
+""")
+
+
+def test_trainer_resumes_after_kill(features, tmp_path):
+    properties = _trainer_properties(features["encoder"], str(tmp_path / "resume"), epochs=3)
+    killed_model, killed_run = _outputs(tmp_path, "killed")
+    script = tmp_path / "killed_trainer.py"
+    script.write_text(_KILLED_TRAINER)
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({
+        "kill_after_epoch": 2, "properties": properties,
+        "inputs": {"features": json_utils.dumps([features["features"]])},
+        "outputs": {"model": json_utils.dumps([killed_model]), "model_run": json_utils.dumps([killed_run])}}))
+    env = dict(os.environ, PYTHONPATH=fixtures.REPO_ROOT)
+    child = subprocess.run([sys.executable, str(script), str(args)], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == -9, child.stderr[-3000:]  # SIGKILL, not a clean exit
+    assert "epoch 2/3 step" in child.stderr and "epoch 3/3" not in child.stderr
+    assert not os.path.exists(os.path.join(killed_model.uri, "Format-Serving"))
+
+    # The re-run (a new execution with new output URIs, same inputs and parameters) resumes.
+    model, model_run = _outputs(tmp_path, "rerun")
+    trainer_executor.Executor().Do({"features": [features["features"]]},
+                                   {"model": [model], "model_run": [model_run]}, properties)
+    summary = artifacts.read_json(os.path.join(model_run.uri, "training_summary.json"))
+    assert summary["first_epoch_run"] == 3
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
+    assert [h["run_started_at_epoch"] for h in summary["history"]] == [1, 1, 3]
+    assert model.get_int_custom_property("first_epoch_run") == 3
+    assert {"epoch-001.index", "epoch-002.index", "epoch-003.index"} <= set(
+        os.listdir(os.path.join(model_run.uri, "checkpoints")))
+    assert tf.io.gfile.glob(os.path.join(model_run.uri, "tensorboard", "train", "events.out.tfevents.*"))
+    assert not os.listdir(str(tmp_path / "resume"))  # resume state dropped after success
+    # Accounting and the serving model.
+    f = features["features"]
+    assert model.get_int_custom_property("num_questions_trained_on") == f.get_int_custom_property("num_examples_train")
+    assert model.get_int_custom_property("num_features") == f.get_int_custom_property("num_features_train")
+    loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
+    ones = tf.ones([2, SEQ_LEN], tf.int32)
+    out = loaded.signatures["serving_default"](input_word_ids=ones, input_mask=ones, input_type_ids=ones * 0)
+    assert out["start_logits"].shape == (2, SEQ_LEN) and out["end_logits"].shape == (2, SEQ_LEN)
+    assert json.load(open(os.path.join(model.uri, "spec.json")))["args"]["seq_len"] == SEQ_LEN
+
+
+def test_blessing_rules():
+    t = Thresholds(min_exact_match=20, min_f1=30, max_f1_drop_vs_baseline=1.0, max_quantized_f1_drop=2.0)
+    good = {"saved_model": {"exact_match": 25.0, "f1": 40.0}, "dynamic": {"exact_match": 24.0, "f1": 38.5}}
+    assert all(c.passed for c in decide(good, "saved_model", "dynamic", None, t))
+    assert all(c.passed for c in decide(good, "saved_model", "dynamic", 40.9, t))
+
+    def failed(metrics, baseline):
+        return [c.name for c in decide(metrics, "saved_model", "dynamic", baseline, t) if not c.passed]
+
+    assert failed(good, 41.5) == ["f1 vs latest blessed model"]
+    assert failed({**good, "saved_model": {"exact_match": 19.0, "f1": 40.0}}, None) == ["exact_match >= minimum"]
+    assert failed({**good, "saved_model": {"exact_match": 25.0, "f1": 29.0},
+                   "dynamic": {"exact_match": 25.0, "f1": 29.0}}, None) == ["f1 >= minimum"]
+    assert failed({**good, "dynamic": {"exact_match": 20.0, "f1": 37.9}}, None) == ["quantized f1 vs float"]
+    assert failed({"saved_model": good["saved_model"]}, None) == ["quantized f1 vs float"]  # not evaluated
+
+
+def _fake_export(root, name: str, content: bytes):
+    model = standard_artifacts.Model()
+    model.uri = str(root / name)
+    os.makedirs(model.uri)
+    with open(os.path.join(model.uri, "model_dynamic.tflite"), "wb") as f:
+        f.write(content)
+    with open(os.path.join(model.uri, "vocab.txt"), "w") as f:
+        f.write("[PAD]\n")
+    return model
+
+
+def _blessing(root, name: str, blessed: bool):
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(root / name)
+    os.makedirs(blessing.uri)
+    open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_float_custom_property("f1", 50.0)
+    return blessing
+
+
+def _push(model, blessing, destination, root, name):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(root / name)
+    pusher_executor.Executor().Do({"tflite_model": [model], "blessing": [blessing]}, {"pushed_model": [pushed]},
+                                  {"push_destination": destination, "variant": "dynamic"})
+    return pushed
+
+
+def test_pusher_versions_refusal_and_no_overwrite(tmp_path, monkeypatch):
+    destination = str(tmp_path / "dest")
+    first = _push(_fake_export(tmp_path, "m1", b"model-one"), _blessing(tmp_path, "b1", True),
+                  destination, tmp_path, "p1")
+    assert first.get_int_custom_property("pushed") == 1
+    assert first.get_string_custom_property("pushed_version") == "1"
+    assert open(os.path.join(destination, "1", "model.tflite"), "rb").read() == b"model-one"
+    manifest = json.load(open(os.path.join(destination, "1", "manifest.json")))
+    assert manifest["version"] == 1 and manifest["files"] == ["model.tflite", "vocab.txt"]
+
+    # Not blessed: nothing is pushed.
+    refused = _push(_fake_export(tmp_path, "m2", b"model-two"), _blessing(tmp_path, "b2", False),
+                    destination, tmp_path, "p2")
+    assert refused.get_int_custom_property("pushed") == 0
+    assert os.listdir(destination) == ["1"]
+
+    # The same bytes again: no duplicate version.
+    again = _push(_fake_export(tmp_path, "m1b", b"model-one"), _blessing(tmp_path, "b1b", True),
+                  destination, tmp_path, "p1b")
+    assert again.get_string_custom_property("pushed_version") == "1"
+    assert again.get_int_custom_property("already_pushed") == 1
+
+    # A concurrent pusher published version 2 after we listed the versions: we must not
+    # overwrite it, and take version 3 instead.
+    listed = pusher_executor.existing_versions
+
+    def stale_then_real(dest, calls=[]):
+        calls.append(1)
+        if len(calls) == 2:  # the first look inside publish() sees the stale list
+            os.makedirs(os.path.join(dest, "2"))
+            with open(os.path.join(dest, "2", "model.tflite"), "wb") as f:
+                f.write(b"someone-else")
+            return [1]
+        return listed(dest)
+
+    monkeypatch.setattr(pusher_executor, "existing_versions", stale_then_real)
+    third = _push(_fake_export(tmp_path, "m3", b"model-three"), _blessing(tmp_path, "b3", True),
+                  destination, tmp_path, "p3")
+    monkeypatch.undo()
+    assert third.get_string_custom_property("pushed_version") == "3"
+    assert open(os.path.join(destination, "2", "model.tflite"), "rb").read() == b"someone-else"
+    assert open(os.path.join(destination, "3", "model.tflite"), "rb").read() == b"model-three"
+    assert sorted(os.listdir(destination)) == ["1", "2", "3"]  # no staging directory left
+
+
+def test_pusher_failure_leaves_no_partial_version(tmp_path, monkeypatch):
+    destination = str(tmp_path / "dest")
+    real_copy = tf.io.gfile.copy
+    copies = []
+
+    def failing_copy(src, dst, overwrite=False):
+        copies.append(dst)
+        if len(copies) == 2:
+            raise OSError("disk full (simulated)")
+        return real_copy(src, dst, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
+    with pytest.raises(OSError, match="simulated"):
+        _push(_fake_export(tmp_path, "m", b"model"), _blessing(tmp_path, "b", True), destination, tmp_path, "p")
+    monkeypatch.undo()
+    assert os.path.dirname(copies[0]).startswith(os.path.join(destination, ".staging-"))
+    assert os.listdir(destination) == []  # neither a version nor the staging directory
