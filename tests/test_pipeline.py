@@ -1,0 +1,237 @@
+"""The whole DAG under LocalDagRunner on a tiny encoder and a few dozen real questions.
+
+One pipeline output directory is shared by the tests below, which run in order:
+first run (everything executes, the model is blessed and pushed), re-runs (cache hits, no
+duplicate push), a changed trainer refused against the MLMD-resolved blessed baseline.
+Also: configuration loading, the CLI, and compiling with KubeflowV2DagRunner.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests import fixtures
+from bert_qa import _env  # noqa: F401
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline import runner
+
+UPSTREAM = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport"]
+
+
+def _subset(src: str, dst: str, articles: int, paragraphs: int) -> str:
+    with open(src, encoding="utf-8") as f:
+        data = json.load(f)["data"][:articles]
+    return fixtures.write_squad(dst, [{"title": a["title"], "paragraphs": a["paragraphs"][:paragraphs]}
+                                      for a in data])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data_dir = os.path.join(fixtures.REPO_ROOT, "data")
+    train = _subset(os.path.join(data_dir, "new_wiki_train.json"), str(root / "train.json"), 2, 3)
+    evaluation = _subset(os.path.join(data_dir, "new_wiki_eval.json"), str(root / "eval.json"), 2, 2)
+    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+    return {"root": root, "train": train, "eval": evaluation, "encoder": encoder}
+
+
+def _config(setup, **sections) -> config_lib.PipelineConfig:
+    values = {
+        "output": str(setup["root"] / "out"),
+        "data": {"train": [setup["train"]], "eval": [setup["eval"]]},
+        "model": {"encoder": setup["encoder"], "seq_len": 64, "query_len": 16, "doc_stride": 32,
+                  "predict_batch_size": 8},
+        "train": {"epochs": 1, "batch_size": 8},
+        "export": {"variants": ["float32", "dynamic"]},
+        "evaluation": {"min_exact_match": 0.0, "min_f1": 0.0, "max_quantized_f1_drop": 100.0,
+                       "max_f1_drop_vs_baseline": 100.0},
+    }
+    for section, update in sections.items():
+        values[section] = {**values.get(section, {}), **update}
+    return config_lib.load_config(None, [values])
+
+
+def _states(summary):
+    return {n.node: n.state for n in summary.nodes}
+
+
+def _artifact(config, node: str, key: str):
+    """The newest output artifact ``key`` of ``node``, from MLMD, as a TFX artifact."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.types import artifact_utils
+
+    store = mlmd.MetadataStore(runner.metadata_config(config.metadata_path))
+    context = store.get_context_by_type_and_name("node", f"{config.name}.{node}")
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    events = [e for e in store.get_events_by_execution_ids([executions[-1].id])
+              if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps[0].key == key]
+    [artifact] = store.get_artifacts_by_id([events[0].artifact_id])
+    [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
+    return artifact_utils.deserialize_artifact(artifact_type, artifact)
+
+
+@pytest.fixture(scope="module")
+def first_run(setup):
+    config = _config(setup)
+    return config, runner.run(config)
+
+
+def test_first_run_executes_everything_and_pushes(first_run):
+    config, summary = first_run
+    assert all(state == "COMPLETE" for state in _states(summary).values()), summary.format()
+    assert set(_states(summary)) >= set(UPSTREAM + ["QaEvaluator", "TflitePusher"])
+    assert summary.blessed is True
+    assert summary.pushed == os.path.join(config.push_destination, "1")
+    pushed = sorted(os.listdir(summary.pushed))
+    assert pushed == ["f1_by_slice.png", "manifest.json", "model.tflite", "report.md", "scores.json", "vocab.txt"]
+    # The pushed model is the quantized variant the evaluator scored, and it runs.
+    export = _artifact(config, "TfliteExport", "tflite_model")
+    with open(os.path.join(export.uri, "model_dynamic.tflite"), "rb") as a, \
+            open(os.path.join(summary.pushed, "model.tflite"), "rb") as b:
+        assert a.read() == b.read()
+    from bert_qa.export import read_metadata
+
+    assert read_metadata(os.path.join(summary.pushed, "model.tflite")).do_lower_case is True
+
+
+def test_every_question_accounted_for(first_run):
+    config, _ = first_run
+    examples = _artifact(config, "SquadExampleGen", "examples")
+    features = _artifact(config, "FeatureWindowing", "features")
+    model = _artifact(config, "QaTrainer", "model")
+    evaluation = _artifact(config, "QaEvaluator", "evaluation")
+    for split in ("train", "eval"):
+        assert (features.get_int_custom_property(f"num_questions_{split}")
+                == examples.get_int_custom_property(f"num_questions_{split}"))
+    assert (model.get_int_custom_property("num_questions_trained_on")
+            + model.get_int_custom_property("num_questions_skipped")
+            == examples.get_int_custom_property("num_questions_train"))
+    n_eval = examples.get_int_custom_property("num_questions_eval")
+    for variant in ("saved_model", "float32", "dynamic"):
+        assert evaluation.get_int_custom_property(f"num_predicted_{variant}") == n_eval
+
+
+def test_evaluation_is_official_and_tfma_readable(first_run):
+    import tensorflow_model_analysis as tfma
+    from bert_qa import scoring
+
+    config, _ = first_run
+    evaluation = _artifact(config, "QaEvaluator", "evaluation")
+    eval_data = json.load(open(os.path.join(evaluation.uri, "eval_data.json")))["data"]
+    with open(config.data.eval[0]) as f:
+        original = json.load(f)["data"]
+    assert [q["id"] for a in eval_data for p in a["paragraphs"] for q in p["qas"]] == \
+        [q["id"] for a in original for p in a["paragraphs"] for q in p["qas"]]
+    for variant in ("saved_model", "float32", "dynamic"):
+        predictions = json.load(open(os.path.join(evaluation.uri, variant, "predictions.json")))
+        official = scoring.score(original, predictions)  # the official v1.1 scorer, on the source file
+        scores = json.load(open(os.path.join(evaluation.uri, "scores.json")))["scores"][variant]
+        assert scores["f1"] == pytest.approx(100 * official["f1"], abs=1e-9)
+        assert scores["exact_match"] == pytest.approx(100 * official["exact_match"], abs=1e-9)
+        assert evaluation.get_float_custom_property(f"f1_{variant}") == pytest.approx(scores["f1"], abs=1e-4)
+        result = tfma.load_eval_result(evaluation.uri, model_name=variant)
+        by_slice = dict(result.slicing_metrics)
+        overall = by_slice[()]["f1"][""]
+        assert 100 * overall["mean_prediction"]["doubleValue"] == pytest.approx(100 * official["f1"], abs=1e-6)
+        n = overall["example_count"]["doubleValue"]
+        for feature in ("question_word", "answer_length", "article"):
+            counts = [m["f1"][""]["example_count"]["doubleValue"] for key, m in by_slice.items()
+                      if key and key[0][0] == feature]
+            assert sum(counts) == n, feature
+        articles = {key[0][1] for key in by_slice if key and key[0][0] == "article"}
+        assert articles == {a["title"] for a in original}
+    report = open(os.path.join(evaluation.uri, "report.md")).read()
+    assert "BLESSED" in report and "question_word=what" in report and "f1_by_slice.png" in report
+    with open(os.path.join(evaluation.uri, "f1_by_slice.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_hits_the_cache_and_does_not_push_twice(first_run, setup):
+    config, _ = first_run
+    second = runner.run(_config(setup))
+    states = _states(second)
+    assert all(states[node] == "CACHED" for node in UPSTREAM), second.format()
+    # The resolver now finds the blessed model, a new input for the evaluator: it re-scores
+    # the model against itself, and the pusher finds those bytes already published.
+    assert second.pushed == os.path.join(config.push_destination, "1")
+    assert os.listdir(config.push_destination) == ["1"]
+    third = runner.run(_config(setup))
+    assert all(state == "CACHED" for node, state in _states(third).items()
+               if node != "latest_blessed_model_resolver"), third.format()
+
+
+def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup):
+    config, _ = first_run
+    blessed_model = _artifact(config, "QaTrainer", "model")
+    # A different training seed makes a new model; demanding 100 points over the baseline refuses it.
+    run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
+                             evaluation={"max_f1_drop_vs_baseline": -100.0}))
+    states = _states(run)
+    assert states["QaTrainer"] == "COMPLETE" and states["SquadExampleGen"] == "CACHED"
+    assert run.blessed is False and run.pushed is None
+    blessing = _artifact(config, "QaEvaluator", "blessing")
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert blessing.get_int_custom_property("baseline_model_id") == blessed_model.id
+    assert json.loads(blessing.get_string_custom_property("failed_checks")) == ["f1 vs latest blessed model"]
+    assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
+    assert _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed") == 0
+    assert os.listdir(config.push_destination) == ["1"]
+
+
+def test_config_file_and_overrides(tmp_path):
+    (tmp_path / "run.yaml").write_text(
+        "output: out\ndata:\n  train: [t.json]\n  eval: e.json\ntrain:\n  epochs: 3\n")
+    config = config_lib.load_config(str(tmp_path / "run.yaml"),
+                                    [config_lib.parse_override("model.seq_len=128"),
+                                     config_lib.parse_override("beam.args=[--direct_num_workers=2]")])
+    assert config.output == str(tmp_path / "out") and config.data.train == [str(tmp_path / "t.json")]
+    assert config.data.eval == [str(tmp_path / "e.json")]
+    assert (config.train.epochs, config.model.seq_len, config.beam.args) == (3, 128, ["--direct_num_workers=2"])
+    assert config.train.batch_size == config_lib.TrainConfig().batch_size
+    (tmp_path / "run.toml").write_text('[model]\nspec = "MobileBertQaSpec"\n[evaluation]\nmin_f1 = 50\n')
+    config = config_lib.load_config(str(tmp_path / "run.toml"))
+    assert config.model.spec == "MobileBertQaSpec" and config.evaluation.min_f1 == 50.0
+    with pytest.raises(config_lib.ConfigError, match="train.epochs"):
+        config_lib.load_config(None, [config_lib.parse_override("train.epochs=many")])
+    with pytest.raises(config_lib.ConfigError, match="unknown key"):
+        config_lib.load_config(None, [config_lib.parse_override("train.epoch=3")])
+    with pytest.raises(config_lib.ConfigError, match="push.variant"):
+        config_lib.load_config(None, [{"export": {"variants": ["float32"]}, "evaluation": {"quantized_variant": ""}}])
+
+
+def test_cli_print_config(capsys):
+    from bert_qa_cli.main import main
+
+    assert main(["run", "--output", "/tmp/x", "--epochs", "5", "--set", "model.seq_len=192",
+                 "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["output"] == "/tmp/x" and printed["train"]["epochs"] == 5
+    assert printed["model"]["seq_len"] == 192
+
+
+def test_kubeflow_v2_compile(setup, tmp_path):
+    from kubeflow.compile import compile_pipeline
+
+    config = _config(setup)
+    config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
+    path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://bucket/root",
+                            "example.com/bert-qa:1")
+    spec = json.load(open(path))
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(tasks) >= set(UPSTREAM + ["QaEvaluator", "TflitePusher"])
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    text = json.dumps(executors)
+    for module in ("components.squad_example_gen.executor.Executor", "components.feature_windowing.executor.Executor",
+                   "components.qa_trainer.executor.Executor", "components.tflite_export.executor.Executor",
+                   "components.qa_evaluator.executor.Executor", "components.tflite_pusher.executor.Executor"):
+        assert module in text
+    assert "example.com/bert-qa:1" in text
+    assert "/pipeline/data/new_wiki_train.json" in json.dumps(spec)  # repo data -> image path
+    assert "gs://bucket/root/pushed" in json.dumps(spec)
+    dockerfile = open(os.path.join(fixtures.REPO_ROOT, "kubeflow", "Dockerfile")).read()
+    assert "TF_USE_LEGACY_KERAS=1" in dockerfile
