@@ -157,6 +157,29 @@ def test_tf1_module_fine_tunes_through_spec_train(tf1_module, train_examples, tm
     np.testing.assert_allclose(batch_loss(restored), loss_after, rtol=1e-6)
 
 
+def test_tf1_span_model_exports_to_tflite_with_model_maker_names(tf1_module, tmp_path):
+    """The fine-tunable TF1 layer survives SavedModel export and TFLite conversion."""
+    from bert_qa import export
+    from bert_qa.tflite_runner import LiteRunner
+
+    spec = MobileBertQaSpec(uri=tf1_module, **SHAPE)
+    model = spec.create_model()
+    saved = export.export_saved_model(model, str(tmp_path / "saved_model"))
+    tflite_path = str(tmp_path / "model.tflite")
+    with open(tflite_path, "wb") as f:
+        f.write(export.convert(saved, "float32"))
+    runner = LiteRunner(tflite_path, spec.reorder_input_details, spec.reorder_output_details)
+    assert [d["name"] for d in runner.input_details] == [
+        spec.tflite_input_name[k] for k in ("ids", "mask", "segment_ids")]
+    assert [d["name"] for d in runner.output_details] == [
+        spec.tflite_output_name[k] for k in ("start_logits", "end_logits")]
+    inputs = random_inputs()
+    start, end = model(inputs, training=False)
+    lite_start, lite_end = runner.run(inputs)
+    np.testing.assert_allclose(lite_start, start.numpy(), atol=1e-5)
+    np.testing.assert_allclose(lite_end, end.numpy(), atol=1e-5)
+
+
 # -- (b) init_from_squad_model ----------------------------------------------------------
 
 def test_init_from_squad_model_gives_the_squad_signature_logits(tf1_squad_module):
