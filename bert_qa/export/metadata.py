@@ -128,22 +128,19 @@ def add_metadata(model_buffer: bytes, vocab_file: str, do_lower_case: bool = Tru
         general = metadata_info.GeneralMd(name=info.name, version=info.version,
                                           description=info.description,
                                           author=info.author or None, licenses=info.license)
-        writer = metadata_writer.MetadataWriter.create_from_metadata(
-            model_buffer,
-            model_metadata=general.create_metadata(),
-            input_metadata=inputs.create_input_tesnor_metadata(),
-            output_metadata=output_metadata,
-            associated_files=inputs.get_tokenizer_associated_files(),
-            input_process_units=inputs.create_input_process_unit_metadata())
-
-        # Re-pack the metadata with our custom entry (the writers have no hook for it).
-        model_md = md_fb.ModelMetadataT.InitFromObj(
-            md_fb.ModelMetadata.GetRootAsModelMetadata(writer._metadata_buffer, 0))
+        # Assembled as MetadataWriter.create_from_metadata does, plus our custom entry
+        # (the writers have no parameter for custom metadata).
+        subgraph = md_fb.SubGraphMetadataT()
+        subgraph.inputTensorMetadata = inputs.create_input_tesnor_metadata()
+        subgraph.outputTensorMetadata = output_metadata
+        subgraph.inputProcessUnits = inputs.create_input_process_unit_metadata()
         custom = md_fb.CustomMetadataT()
         custom.name = CUSTOM_METADATA_NAME
         custom.data = list(json.dumps({"do_lower_case": bool(do_lower_case),
                                        **dict(options or {})}, sort_keys=True).encode("utf-8"))
-        model_md.subgraphMetadata[0].customMetadata = [custom]
+        subgraph.customMetadata = [custom]
+        model_md = general.create_metadata()
+        model_md.subgraphMetadata = [subgraph]
         builder = flatbuffers.Builder(0)
         builder.Finish(model_md.Pack(builder), md_lib.MetadataPopulator.METADATA_FILE_IDENTIFIER)
         writer = metadata_writer.MetadataWriter(model_buffer, builder.Output(),
