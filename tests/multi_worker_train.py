@@ -73,6 +73,7 @@ def main() -> int:
         "num_replicas_in_sync": spec.strategy.num_replicas_in_sync,
         "is_chief": spec.strategy.extended.should_checkpoint,
         "losses": recorder.losses,
+        "distribute_reduction_method": model.distribute_reduction_method,
         "weights_sha256": digest.hexdigest(),
         "optimizer_iterations": int(model.optimizer.iterations.numpy()),
     }), flush=True)
