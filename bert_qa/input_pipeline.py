@@ -39,6 +39,12 @@ def make_input_fn(spec, tfrecord_files: Sequence[str], is_training: bool, batch_
 
     def input_fn(input_context: Optional[tf.distribute.InputContext] = None):
         ds = tf.data.TFRecordDataset(files)
+        if input_context is None and len(files) < tf.distribute.get_strategy().num_replicas_in_sync:
+            # Keras splits this dataset across workers; FILE auto-sharding fails with fewer
+            # files than workers, so shard by record instead.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            ds = ds.with_options(options)
         per_replica = batch_size
         if input_context is not None:
             per_replica = input_context.get_per_replica_batch_size(batch_size)

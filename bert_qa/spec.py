@@ -195,11 +195,18 @@ class BertQaSpec:
         """
         warmup_steps = int(epochs * steps_per_epoch * 0.1)
         with distribute_utils.get_strategy_scope(self.strategy):
-            training_dataset = train_input_fn()
+            if isinstance(self.strategy, tf.distribute.experimental.ParameterServerStrategy):
+                # tf_keras under a parameter-server cluster needs a per-worker dataset function.
+                training_dataset = tf_keras.utils.experimental.DatasetCreator(train_input_fn)
+            else:
+                training_dataset = train_input_fn()
             model = self.create_model()
             optimizer = optimization.create_optimizer(
                 self.learning_rate, steps_per_epoch * epochs, warmup_steps)
             model.compile(optimizer=optimizer, loss=qa_loss, loss_weights=[0.5, 0.5])
+            if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                # "auto" sums the already-averaged loss over workers in logs (weights unaffected).
+                model.distribute_reduction_method = "first"
         if not model.trainable_variables:
             log.warning("Trainable variables in the model are empty.")
             return model
@@ -209,14 +216,17 @@ class BertQaSpec:
         return model
 
     def _training_callbacks(self) -> List[tf_keras.callbacks.Callback]:
-        return [
-            tf_keras.callbacks.BackupAndRestore(os.path.join(self.model_dir, "backup")),
+        callbacks = [
             tf_keras.callbacks.ModelCheckpoint(
                 os.path.join(self.model_dir, "checkpoints", "epoch-{epoch:03d}"),
                 save_weights_only=True, save_freq="epoch"),
             tf_keras.callbacks.TensorBoard(os.path.join(self.model_dir, "tensorboard"),
                                            update_freq=10, profile_batch=0),
         ]
+        # tf_keras's BackupAndRestore refuses OneDeviceStrategy (NotImplementedError).
+        if not isinstance(self.strategy, tf.distribute.OneDeviceStrategy):
+            callbacks.insert(0, tf_keras.callbacks.BackupAndRestore(os.path.join(self.model_dir, "backup")))
+        return callbacks
 
     # -- inference ------------------------------------------------------------------------
 
