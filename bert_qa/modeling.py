@@ -59,3 +59,25 @@ def create_qa_model_from_squad(module_path: str, seq_len: int, trainable: bool =
     start = tf_keras.layers.Lambda(tf.identity, name="start_positions")(outputs["start_logits"])
     end = tf_keras.layers.Lambda(tf.identity, name="end_positions")(outputs["end_logits"])
     return tf_keras.Model(inputs=[word_ids, mask, type_ids], outputs=[start, end])
+
+
+def reinitialize(model, initializer_range: float = 0.02, seed: int = 0) -> None:
+    """Re-draws every weight of ``model`` as BERT initialises it from scratch.
+
+    Gives the "untrained" reference a trained model is compared with: same architecture,
+    same inputs, no pretraining and no fine-tuning. Layer-norm scales become 1, offsets and
+    biases 0, everything else truncated-normal with ``initializer_range``.
+    """
+    generator = tf.random.Generator.from_seed(seed)
+    for variable in model.weights:
+        name = variable.name.lower()
+        if "gamma" in name:
+            value = tf.ones(variable.shape, variable.dtype)
+        elif "beta" in name or "bias" in name:
+            value = tf.zeros(variable.shape, variable.dtype)
+        elif variable.dtype.is_floating:
+            value = tf.cast(generator.truncated_normal(variable.shape, stddev=initializer_range),
+                            variable.dtype)
+        else:
+            continue
+        variable.assign(value)

@@ -34,12 +34,14 @@ class ModelConfig:
     spec: str = "BertQaSpec"
     # A TF Hub handle or TF Hub-format directory; "" = all-MiniLM-L6-v2, converted once and cached.
     encoder: str = ""
-    seq_len: int = 256
-    query_len: int = 64
-    doc_stride: int = 128
+    # Sized for the 10-minute default run on 2 CPU cores (measured, see README): new_wiki
+    # paragraphs fit a 192-token window; questions fit 32 WordPieces.
+    seq_len: int = 192
+    query_len: int = 32
+    doc_stride: int = 64
     do_lower_case: bool = True
-    # Few steps on 2 CPU cores: a higher rate than Model Maker's 8e-5 learned more in one epoch.
-    learning_rate: float = 3e-4
+    # Few steps on 2 CPU cores: a higher rate than Model Maker's 8e-5 learns more in 2 epochs.
+    learning_rate: float = 1.5e-4
     distribution_strategy: str = "off"
     predict_batch_size: int = 16
     extra_spec_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -47,7 +49,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 1  # the default run's 10-minute budget on 2 cores
+    epochs: int = 2  # the default run's 10-minute budget on 2 cores
     batch_size: int = 16
     steps_per_epoch: int = 0  # 0: features // batch_size (Model Maker's)
     shuffle: bool = True
@@ -67,10 +69,13 @@ class EvaluationConfig:
     null_score_diff_threshold: float = 0.0
     # Percent. On the shipped data an untrained model scores EM 0.4 / F1 12.8 (random long spans
     # overlap the references), so EM is the gate that separates trained from untrained here.
-    min_exact_match: float = 2.0
-    min_f1: float = 10.0
+    min_exact_match: float = 5.0
+    min_f1: float = 15.0
     max_f1_drop_vs_baseline: float = 2.0   # points
     max_quantized_f1_drop: float = 3.0     # points
+    # Score the same architecture randomly initialised, and require training to beat it.
+    evaluate_untrained: bool = True
+    min_f1_gain_over_untrained: float = 5.0  # points
     quantized_variant: str = "dynamic"
 
 

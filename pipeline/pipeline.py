@@ -66,8 +66,8 @@ def create_components(config: PipelineConfig, encoder_uri: str, pipeline_root: s
         max_answer_length=e.max_answer_length, null_score_diff_threshold=e.null_score_diff_threshold,
         predict_batch_size=m.predict_batch_size,
         thresholds=Thresholds(e.min_exact_match, e.min_f1, e.max_f1_drop_vs_baseline,
-                              e.max_quantized_f1_drop),
-        quantized_variant=e.quantized_variant)
+                              e.max_quantized_f1_drop, e.min_f1_gain_over_untrained),
+        quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained)
     pusher = TflitePusher(
         tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"], push_destination=push_destination,

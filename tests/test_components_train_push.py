@@ -145,6 +145,12 @@ def test_blessing_rules():
                    "dynamic": {"exact_match": 25.0, "f1": 29.0}}, None) == ["f1 >= minimum"]
     assert failed({**good, "dynamic": {"exact_match": 20.0, "f1": 37.9}}, None) == ["quantized f1 vs float"]
     assert failed({"saved_model": good["saved_model"]}, None) == ["quantized f1 vs float"]  # not evaluated
+    # Training must beat the same architecture randomly initialised by the configured margin.
+    t_gain = Thresholds(min_f1_gain_over_untrained=5.0)
+    checks = decide(good, "saved_model", None, None, t_gain, untrained_f1=34.0)
+    assert [c.name for c in checks if not c.passed] == []
+    checks = decide(good, "saved_model", None, None, t_gain, untrained_f1=36.0)
+    assert [c.name for c in checks if not c.passed] == ["f1 vs untrained model"]
 
 
 def _fake_export(root, name: str, content: bytes):

@@ -48,7 +48,7 @@ def _config(setup, **sections) -> config_lib.PipelineConfig:
         "train": {"epochs": 1, "batch_size": 8},
         "export": {"variants": ["float32", "dynamic"]},
         "evaluation": {"min_exact_match": 0.0, "min_f1": 0.0, "max_quantized_f1_drop": 100.0,
-                       "max_f1_drop_vs_baseline": 100.0},
+                       "max_f1_drop_vs_baseline": 100.0, "min_f1_gain_over_untrained": -100.0},
     }
     for section, update in sections.items():
         values[section] = {**values.get(section, {}), **update}
@@ -147,6 +147,10 @@ def test_evaluation_is_official_and_tfma_readable(first_run):
         assert articles == {a["title"] for a in original}
     report = open(os.path.join(evaluation.uri, "report.md")).read()
     assert "BLESSED" in report and "question_word=what" in report and "f1_by_slice.png" in report
+    # The untrained reference (same architecture, random weights) is scored and reported.
+    assert "| untrained (random encoder and head" in report and "f1 vs untrained model" in report
+    scores = json.load(open(os.path.join(evaluation.uri, "scores.json")))
+    assert 0.0 <= scores["untrained"]["f1"] <= 100.0
     with open(os.path.join(evaluation.uri, "f1_by_slice.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

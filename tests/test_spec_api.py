@@ -95,3 +95,20 @@ def test_build_reads_vocab_and_save_vocab(tiny_encoder, vocab_file, tmp_path):
 def test_seq_len_too_short_for_query():
     with pytest.raises(ValueError, match="no room"):
         BertQaSpec(seq_len=64, query_len=64, distribution_strategy="off")
+
+
+def test_reinitialize_gives_an_untrained_model(tiny_encoder):
+    from bert_qa import modeling
+
+    spec = BertQaSpec(uri=tiny_encoder, seq_len=32, query_len=8, distribution_strategy="off")
+    model = spec.create_model()
+    before = {w.name: w.numpy().copy() for w in model.weights}
+    modeling.reinitialize(model, 0.02, seed=1)
+    after = {w.name: w.numpy() for w in model.weights}
+    for name, value in after.items():
+        if "gamma" in name:
+            assert np.all(value == 1.0), name
+        elif "beta" in name or "bias" in name:
+            assert np.all(value == 0.0), name
+        else:
+            assert not np.array_equal(value, before[name]) and abs(float(value.std()) - 0.02) < 0.01, name

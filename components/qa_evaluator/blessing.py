@@ -13,6 +13,7 @@ class Thresholds:
     min_f1: float = 0.0
     max_f1_drop_vs_baseline: float = 1.0   # points below the latest blessed model
     max_quantized_f1_drop: float = 2.0     # points below the float model
+    min_f1_gain_over_untrained: float = 0.0  # points above a randomly initialised model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Check:
 
 
 def decide(metrics: Dict[str, Dict[str, float]], float_variant: str, quantized_variant: Optional[str],
-           baseline_f1: Optional[float], t: Thresholds) -> List[Check]:
+           baseline_f1: Optional[float], t: Thresholds, untrained_f1: Optional[float] = None
+           ) -> List[Check]:
     """All checks; the model is blessed when every one passes."""
     current = metrics[float_variant]
     checks = [
@@ -33,6 +35,11 @@ def decide(metrics: Dict[str, Dict[str, float]], float_variant: str, quantized_v
               current["exact_match"] >= t.min_exact_match, f"{float_variant} EM"),
         Check("f1 >= minimum", current["f1"], t.min_f1, current["f1"] >= t.min_f1, f"{float_variant} F1"),
     ]
+    if untrained_f1 is not None:
+        gain = t.min_f1_gain_over_untrained
+        floor = untrained_f1 + gain
+        checks.append(Check("f1 vs untrained model", current["f1"], floor, current["f1"] >= floor,
+                            f"randomly initialised encoder and head F1 {untrained_f1:.2f} + {gain} points"))
     if baseline_f1 is None:
         checks.append(Check("f1 vs latest blessed model", None, None, True,
                             "no blessed model yet: nothing to compare with"))

@@ -26,6 +26,9 @@ class QaEvaluatorSpec(types.ComponentSpec):
         "max_f1_drop_vs_baseline": ExecutionParameter(type=float),
         "max_quantized_f1_drop": ExecutionParameter(type=float),
         "quantized_variant": ExecutionParameter(type=str),
+        # Also score the same architecture randomly initialised (what training must beat).
+        "evaluate_untrained": ExecutionParameter(type=int),
+        "min_f1_gain_over_untrained": ExecutionParameter(type=float),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),   # questions (references)
@@ -58,7 +61,8 @@ class QaEvaluator(base_component.BaseComponent):
                  baseline_model: Optional[types.BaseChannel] = None, eval_split: str = "eval",
                  version_2_with_negative: bool = False, max_answer_length: int = 30,
                  null_score_diff_threshold: float = 0.0, predict_batch_size: int = 8,
-                 thresholds: Thresholds = Thresholds(), quantized_variant: str = "dynamic"):
+                 thresholds: Thresholds = Thresholds(), quantized_variant: str = "dynamic",
+                 evaluate_untrained: bool = True):
         super().__init__(spec=QaEvaluatorSpec(
             examples=examples, features=features, model=model, tflite_model=tflite_model,
             baseline_model=baseline_model, eval_split=eval_split,
@@ -70,5 +74,7 @@ class QaEvaluator(base_component.BaseComponent):
             max_f1_drop_vs_baseline=float(thresholds.max_f1_drop_vs_baseline),
             max_quantized_f1_drop=float(thresholds.max_quantized_f1_drop),
             quantized_variant=quantized_variant or "",
+            evaluate_untrained=int(evaluate_untrained),
+            min_f1_gain_over_untrained=float(thresholds.min_f1_gain_over_untrained),
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

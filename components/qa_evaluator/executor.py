@@ -134,6 +134,17 @@ def evaluate_baseline(baseline, data: EvalData, features, params: dict, work_dir
     return {"uri": baseline.uri, "id": baseline.id, **result["scores"]}
 
 
+def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dict[str, float]:
+    """Scores of the same architecture with random encoder and head: what training must beat."""
+    from bert_qa import modeling
+
+    model = spec.create_model()
+    modeling.reinitialize(model, spec.initializer_range, seed=0)
+    result = evaluate_one(spec, "untrained", data, params, os.path.join(work_dir, "untrained_eval"),
+                          model=model)
+    return dict(result["scores"])
+
+
 def write_per_question(path: str, questions, results: Dict[str, dict]) -> None:
     """One tf.Example per question: slice keys and each variant's EM/F1 (TFMA's input)."""
     def floats(v):
@@ -219,6 +230,10 @@ class Executor(base_executor.BaseExecutor):
                                                 tflite_file=tflite_path(tflite_model.uri, variant))
         variants = list(results)
 
+        untrained_scores: Dict[str, float] = {}
+        if int(params.get("evaluate_untrained", 1)):
+            untrained_scores = evaluate_untrained(spec, data, params, work_dir)
+
         baseline_scores: Dict[str, object] = {}
         if baseline is not None and baseline.uri == model.uri:
             # Re-evaluating the model that is itself the latest blessed one: its own F1 is the baseline.
@@ -233,22 +248,24 @@ class Executor(base_executor.BaseExecutor):
 
         thresholds = blessing_rules.Thresholds(
             float(params["min_exact_match"]), float(params["min_f1"]),
-            float(params["max_f1_drop_vs_baseline"]), float(params["max_quantized_f1_drop"]))
+            float(params["max_f1_drop_vs_baseline"]), float(params["max_quantized_f1_drop"]),
+            float(params.get("min_f1_gain_over_untrained") or 0.0))
         overall = {v: r["scores"] for v, r in results.items()}
         quantized = params.get("quantized_variant") or None
         if quantized and tflite_model is None:
             quantized = None  # nothing exported: nothing to compare
-        checks = blessing_rules.decide(overall, SAVED_MODEL, quantized, baseline_scores.get("f1"), thresholds)
+        checks = blessing_rules.decide(overall, SAVED_MODEL, quantized, baseline_scores.get("f1"), thresholds,
+                                       untrained_f1=untrained_scores.get("f1"))
         blessed = all(c.passed for c in checks)
 
         counts = {"questions": len(data.questions), "features": len(data.features),
                   "predicted_min": min(r["num_predicted"] for r in results.values())}
         report.write_chart(os.path.join(evaluation.uri, report.CHART_FILE), slice_rows, variants)
         report_path = report.write_report(evaluation.uri, model.uri, overall, slice_rows, variants,
-                                          checks, blessed, counts, baseline_scores)
+                                          checks, blessed, counts, baseline_scores, untrained_scores)
         artifacts.write_json(os.path.join(evaluation.uri, SCORES_FILE), {
             "scores": overall, "official": {v: r["official"] for v, r in results.items()},
-            "baseline": baseline_scores, "checks": [dataclasses.asdict(c) for c in checks],
+            "baseline": baseline_scores, "untrained": untrained_scores, "checks": [dataclasses.asdict(c) for c in checks],
             "blessed": blessed, "slices": slice_rows, "counts": counts,
             "seconds": {v: r["seconds"] for v, r in results.items()}})
 

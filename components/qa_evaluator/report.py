@@ -49,7 +49,7 @@ def write_chart(path: str, slice_f1: Dict[str, Dict[str, float]], variants: Sequ
 def write_report(directory: str, model_uri: str, overall: Dict[str, Dict[str, float]],
                  slice_rows: Dict[str, Dict[str, Dict[str, float]]], variants: Sequence[str],
                  checks: List[Check], blessed: bool, counts: Dict[str, int],
-                 baseline: Dict[str, object]) -> str:
+                 baseline: Dict[str, object], untrained: Dict[str, float] = None) -> str:
     lines = [f"# QA evaluation: {'BLESSED' if blessed else 'NOT BLESSED'}", "",
              f"Model: `{model_uri}`  ",
              f"Questions: {counts['questions']} evaluated, {counts['features']} features; every "
@@ -61,6 +61,9 @@ def write_report(directory: str, model_uri: str, overall: Dict[str, Dict[str, fl
     if baseline.get("f1") is not None:
         lines.append(f"| latest blessed model (`{baseline['uri']}`) | "
                      f"{baseline['exact_match']:.2f} | {baseline['f1']:.2f} |")
+    if untrained:
+        lines.append(f"| untrained (random encoder and head, same architecture) | "
+                     f"{untrained['exact_match']:.2f} | {untrained['f1']:.2f} |")
     lines += ["", "## Blessing checks", "", "| check | value | threshold | passed | detail |",
               "|---|---:|---:|---|---|"]
     for c in checks:
