@@ -3,6 +3,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
 
@@ -86,12 +87,26 @@ def test_v2_null_odds_and_official_v2_metrics(tiny_encoder, tmp_path):
     data = DataLoader.from_squad(data_file, spec, is_training=False, version_2_with_negative=True,
                                  cache_dir=str(tmp_path / "cache"))
     model = question_answer.create(data, spec, do_train=False)
-    metrics = model.evaluate(data, output_dir=str(tmp_path / "out"), null_score_diff_threshold=0.5)
+    # Pick the threshold from a first pass so that it splits the questions: both branches are exercised.
+    model.evaluate(data, output_dir=str(tmp_path / "first"))
+    first_odds = sorted(json.load(open(tmp_path / "first" / "null_odds.json")).values())
+    threshold = float(np.median(first_odds))
+    metrics = model.evaluate(data, output_dir=str(tmp_path / "out"), null_score_diff_threshold=threshold)
     predictions = json.load(open(tmp_path / "out" / "predictions.json"))
     null_odds = json.load(open(tmp_path / "out" / "null_odds.json"))
     assert set(predictions) == set(null_odds)
     official = squad_evaluate_v2_0.evaluate(json.load(open(data_file))["data"], predictions, null_odds)
     for key in ("exact", "f1", "HasAns_f1", "NoAns_f1", "final_f1"):
         assert abs(metrics[key] - official[key]) < 1e-9, key
-    # The threshold is applied: a question is empty exactly when its null-odds exceed 0.5.
-    assert all((predictions[q] == "") == (null_odds[q] > 0.5) for q in predictions)
+    # The threshold is applied as squad_lib applies it: null-odds above it give an empty answer;
+    # an empty answer with lower null-odds only when no n-best entry has any text (squad_lib then
+    # records the null score itself as the odds).
+    nbest = json.load(open(tmp_path / "out" / "nbest_predictions.json"))
+    for q in predictions:
+        if null_odds[q] > threshold:
+            assert predictions[q] == "", q
+        elif predictions[q] == "":
+            assert not any(entry["text"] for entry in nbest[q]), q
+        else:
+            assert predictions[q] == next(e["text"] for e in nbest[q] if e["text"]), q
+    assert any(predictions[q] for q in predictions) and any(not predictions[q] for q in predictions)
