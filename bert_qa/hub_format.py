@@ -76,9 +76,20 @@ def _activation(name: str):
     return tf_keras.activations.get(name)
 
 
+# Graph-level seed the exported dropout ops are traced under (see ``export_encoder``).
+EXPORT_DROPOUT_SEED = 1234
+
+
 def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
                    do_lower_case: bool) -> str:
-    """Saves ``encoder`` as a TF2 TF Hub-format SavedModel with its vocab attached."""
+    """Saves ``encoder`` as a TF2 TF Hub-format SavedModel with its vocab attached.
+
+    Keras dropout without a seed becomes a stateful random op whose seed attributes are taken
+    from the graph seed at trace time; traced with none, they are (0, 0) and the restored op
+    draws fresh masks in every process, so fine-tuning could never be repeated. Tracing under
+    a fixed graph seed bakes non-zero seeds in: a loaded encoder then gives the same dropout
+    sequence in every process (masks still change from step to step).
+    """
     if isinstance(encoder.inputs, dict):
         inputs = encoder.inputs
     else:
@@ -88,7 +99,11 @@ def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
     core_model = tf_keras.Model(inputs=inputs, outputs=outputs)
     core_model.vocab_file = tf.saved_model.Asset(vocab_file)
     core_model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
-    core_model.save(export_dir, include_optimizer=False, save_format="tf")
+    tf.random.set_seed(EXPORT_DROPOUT_SEED)
+    try:
+        core_model.save(export_dir, include_optimizer=False, save_format="tf")
+    finally:
+        tf.random.set_seed(None)  # leave the caller's random state unseeded, as it most likely was
     return export_dir
 
 

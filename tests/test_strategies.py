@@ -3,9 +3,10 @@
 'off' (the default strategy) is the reference: 'one_device' and 'mirrored' (num_gpus=-1,
 i.e. 0 GPUs here, so one CPU replica) must train to the same losses and weights from the
 same seed. 'multi_worker_mirrored' runs as two worker processes on localhost
-(tests/multi_worker_train.py, TF_CONFIG); their gradients are all-reduced, so both end with
+(tests/train_worker.py, TF_CONFIG); their gradients are all-reduced, so both end with
 bit-identical weights, which must also equal a hand-written data-parallel reference run in
-this process (no tf.distribute). The encoder has dropout off so that training is deterministic.
+this process (no tf.distribute). The encoder has dropout off so that those comparisons are exact
+maths; with dropout on, two processes given the same seed must still end with the same model.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from tests import fixtures
 SHAPE = dict(seq_len=64, query_len=16, doc_stride=32)
 LEARNING_RATE = 1e-3
 EPOCHS, STEPS_PER_EPOCH, GLOBAL_BATCH = 2, 3, 8
-WORKER_SCRIPT = os.path.join(fixtures.REPO_ROOT, "tests", "multi_worker_train.py")
+WORKER_SCRIPT = os.path.join(fixtures.REPO_ROOT, "tests", "train_worker.py")
 WORKER_TIMEOUT_S = 240
 
 
@@ -298,3 +299,27 @@ def test_multi_worker_mirrored_two_processes(encoder, train_shards, tmp_path):
         "checkpoint", "epoch-001.data-00000-of-00001", "epoch-001.index",
         "epoch-002.data-00000-of-00001", "epoch-002.index"]
     assert not [d for d in os.listdir(model_dir) if "worker" in d]
+
+
+# -- repeatability ---------------------------------------------------------------------------
+
+def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, train_shards, tmp_path):
+    """Seeded runs repeat bit for bit, dropout (in the exported encoder) and shuffling included."""
+    def launch(seed, name):
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT)
+        env.pop("TF_CONFIG", None)
+        cmd = [sys.executable, WORKER_SCRIPT, "--strategy", "off", "--encoder", tiny_encoder,
+               "--train-records", ",".join(train_shards), "--model-dir", str(tmp_path / name),
+               "--seq-len", str(SHAPE["seq_len"]), "--batch-size", str(GLOBAL_BATCH),
+               "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH),
+               "--learning-rate", str(LEARNING_RATE), "--seed", str(seed), "--shuffle"]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    procs = [launch(7, "a"), launch(7, "b"), launch(8, "c")]
+    first, second, other = collect(procs, time.monotonic() + WORKER_TIMEOUT_S)
+    assert first["strategy"] == "_DefaultDistributionStrategy"
+    assert first["losses"] == second["losses"]
+    assert first["weights_sha256"] == second["weights_sha256"]
+    assert other["weights_sha256"] != first["weights_sha256"]
+    assert other["losses"] != first["losses"]

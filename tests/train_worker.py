@@ -1,6 +1,8 @@
-"""One worker of the two-process MultiWorkerMirroredStrategy test (tests/test_strategies.py).
+"""One training process for tests/test_strategies.py: a worker of the two-process
+MultiWorkerMirroredStrategy test, or (``--strategy off``, no TF_CONFIG) one of the runs of the
+same-seed-same-model test.
 
-Run with TF_CONFIG set: builds a BertQaSpec with ``distribution_strategy=
+With the default strategy and TF_CONFIG set: builds a BertQaSpec with ``distribution_strategy=
 'multi_worker_mirrored'`` and trains it with ``spec.train``. Worker i reads TFRecord shard i
 (tf.data FILE auto-sharding) in per-replica batches of global_batch / num_workers. Prints
 one JSON line prefixed ``RESULT `` (replicas, per-step losses as Keras logs them, weight
@@ -28,9 +30,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="global batch size")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steps-per-epoch", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0, help="for the span head's initial weights")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="for the span head's initial weights, shuffling and dropout")
+    parser.add_argument("--shuffle", action="store_true")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--weights-out", help="save the final weights here (.npz)")
+    parser.add_argument("--strategy", default="multi_worker_mirrored")
     args = parser.parse_args()
     shards = args.train_records.split(",")
     shape = dict(seq_len=args.seq_len, query_len=16, doc_stride=32)
@@ -40,7 +45,7 @@ def main() -> int:
     from bert_qa.spec import BertQaSpec
 
     spec = BertQaSpec(uri=args.encoder, model_dir=args.model_dir, learning_rate=args.learning_rate,
-                      distribution_strategy="multi_worker_mirrored", **shape)
+                      distribution_strategy=args.strategy, **shape)
 
     import numpy as np
     import tf_keras
@@ -55,7 +60,8 @@ def main() -> int:
             self.losses.append(float(logs["loss"]))
 
     input_fn = input_pipeline.make_input_fn(spec, shards, is_training=True,
-                                            batch_size=args.batch_size)
+                                            batch_size=args.batch_size, shuffle=args.shuffle,
+                                            seed=args.seed)
     tf_keras.utils.set_random_seed(args.seed)
     recorder = StepLosses()
     model = spec.train(input_fn, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
