@@ -5,8 +5,11 @@ i.e. 0 GPUs here, so one CPU replica) must train to the same losses and weights 
 same seed. 'multi_worker_mirrored' runs as two worker processes on localhost
 (tests/train_worker.py, TF_CONFIG); their gradients are all-reduced, so both end with
 bit-identical weights, which must also equal a hand-written data-parallel reference run in
-this process (no tf.distribute). The encoder has dropout off so that those comparisons are exact
-maths; with dropout on, two processes given the same seed must still end with the same model.
+this process (no tf.distribute). 'parameter_server' runs a real localhost cluster (a ps and a
+worker process serving, tests/tf_server.py, and a coordinating chief) and must train like 'off';
+without a cluster it is refused, as 'tpu' is without a TPU. The encoder has dropout off so that
+those comparisons are exact maths; with dropout on, two processes given the same seed must still
+end with the same model.
 """
 from __future__ import annotations
 
@@ -323,3 +326,54 @@ def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, trai
     assert first["weights_sha256"] == second["weights_sha256"]
     assert other["weights_sha256"] != first["weights_sha256"]
     assert other["losses"] != first["losses"]
+
+
+# -- parameter-server cluster on localhost ---------------------------------------------------
+
+SERVER_SCRIPT = os.path.join(fixtures.REPO_ROOT, "tests", "tf_server.py")
+
+
+def test_parameter_server_cluster_trains_like_off(encoder, train_shards, reference_run, tmp_path):
+    """A real cluster: one 'ps' and one 'worker' process serving, this test's chief coordinating.
+
+    The chief runs ``spec.train`` (variables on the ps, steps scheduled on the worker through
+    tf_keras's DatasetCreator path). One worker reading unsharded data in global batches does
+    the maths 'off' does, so the final weights must match the reference run.
+    """
+    ports = free_ports(3)
+    cluster = {"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
+               "ps": [f"localhost:{ports[2]}"]}
+
+    def env_for(task_type):
+        tf_config = {"cluster": cluster, "task": {"type": task_type, "index": 0}}
+        return dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT,
+                    TF_CONFIG=json.dumps(tf_config))
+
+    servers = [subprocess.Popen([sys.executable, SERVER_SCRIPT], env=env_for(task),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for task in ("ps", "worker")]
+    chief = subprocess.Popen(
+        [sys.executable, WORKER_SCRIPT, "--strategy", "parameter_server", "--encoder", encoder,
+         "--train-records", ",".join(train_shards), "--model-dir", str(tmp_path / "model"),
+         "--seq-len", str(SHAPE["seq_len"]), "--batch-size", str(GLOBAL_BATCH),
+         "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH),
+         "--learning-rate", str(LEARNING_RATE), "--weights-out", str(tmp_path / "chief.npz")],
+        env=env_for("chief"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (report,) = collect([chief], time.monotonic() + WORKER_TIMEOUT_S)
+    finally:
+        for server in servers:
+            server.kill()
+            server.communicate()
+
+    assert report["strategy"] == "ParameterServerStrategyV2"
+    assert report["optimizer_iterations"] == EPOCHS * STEPS_PER_EPOCH
+    assert os.path.exists(str(tmp_path / "model" / "checkpoints" / f"epoch-{EPOCHS:03d}.index"))
+    ref_losses, ref_weights = reference_run
+    # Batch hooks ran on the coordinator (LogsCallback fetches the workers' RemoteValues).
+    np.testing.assert_allclose(report["losses"], ref_losses, rtol=1e-5)
+    weights = np.load(str(tmp_path / "chief.npz"))
+    got = [weights[f"arr_{i}"] for i in range(len(weights.files))]
+    assert len(got) == len(ref_weights)
+    for g, want in zip(got, ref_weights):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)

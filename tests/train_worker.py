@@ -51,13 +51,15 @@ def main() -> int:
     import tf_keras
     from bert_qa import input_pipeline
 
-    class StepLosses(tf_keras.callbacks.Callback):
+    from bert_qa import callbacks
+
+    class StepLosses(callbacks.LogsCallback):  # batch hooks allowed under parameter servers too
         def __init__(self):
             super().__init__()
             self.losses = []
 
         def on_train_batch_end(self, batch, logs=None):
-            self.losses.append(float(logs["loss"]))
+            self.losses.append(callbacks.scalar(logs, "loss"))
 
     input_fn = input_pipeline.make_input_fn(spec, shards, is_training=True,
                                             batch_size=args.batch_size, shuffle=args.shuffle,

@@ -14,13 +14,17 @@ import tf_keras
 from tfx.dsl.components.base import base_executor
 from tfx.utils import io_utils, path_utils
 
+from bert_qa import callbacks
 from components import artifacts, spec_config
 
 PROGRESS_FILE = "progress.json"
 
 
-class ProgressLogger(tf_keras.callbacks.Callback):
-    """Progress lines, and a record of the epochs run (shows where a re-run resumed)."""
+class ProgressLogger(callbacks.LogsCallback):
+    """Progress lines, and a record of the epochs run (shows where a re-run resumed).
+
+    A ``LogsCallback`` so that it also runs under parameter-server training.
+    """
 
     def __init__(self, steps_per_epoch: int, epochs: int, state_dir: str, every: int = 10):
         super().__init__()
@@ -45,13 +49,13 @@ class ProgressLogger(tf_keras.callbacks.Callback):
         step = batch + 1
         if step % self._every == 0 or step == self._steps:
             rate = step / max(time.time() - self._epoch_start, 1e-9)
-            loss = float((logs or {}).get("loss", float("nan")))
+            loss = callbacks.scalar(logs, "loss")
             print(f"QaTrainer: epoch {self._epoch + 1}/{self._epochs} step {step}/{self._steps} "
                   f"loss {loss:.4f} ({rate:.2f} steps/s, epoch eta {(self._steps - step) / rate:.0f} s)",
                   file=sys.stderr, flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+        self.history.append({"epoch": epoch + 1, **self.float_logs(logs),
                              "seconds": time.time() - self._epoch_start,
                              "run_started_at_epoch": self.first_epoch + 1})
         artifacts.write_json(self._path, {"history": self.history})
