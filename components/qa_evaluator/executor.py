@@ -277,6 +277,7 @@ class Executor(base_executor.BaseExecutor):
             props[f"num_predicted_{variant}"] = results[variant]["num_predicted"]
         artifacts.record_counts(evaluation, props)
 
+        tf.io.gfile.makedirs(blessing.uri)  # not every launcher creates output directories (Vertex does not)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
             f.write("")
         blessing_props = {"blessed": int(blessed), "current_model": model.uri,

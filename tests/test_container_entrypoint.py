@@ -1,0 +1,117 @@
+"""Every component runs from the container entrypoint the compiled Kubeflow V2 / Vertex spec names.
+
+Compiles the pipeline with KubeflowV2DagRunner, then plays the part of the Vertex AI launcher on
+this machine: for each task in dependency order it builds the ExecutorInput JSON from the compiled
+task (constant parameters, upstream output artifacts, fresh output URIs), runs the container's own
+``command + args`` with ``{{$}}`` replaced by it, in a separate process, and feeds the artifacts the
+task reports in its executor_output.json to the tasks downstream. The blessed-model resolver is a
+Vertex service-side query, not a container: on a first run it finds nothing, so the evaluator gets
+no baseline, as there. Nothing here imports the executors in this process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import fixtures
+from tests.test_pipeline import _subset
+
+ORDER = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
+         "TflitePusher"]
+TASK_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    from kubeflow.compile import compile_pipeline
+    from pipeline import config as config_lib
+
+    root = tmp_path_factory.mktemp("vertex")
+    data_dir = os.path.join(fixtures.REPO_ROOT, "data")
+    train = _subset(os.path.join(data_dir, "new_wiki_train.json"), str(root / "train.json"), 2, 3)
+    evaluation = _subset(os.path.join(data_dir, "new_wiki_eval.json"), str(root / "eval.json"), 2, 2)
+    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+    config = config_lib.load_config(None, [{
+        "output": str(root / "unused"),
+        "data": {"train": [train], "eval": [evaluation]},
+        "model": {"encoder": encoder, "seq_len": 64, "query_len": 16, "doc_stride": 32,
+                  "predict_batch_size": 8},
+        "train": {"epochs": 1, "batch_size": 8},
+        "export": {"variants": ["dynamic"]},
+        "evaluation": {"min_exact_match": 0.0, "min_f1": 0.0, "max_quantized_f1_drop": 100.0,
+                       "max_f1_drop_vs_baseline": 100.0, "min_f1_gain_over_untrained": -100.0},
+    }])
+    path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
+                            "example.com/bert-qa:test")
+    return json.load(open(path))["pipelineSpec"], root
+
+
+def executor_input(spec: dict, task_name: str, produced: dict, root) -> dict:
+    task = spec["root"]["dag"]["tasks"][task_name]
+    component = spec["components"][task["componentRef"]["name"]]
+    parameters = {name: value["runtimeValue"]["constantValue"]
+                  for name, value in task["inputs"].get("parameters", {}).items()}
+    artifacts = {}
+    for name, value in task["inputs"].get("artifacts", {}).items():
+        source = value["taskOutputArtifact"]
+        found = produced.get(source["producerTask"], {}).get(source["outputArtifactKey"])
+        if found:  # the resolver's outputs stay empty on a first run
+            artifacts[name] = {"artifacts": found}
+    outputs = {}
+    for name, definition in component["outputDefinitions"]["artifacts"].items():
+        uri = str(root / "pipeline_root" / task_name / name)
+        outputs[name] = {"artifacts": [{"name": f"{task_name}-{name}", "uri": uri,
+                                        "type": definition["artifactType"], "metadata": {}}]}
+    output_file = str(root / "pipeline_root" / task_name / "executor_output.json")
+    return {"inputs": {"parameters": parameters, "artifacts": artifacts},
+            "outputs": {"artifacts": outputs, "outputFile": output_file}}
+
+
+def run_task(spec: dict, task_name: str, produced: dict, root) -> dict:
+    task = spec["root"]["dag"]["tasks"][task_name]
+    component = spec["components"][task["componentRef"]["name"]]
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    invocation = executor_input(spec, task_name, produced, root)
+    argv = container["command"] + [json.dumps(invocation) if a == "{{$}}" else a
+                                   for a in container["args"]]
+    assert argv[0] == "python"
+    argv[0] = sys.executable  # the image's python is this environment
+    env = dict(os.environ, PYTHONPATH=fixtures.REPO_ROOT)  # the image's working directory
+    env.pop("TF_USE_LEGACY_KERAS", None)  # the entrypoint path must set it itself (via bert_qa._env)
+    proc = subprocess.run(argv, env=env, cwd=fixtures.REPO_ROOT, capture_output=True, text=True,
+                          timeout=TASK_TIMEOUT_S)
+    assert proc.returncode == 0, f"{task_name} exited {proc.returncode}:\n{proc.stderr[-5000:]}"
+    output = json.load(open(invocation["outputs"]["outputFile"]))
+    reported = {}
+    for name, value in output["artifacts"].items():
+        declared = component["outputDefinitions"]["artifacts"][name]["artifactType"]
+        reported[name] = [{**a, "type": declared} for a in value["artifacts"]]
+    return reported
+
+
+def test_every_component_runs_from_its_container_entrypoint(compiled):
+    spec, root = compiled
+    assert set(ORDER) <= set(spec["root"]["dag"]["tasks"])
+    produced = {}
+    for task_name in ORDER:
+        produced[task_name] = run_task(spec, task_name, produced, root)
+
+    examples = produced["SquadExampleGen"]["examples"][0]
+    assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
+    features = produced["FeatureWindowing"]["features"][0]
+    assert features["metadata"]["num_features_train"] > 0
+    assert os.path.isdir(os.path.join(produced["QaTrainer"]["model"][0]["uri"], "Format-Serving"))
+    blessing = produced["QaEvaluator"]["blessing"][0]
+    assert blessing["metadata"]["blessed"] == 1
+    assert os.path.exists(os.path.join(blessing["uri"], "BLESSED"))
+    evaluation = produced["QaEvaluator"]["evaluation"][0]["uri"]
+    assert os.path.exists(os.path.join(evaluation, "report.md"))
+    pushed = produced["TflitePusher"]["pushed_model"][0]
+    assert pushed["metadata"]["pushed"] == 1
+    destination = pushed["metadata"]["pushed_destination"]
+    assert destination.startswith(str(root / "pipeline_root" / "pushed"))
+    assert any(name.endswith(".tflite") for name in os.listdir(destination))
