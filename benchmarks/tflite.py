@@ -77,13 +77,26 @@ def real_windows(num: int):
                                       SEQ_LEN, 64, 128, num)
 
 
-def measure(paths: dict, sample: dict, threads: int, warmup: int, iterations: int) -> dict:
+def interpreter_class(runtime: str):
+    """LiteRT (``ai_edge_litert``, what we ship with) or the interpreter bundled in TensorFlow."""
+    if runtime == "tf":
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter
+
+
+def measure(paths: dict, sample: dict, threads: int, warmup: int, iterations: int,
+            runtime: str = "litert") -> dict:
     """Per-variant latencies (ms), one invocation per variant per round."""
     import numpy as np
 
     from bert_qa.tflite_runner import LiteRunner
 
-    runners = {name: LiteRunner(path, num_threads=threads) for name, path in paths.items()}
+    runners = {name: LiteRunner(path, num_threads=threads, interpreter_class=interpreter_class(runtime))
+               for name, path in paths.items()}
     for runner in runners.values():
         for _ in range(warmup):
             runner.run(sample)
@@ -96,7 +109,8 @@ def measure(paths: dict, sample: dict, threads: int, warmup: int, iterations: in
     return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 90))) for name, t in times.items()}
 
 
-def bench_model(kind, variants, threads, warmup, iterations, calibration, workdir, log):
+def bench_model(kind, variants, threads, warmup, iterations, calibration, workdir, log,
+                compare_runtimes=False):
     from bert_qa import export
 
     vocab, windows = real_windows(max(calibration, 1))
@@ -117,8 +131,14 @@ def bench_model(kind, variants, threads, warmup, iterations, calibration, workdi
     for t in threads:
         latency[t] = measure(paths, sample, t, warmup, iterations)
         log(f"[{kind}] {t} thread(s): " + ", ".join(f"{n} {p50:.0f} ms" for n, (p50, _) in latency[t].items()))
-    return {"params": params, "sizes": {n: os.path.getsize(p) for n, p in paths.items()},
-            "convert_seconds": convert_s, "latency_ms": {str(t): v for t, v in latency.items()}}
+    result = {"params": params, "sizes": {n: os.path.getsize(p) for n, p in paths.items()},
+              "convert_seconds": convert_s, "latency_ms": {str(t): v for t, v in latency.items()}}
+    if compare_runtimes:
+        # Same files, same rounds, 1 thread, in TensorFlow's bundled interpreter.
+        result["tf_lite_latency_ms"] = measure(paths, sample, 1, warmup, iterations, runtime="tf")
+        log(f"[{kind}] tf.lite, 1 thread: " + ", ".join(
+            f"{n} {p50:.0f} ms" for n, (p50, _) in result["tf_lite_latency_ms"].items()))
+    return result
 
 
 def markdown(results: dict, threads) -> str:
@@ -138,6 +158,16 @@ def markdown(results: dict, threads) -> str:
                 base = r["latency_ms"][str(t)]["float32"][0]
                 row.append(f"{base / r['latency_ms'][str(t)][name][0]:.2f}x")
             lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def runtime_markdown(results: dict) -> str:
+    lines = ["| model | variant | LiteRT p50 ms (1t) | tf.lite p50 ms (1t) | LiteRT / tf.lite |",
+             "|---|---|---|---|---|"]
+    for kind, r in results.items():
+        for name, (tf_p50, _) in r["tf_lite_latency_ms"].items():
+            litert_p50 = r["latency_ms"]["1"][name][0] if "1" in r["latency_ms"] else float("nan")
+            lines.append(f"| {kind} | {name} | {litert_p50:.0f} | {tf_p50:.0f} | {litert_p50 / tf_p50:.2f}x |")
     return "\n".join(lines)
 
 
@@ -164,6 +194,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--iterations", type=int, help="timed rounds (default 30, quick 5)")
     parser.add_argument("--output-json", help="also write the raw figures here")
+    parser.add_argument("--compare-runtimes", action="store_true",
+                        help="also time every variant at 1 thread in TensorFlow's bundled tf.lite "
+                             "interpreter (their XNNPACK builds treat int8 differently)")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     variants = [v for v in args.variants.split(",") if v]
@@ -182,12 +215,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for kind in models:
             results[kind] = bench_model(kind, variants, threads, warmup, iterations, calibration,
-                                        workdir, log)
+                                        workdir, log, compare_runtimes=args.compare_runtimes)
     print(f"\nTFLite span models, seq_len {SEQ_LEN}, batch 1 (one question), LiteRT "
           f"interpreter with XNNPACK, {iterations} rounds after {warmup} warm-up; "
           f"int8 calibrated on {calibration} real windows. Total {time.time() - started:.0f} s.\n")
     print(markdown(results, threads))
     print()
+    if args.compare_runtimes:
+        print("Same files in TensorFlow's bundled interpreter (tf.lite.Interpreter), 1 thread:\n")
+        print(runtime_markdown(results))
+        print()
     verdicts = goals(results, threads)
     for ok, text in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")

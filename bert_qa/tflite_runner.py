@@ -27,11 +27,12 @@ class LiteRunner:
     def __init__(self, tflite_path: str,
                  reorder_input_details: Optional[Callable] = None,
                  reorder_output_details: Optional[Callable] = None,
-                 num_threads: Optional[int] = None):
-        from ai_edge_litert.interpreter import Interpreter
+                 num_threads: Optional[int] = None, interpreter_class: Optional[Callable] = None):
+        if interpreter_class is None:
+            from ai_edge_litert.interpreter import Interpreter as interpreter_class
 
         self.tflite_path = tflite_path
-        self.interpreter = Interpreter(model_path=tflite_path, num_threads=num_threads)
+        self.interpreter = interpreter_class(model_path=tflite_path, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()

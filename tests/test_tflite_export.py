@@ -113,6 +113,15 @@ def test_variant_logits_match_keras(exported, variant):
     one_start, one_end = runner.run({k: v[3] for k, v in features.items()})
     np.testing.assert_allclose(one_start, start[3], atol=1e-5 * spread + 1e-6)
     np.testing.assert_allclose(one_end, end[3], atol=1e-5 * spread + 1e-6)
+    # TensorFlow's bundled interpreter (benchmarks/tflite.py --compare-runtimes) reads the same file
+    # to the same logits, within a quantization step's rounding.
+    import tensorflow as tf
+
+    tf_start, tf_end = LiteRunner(exported["paths"][variant],
+                                  interpreter_class=tf.lite.Interpreter).run(features)
+    tolerance = (0.05 if variant == "int8" else 1e-4) * spread
+    np.testing.assert_allclose(tf_start, start, atol=tolerance)
+    np.testing.assert_allclose(tf_end, end, atol=tolerance)
 
 
 def test_variant_sizes_and_int8_is_full_integer(exported):
