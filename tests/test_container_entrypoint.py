@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from tests import fixtures
-from tests.test_pipeline import _subset
+from tests.test_pipeline import _config, make_setup
 
 ORDER = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
          "TflitePusher"]
@@ -28,23 +28,10 @@ TASK_TIMEOUT_S = 300
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     from kubeflow.compile import compile_pipeline
-    from pipeline import config as config_lib
 
-    root = tmp_path_factory.mktemp("vertex")
-    data_dir = os.path.join(fixtures.REPO_ROOT, "data")
-    train = _subset(os.path.join(data_dir, "new_wiki_train.json"), str(root / "train.json"), 2, 3)
-    evaluation = _subset(os.path.join(data_dir, "new_wiki_eval.json"), str(root / "eval.json"), 2, 2)
-    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
-    config = config_lib.load_config(None, [{
-        "output": str(root / "unused"),
-        "data": {"train": [train], "eval": [evaluation]},
-        "model": {"encoder": encoder, "seq_len": 64, "query_len": 16, "doc_stride": 32,
-                  "predict_batch_size": 8},
-        "train": {"epochs": 1, "batch_size": 8},
-        "export": {"variants": ["dynamic"]},
-        "evaluation": {"min_exact_match": 0.0, "min_f1": 0.0, "max_quantized_f1_drop": 100.0,
-                       "max_f1_drop_vs_baseline": 100.0, "min_f1_gain_over_untrained": -100.0},
-    }])
+    setup = make_setup(tmp_path_factory.mktemp("vertex"))
+    root = setup["root"]
+    config = _config(setup, export={"variants": ["dynamic"]})
     path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
                             "example.com/bert-qa:test")
     return json.load(open(path))["pipelineSpec"], root

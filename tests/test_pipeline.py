@@ -31,7 +31,11 @@ def _subset(src: str, dst: str, articles: int, paragraphs: int) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
+    return make_setup(tmp_path_factory.mktemp("pipeline"))
+
+
+def make_setup(root) -> dict:
+    """A few dozen real questions (train and eval subsets) and a tiny encoder under ``root``."""
     data_dir = os.path.join(fixtures.REPO_ROOT, "data")
     train = _subset(os.path.join(data_dir, "new_wiki_train.json"), str(root / "train.json"), 2, 3)
     evaluation = _subset(os.path.join(data_dir, "new_wiki_eval.json"), str(root / "eval.json"), 2, 2)

@@ -187,17 +187,24 @@ def free_ports(n: int):
             s.close()
 
 
-def launch_worker(index: int, cluster: dict, encoder: str, shards, model_dir: str,
-                  weights_out: str):
-    tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT,
-               TF_CONFIG=json.dumps(tf_config))
+def launch_training(encoder: str, shards, model_dir: str, *extra: str, tf_config=None):
+    """tests/train_worker.py in its own process, on the module's shape and schedule."""
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT)
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
     cmd = [sys.executable, WORKER_SCRIPT, "--encoder", encoder,
            "--train-records", ",".join(shards), "--model-dir", model_dir,
            "--seq-len", str(SHAPE["seq_len"]), "--batch-size", str(GLOBAL_BATCH),
            "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH),
-           "--learning-rate", str(LEARNING_RATE), "--weights-out", weights_out]
+           "--learning-rate", str(LEARNING_RATE), *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def launch_worker(index: int, cluster: dict, encoder: str, shards, model_dir: str,
+                  weights_out: str):
+    return launch_training(encoder, shards, model_dir, "--weights-out", weights_out,
+                           tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
 
 
 def collect(procs, deadline: float):
@@ -309,15 +316,8 @@ def test_multi_worker_mirrored_two_processes(encoder, train_shards, tmp_path):
 def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, train_shards, tmp_path):
     """Seeded runs repeat bit for bit, dropout (in the exported encoder) and shuffling included."""
     def launch(seed, name):
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT)
-        env.pop("TF_CONFIG", None)
-        cmd = [sys.executable, WORKER_SCRIPT, "--strategy", "off", "--encoder", tiny_encoder,
-               "--train-records", ",".join(train_shards), "--model-dir", str(tmp_path / name),
-               "--seq-len", str(SHAPE["seq_len"]), "--batch-size", str(GLOBAL_BATCH),
-               "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH),
-               "--learning-rate", str(LEARNING_RATE), "--seed", str(seed), "--shuffle"]
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        return launch_training(tiny_encoder, train_shards, str(tmp_path / name), "--strategy", "off",
+                               "--seed", str(seed), "--shuffle")
 
     procs = [launch(7, "a"), launch(7, "b"), launch(8, "c")]
     first, second, other = collect(procs, time.monotonic() + WORKER_TIMEOUT_S)
@@ -344,21 +344,18 @@ def test_parameter_server_cluster_trains_like_off(encoder, train_shards, referen
     cluster = {"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
                "ps": [f"localhost:{ports[2]}"]}
 
-    def env_for(task_type):
-        tf_config = {"cluster": cluster, "task": {"type": task_type, "index": 0}}
-        return dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT,
-                    TF_CONFIG=json.dumps(tf_config))
+    def task(task_type):
+        return {"cluster": cluster, "task": {"type": task_type, "index": 0}}
 
-    servers = [subprocess.Popen([sys.executable, SERVER_SCRIPT], env=env_for(task),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for task in ("ps", "worker")]
-    chief = subprocess.Popen(
-        [sys.executable, WORKER_SCRIPT, "--strategy", "parameter_server", "--encoder", encoder,
-         "--train-records", ",".join(train_shards), "--model-dir", str(tmp_path / "model"),
-         "--seq-len", str(SHAPE["seq_len"]), "--batch-size", str(GLOBAL_BATCH),
-         "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH),
-         "--learning-rate", str(LEARNING_RATE), "--weights-out", str(tmp_path / "chief.npz")],
-        env=env_for("chief"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    servers = [subprocess.Popen([sys.executable, SERVER_SCRIPT], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, TF_USE_LEGACY_KERAS="1",
+                                         PYTHONPATH=fixtures.REPO_ROOT,
+                                         TF_CONFIG=json.dumps(task(task_type))))
+               for task_type in ("ps", "worker")]
+    chief = launch_training(encoder, train_shards, str(tmp_path / "model"),
+                            "--strategy", "parameter_server",
+                            "--weights-out", str(tmp_path / "chief.npz"), tf_config=task("chief"))
     try:
         (report,) = collect([chief], time.monotonic() + WORKER_TIMEOUT_S)
     finally:

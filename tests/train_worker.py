@@ -49,9 +49,7 @@ def main() -> int:
 
     import numpy as np
     import tf_keras
-    from bert_qa import input_pipeline
-
-    from bert_qa import callbacks
+    from bert_qa import callbacks, input_pipeline
 
     class StepLosses(callbacks.LogsCallback):  # batch hooks allowed under parameter servers too
         def __init__(self):
