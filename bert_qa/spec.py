@@ -20,10 +20,9 @@ import tensorflow as tf
 import tf_keras
 from official.common import distribute_utils
 from official.legacy.bert import run_squad_helper
-from official.nlp import optimization
 from official.nlp.data import squad_lib
 
-from bert_qa import distribution, hub_format, modeling, scoring, windowing
+from bert_qa import distribution, hub_format, modeling, optimization, scoring, windowing
 from bert_qa.tokenization import CachedFullTokenizer
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,8 @@ class BertQaSpec:
                  tflite_output_name: Optional[dict] = None,
                  init_from_squad_model: bool = False,
                  default_batch_size: int = 16,
-                 name: str = "Bert"):
+                 name: str = "Bert",
+                 optimizer_recipe: str = "model_maker"):
         if int(tf.__version__.split(".")[0]) not in self.compat_tf_versions:
             raise ValueError(f"Incompatible versions. Expect {self.compat_tf_versions}, "
                              f"but got {tf.__version__}.")
@@ -91,6 +91,10 @@ class BertQaSpec:
         self.init_from_squad_model = init_from_squad_model
         self.default_batch_size = default_batch_size
         self.name = name
+        if optimizer_recipe not in optimization.RECIPES:
+            raise ValueError(f"optimizer_recipe must be one of {optimization.RECIPES}, "
+                             f"not {optimizer_recipe!r}")
+        self.optimizer_recipe = optimizer_recipe
         self.strategy = distribution.get_strategy(distribution_strategy, num_gpus, tpu)
         self.tflite_input_name = tflite_input_name or {
             "ids": "serving_default_input_word_ids:0",
@@ -186,14 +190,18 @@ class BertQaSpec:
         return model
 
     def train(self, train_input_fn: Callable, epochs: int, steps_per_epoch: int, **kwargs):
-        """Model Maker's recipe: AdamW, 10% warmup, linear decay, mean of start/end loss.
+        """Fine-tunes a new model: AdamW, 10% warmup, linear decay, mean of start/end loss.
+
+        ``optimizer_recipe`` picks Model Maker's optimizer and schedule (the default) or
+        Hugging Face's (``bert_qa.optimization`` says how they differ).
 
         Besides Model Maker's behaviour, it checkpoints every epoch under ``model_dir``
         (``backup/`` lets a killed run resume where it stopped; ``checkpoints/`` keeps each
         epoch's weights) and writes TensorBoard logs to ``model_dir/tensorboard``. Pass
         ``callbacks=[...]`` to add your own.
         """
-        warmup_steps = int(epochs * steps_per_epoch * 0.1)
+        total_steps = epochs * steps_per_epoch
+        warmup_steps = optimization.warmup_steps(total_steps)
         with distribute_utils.get_strategy_scope(self.strategy):
             if isinstance(self.strategy, tf.distribute.experimental.ParameterServerStrategy):
                 # tf_keras under a parameter-server cluster needs a per-worker dataset function.
@@ -202,7 +210,7 @@ class BertQaSpec:
                 training_dataset = train_input_fn()
             model = self.create_model()
             optimizer = optimization.create_optimizer(
-                self.learning_rate, steps_per_epoch * epochs, warmup_steps)
+                self.optimizer_recipe, self.learning_rate, total_steps, warmup_steps)
             model.compile(optimizer=optimizer, loss=qa_loss, loss_weights=[0.5, 0.5])
             if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 # "auto" sums the already-averaged loss over workers in logs (weights unaffected).
@@ -357,8 +365,10 @@ class MobileBertQaSpec(BertQaSpec):
                  tflite_output_name: Optional[dict] = None,
                  init_from_squad_model: bool = False,
                  default_batch_size: int = 32,
-                 name: str = "MobileBert"):
+                 name: str = "MobileBert",
+                 optimizer_recipe: str = "model_maker"):
         super().__init__(uri, model_dir, seq_len, query_len, doc_stride, dropout_rate,
                          initializer_range, learning_rate, distribution_strategy, num_gpus, tpu,
                          trainable, predict_batch_size, do_lower_case, is_tf2, tflite_input_name,
-                         tflite_output_name, init_from_squad_model, default_batch_size, name)
+                         tflite_output_name, init_from_squad_model, default_batch_size, name,
+                         optimizer_recipe)

@@ -1,0 +1,42 @@
+"""How to run a script beside the project in an isolated Hugging Face (PyTorch) environment.
+
+torch and transformers are not project dependencies: the quality benchmark and the training
+parity test run ``hf_qa_trainer.py`` through ``uv run --no-project``. Where this machine
+keeps a CPU build of torch on disk (``/opt/wheels``, or ``$BERT_QA_TORCH_WHEELS``), uv takes it
+from there instead of downloading PyPI's CUDA build (several GB).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from typing import List
+
+TORCH_VERSION = "2.13.0"
+HF_TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf_qa_trainer.py")
+
+
+def _local_torch_wheels() -> str:
+    directory = os.environ.get("BERT_QA_TORCH_WHEELS", "/opt/wheels")
+    if glob.glob(os.path.join(directory, f"torch-{TORCH_VERSION}+cpu-*.whl")):
+        return directory
+    return ""
+
+
+def hf_python() -> List[str]:
+    """The command prefix for ``python`` in the isolated environment."""
+    wheels = _local_torch_wheels()
+    torch_req = f"torch=={TORCH_VERSION}+cpu" if wheels else f"torch=={TORCH_VERSION}"
+    command = ["uv", "run", "--no-project", "--python", "3.11"]
+    if wheels:
+        command += ["--find-links", wheels]
+    return command + ["--with", torch_req, "--with", "transformers<6", "--with", "safetensors",
+                      "--with", "numpy", "python"]
+
+
+def isolated_env() -> dict:
+    """This process's environment minus the project venv (uv would layer it under the new one)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and not p.startswith(sys.prefix))
+    return env

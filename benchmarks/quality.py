@@ -1,0 +1,250 @@
+"""Fine-tuning quality: our trainer vs Hugging Face transformers, same data, same scorer.
+
+    uv run python benchmarks/quality.py                 # the issue's protocol (about 1.5 h on 2 cores)
+    uv run python benchmarks/quality.py --seq-len 256   # shorter windows, about 40 min
+
+Protocol (defaults): the packaged all-MiniLM-L6-v2 fine-tuned on the first 4,000 questions of
+SQuAD-Shifts ``new_wiki_v1.0.json`` (first answer of each), seq_len 384, doc_stride 128,
+query_len 64, batch 16, learning rate 8e-5, AdamW (weight decay 0.01), 10% warmup then
+linear decay, 1 epoch, features reshuffled; scored with the official SQuAD v1.1 scorer on the
+first 2,000 questions of ``amazon_reviews_v1.0.json`` (another domain, never trained on).
+
+Both trainers read the same squad_lib features (written by ``bert_qa``'s windowing), and
+both sides' raw logits go through the same ``squad_lib.postprocess_output`` and the same
+official scorer, so the table compares the trainers and nothing else. The Hugging Face side
+(``hf_qa_trainer.py``: ``BertForQuestionAnswering``, ``torch.optim.AdamW``,
+``get_linear_schedule_with_warmup``, clipping at 1.0, from the same safetensors checkpoint)
+runs in its own environment (``hf_env.py``), never in the project's lock.
+
+Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
+Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
+``--workdir`` (``results.json``) so a table can be reprinted with ``--only-report``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from bert_qa import _env  # noqa: F401,E402
+from benchmarks import hf_env  # noqa: E402
+
+SHARED_DATA_CANDIDATES = (os.environ.get("BERT_QA_SHARED_DATA", ""),
+                          os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
+                          "/work/shared/data")
+ROWS = ("ours_model_maker", "ours_huggingface", "huggingface")
+
+
+def _shared(name: str) -> str:
+    for directory in SHARED_DATA_CANDIDATES:
+        if directory and os.path.isfile(os.path.join(directory, name)):
+            return os.path.abspath(os.path.join(directory, name))
+    raise FileNotFoundError(f"{name} not found in {SHARED_DATA_CANDIDATES} (set BERT_QA_SHARED_DATA)")
+
+
+def first_questions(src: str, n: int, dst: str) -> str:
+    """The first ``n`` questions of a SQuAD file, articles and paragraphs kept in order."""
+    with open(src, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    out, kept = [], 0
+    for article in data:
+        paragraphs = []
+        for p in article["paragraphs"]:
+            qas = p["qas"][:max(0, n - kept)]
+            kept += len(qas)
+            if qas:
+                paragraphs.append({"context": p["context"], "qas": qas})
+        if paragraphs:
+            out.append({"title": article.get("title", ""), "paragraphs": paragraphs})
+        if kept >= n:
+            break
+    with open(dst, "w", encoding="utf-8") as f:
+        json.dump({"version": "1.1", "data": out}, f)
+    return dst
+
+
+def _parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-file", default="new_wiki_v1.0.json")
+    p.add_argument("--train-questions", type=int, default=4000)
+    p.add_argument("--eval-file", default="amazon_reviews_v1.0.json")
+    p.add_argument("--eval-questions", type=int, default=2000)
+    p.add_argument("--seq-len", type=int, default=384)
+    p.add_argument("--query-len", type=int, default=64)
+    p.add_argument("--doc-stride", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=8e-5)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
+    p.add_argument("--workdir", default="runs/quality")
+    p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
+    return p.parse_args(argv)
+
+
+class Protocol:
+    """The shared data: SQuAD subsets, windowed features, and scoring of raw logits."""
+
+    def __init__(self, args):
+        from bert_qa import BertQaSpec, DataLoader
+        from bert_qa.pretrained import default_encoder_dir
+
+        self.args = args
+        os.makedirs(args.workdir, exist_ok=True)
+        self.train_json = first_questions(_shared(args.train_file), args.train_questions,
+                                          os.path.join(args.workdir, "train.json"))
+        self.eval_json = first_questions(_shared(args.eval_file), args.eval_questions,
+                                         os.path.join(args.workdir, "eval.json"))
+        self.encoder = default_encoder_dir()
+        self.spec = BertQaSpec(uri=self.encoder, seq_len=args.seq_len, query_len=args.query_len,
+                               doc_stride=args.doc_stride, distribution_strategy="off")
+        cache = os.path.join(args.workdir, "features")
+        self.train = DataLoader.from_squad(self.train_json, self.spec, is_training=True,
+                                           multi_answer="first", cache_dir=cache)
+        self.dev = DataLoader.from_squad(self.eval_json, self.spec, is_training=False, cache_dir=cache)
+        print(f"[quality] train: {self.train.num_questions} questions -> {len(self.train)} features "
+              f"({len(self.train.skipped)} skipped); eval: {self.dev.num_questions} questions -> "
+              f"{len(self.dev)} features", file=sys.stderr, flush=True)
+
+    def score_logits(self, unique_ids, start_logits, end_logits) -> dict:
+        from official.legacy.bert import run_squad_helper
+        from official.nlp.data import squad_lib
+        from bert_qa import scoring
+
+        results = [run_squad_helper.RawResult(unique_id=int(u), start_logits=s.tolist(), end_logits=e.tolist())
+                   for u, s, e in zip(unique_ids, start_logits, end_logits)]
+        predictions, _, _ = squad_lib.postprocess_output(
+            self.dev.examples, self.dev.features, results, n_best_size=20, max_answer_length=30,
+            do_lower_case=True, version_2_with_negative=False, null_score_diff_threshold=0.0, verbose=False)
+        with open(self.eval_json, encoding="utf-8") as f:
+            return scoring.score(json.load(f)["data"], predictions, None, False)
+
+    def npz(self, is_training: bool) -> str:
+        """The features as arrays for the Hugging Face side (same records, same order)."""
+        import tensorflow as tf
+
+        path = os.path.join(self.args.workdir, "train.npz" if is_training else "eval.npz")
+        if os.path.exists(path):
+            return path
+        names = self.spec.get_name_to_features(is_training)
+        if is_training:
+            arrays = {name: [] for name in names}
+            for record in tf.data.TFRecordDataset(self.train.tfrecord_file):
+                example = tf.io.parse_single_example(record, names)
+                for name in names:
+                    arrays[name].append(example[name].numpy())
+            arrays = {k: np.stack(v) for k, v in arrays.items()}
+        else:
+            feats = self.dev.features
+            arrays = {"input_ids": np.array([f.input_ids for f in feats]),
+                      "input_mask": np.array([f.input_mask for f in feats]),
+                      "segment_ids": np.array([f.segment_ids for f in feats]),
+                      "unique_ids": np.array([f.unique_id for f in feats])}
+        np.savez(path, **arrays)
+        return path
+
+
+def run_ours(protocol: Protocol, recipe: str) -> dict:
+    import tf_keras
+    from bert_qa import BertQaSpec, question_answer
+
+    args = protocol.args
+    tf_keras.utils.set_random_seed(args.seed)
+    spec = BertQaSpec(uri=protocol.encoder, seq_len=args.seq_len, query_len=args.query_len,
+                      doc_stride=args.doc_stride, learning_rate=args.learning_rate,
+                      distribution_strategy="off", optimizer_recipe=recipe,
+                      model_dir=os.path.join(args.workdir, f"ours_{recipe}"))
+    start = time.time()
+    model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=args.epochs,
+                                   shuffle=True, verbose=2)
+    train_seconds = time.time() - start
+    losses = model.model.history.history.get("loss", [])
+    start = time.time()
+    metrics = model.evaluate(protocol.dev)
+    return {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
+            "train_seconds": train_seconds, "predict_seconds": time.time() - start,
+            "steps": args.epochs * (len(protocol.train) // args.batch_size),
+            "mean_epoch_loss": losses[-1] if losses else None}
+
+
+def run_huggingface(protocol: Protocol) -> dict:
+    from bert_qa.pretrained import minilm_checkpoint_dir
+
+    args = protocol.args
+    out = os.path.join(args.workdir, "huggingface")
+    command = hf_env.hf_python() + [
+        hf_env.HF_TRAINER, "--checkpoint", minilm_checkpoint_dir(), "--train", protocol.npz(True),
+        "--eval", protocol.npz(False), "--out", out, "--epochs", str(args.epochs),
+        "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
+        "--seed", str(args.seed)]
+    start = time.time()
+    subprocess.run(command, check=True, env=hf_env.isolated_env())
+    wall = time.time() - start
+    with open(os.path.join(out, "log.json")) as f:
+        log = json.load(f)
+    logits = np.load(os.path.join(out, "eval_logits.npz"))
+    metrics = protocol.score_logits(logits["unique_ids"], logits["start_logits"], logits["end_logits"])
+    return {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
+            "train_seconds": log["train_seconds"], "predict_seconds": log.get("predict_seconds"),
+            "steps": log["steps"], "mean_epoch_loss": float(np.mean(log["loss"])), "wall_seconds": wall}
+
+
+def report(results: dict, args) -> str:
+    names = {"ours_model_maker": "bert_qa, optimizer_recipe='model_maker' (Model Maker's)",
+             "ours_huggingface": "bert_qa, optimizer_recipe='huggingface'",
+             "huggingface": "Hugging Face transformers (PyTorch)"}
+    lines = [f"Fine-tuning quality, {platform.node()} ({os.cpu_count()} cores): all-MiniLM-L6-v2, "
+             f"{args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, batch "
+             f"{args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 "
+             f"scorer on {args.eval_questions} {args.eval_file} questions", "",
+             "| trainer | EM | F1 | steps | mean training loss | training s |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in ROWS:
+        if row in results:
+            r = results[row]
+            loss = f"{r['mean_epoch_loss']:.3f}" if r.get("mean_epoch_loss") is not None else "-"
+            lines.append(f"| {names[row]} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
+                         f"{loss} | {r['train_seconds']:.0f} |")
+    if "huggingface" in results:
+        for row in ("ours_model_maker", "ours_huggingface"):
+            if row in results:
+                gap = results[row]["f1"] - results["huggingface"]["f1"]
+                lines.append(f"\n{row}: F1 {gap:+.2f} vs Hugging Face (goal: >= -0.5)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    results_file = os.path.join(args.workdir, "results.json")
+    results = {}
+    if os.path.exists(results_file):
+        with open(results_file) as f:
+            results = json.load(f)
+        if results.get("_protocol") != {k: v for k, v in vars(args).items() if k not in ("rows", "only_report")}:
+            results = {} if not args.only_report else results
+    if not args.only_report:
+        protocol = Protocol(args)
+        results["_protocol"] = {k: v for k, v in vars(args).items() if k not in ("rows", "only_report")}
+        for row in args.rows.split(","):
+            if row not in ROWS:
+                raise SystemExit(f"unknown row {row!r}; choose from {ROWS}")
+            print(f"[quality] running {row}", file=sys.stderr, flush=True)
+            results[row] = (run_huggingface(protocol) if row == "huggingface"
+                            else run_ours(protocol, row[len("ours_"):]))
+            with open(results_file, "w") as f:
+                json.dump(results, f, indent=2)
+            print(f"[quality] {row}: {results[row]}", file=sys.stderr, flush=True)
+    print(report(results, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
