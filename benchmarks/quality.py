@@ -155,6 +155,7 @@ class Protocol:
 def run_ours(protocol: Protocol, recipe: str) -> dict:
     import tf_keras
     from bert_qa import BertQaSpec, question_answer
+    from bert_qa.callbacks import StepLogger
 
     args = protocol.args
     tf_keras.utils.set_random_seed(args.seed)
@@ -162,17 +163,17 @@ def run_ours(protocol: Protocol, recipe: str) -> dict:
                       doc_stride=args.doc_stride, learning_rate=args.learning_rate,
                       distribution_strategy="off", optimizer_recipe=recipe,
                       model_dir=os.path.join(args.workdir, f"ours_{recipe}"))
+    steps = StepLogger()
     start = time.time()
     model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=args.epochs,
-                                   shuffle=True, verbose=2)
+                                   shuffle=True, verbose=2, callbacks=[steps])
     train_seconds = time.time() - start
-    losses = model.model.history.history.get("loss", [])
     start = time.time()
     metrics = model.evaluate(protocol.dev)
     return {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
             "train_seconds": train_seconds, "predict_seconds": time.time() - start,
-            "steps": args.epochs * (len(protocol.train) // args.batch_size),
-            "mean_epoch_loss": losses[-1] if losses else None}
+            "steps": len(steps.losses), "mean_epoch_loss": float(np.mean(steps.losses)),
+            "loss": steps.losses, "lr": steps.learning_rates}
 
 
 def run_huggingface(protocol: Protocol) -> dict:
@@ -194,13 +195,44 @@ def run_huggingface(protocol: Protocol) -> dict:
     metrics = protocol.score_logits(logits["unique_ids"], logits["start_logits"], logits["end_logits"])
     return {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
             "train_seconds": log["train_seconds"], "predict_seconds": log.get("predict_seconds"),
-            "steps": log["steps"], "mean_epoch_loss": float(np.mean(log["loss"])), "wall_seconds": wall}
+            "steps": log["steps"], "mean_epoch_loss": float(np.mean(log["loss"])), "wall_seconds": wall,
+            "loss": log["loss"], "lr": log["lr"]}
+
+
+NAMES = {"ours_model_maker": "bert_qa, optimizer_recipe='model_maker' (Model Maker's)",
+         "ours_huggingface": "bert_qa, optimizer_recipe='huggingface'",
+         "huggingface": "Hugging Face transformers (PyTorch)"}
+
+
+def plot(results: dict, path: str) -> None:
+    """Training loss per step (mean of 20) and learning rate of every row, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 7), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 1]})
+    for row in ROWS:
+        if row in results and results[row].get("loss"):
+            losses = np.array(results[row]["loss"])
+            window = min(20, len(losses))
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            label = f"{NAMES[row]}: F1 {results[row]['f1']:.1f}"
+            ax_loss.plot(np.arange(window, len(losses) + 1), smooth, label=label)
+            ax_lr.plot(np.arange(1, len(results[row]["lr"]) + 1), results[row]["lr"], label=row)
+    ax_loss.set_ylabel("training loss (mean of 20 steps)")
+    ax_loss.legend(fontsize=8)
+    ax_loss.set_title("Fine-tuning all-MiniLM-L6-v2 on the same features")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def report(results: dict, args) -> str:
-    names = {"ours_model_maker": "bert_qa, optimizer_recipe='model_maker' (Model Maker's)",
-             "ours_huggingface": "bert_qa, optimizer_recipe='huggingface'",
-             "huggingface": "Hugging Face transformers (PyTorch)"}
+    names = NAMES
     lines = [f"Fine-tuning quality, {platform.node()} ({os.cpu_count()} cores): all-MiniLM-L6-v2, "
              f"{args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, batch "
              f"{args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 "
@@ -242,7 +274,9 @@ def main(argv=None):
             with open(results_file, "w") as f:
                 json.dump(results, f, indent=2)
             print(f"[quality] {row}: {results[row]}", file=sys.stderr, flush=True)
+    plot(results, os.path.join(args.workdir, "quality.png"))
     print(report(results, args))
+    print(f"\nper-step losses and rates: {os.path.join(args.workdir, 'quality.png')}")
     return 0
 
 

@@ -42,6 +42,9 @@ class ModelConfig:
     do_lower_case: bool = True
     # Few steps on 2 CPU cores: a higher rate than Model Maker's 8e-5 learns more in 2 epochs.
     learning_rate: float = 1.5e-4
+    # "huggingface" (run_qa's AdamW and schedule, proven step by step against PyTorch) or
+    # "model_maker" (Model Garden's create_optimizer, Model Maker's); see bert_qa/optimization.py.
+    optimizer_recipe: str = "huggingface"
     distribution_strategy: str = "off"
     predict_batch_size: int = 16
     extra_spec_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -128,7 +131,8 @@ class PipelineConfig:
         m = self.model
         return {"uri": encoder_uri, "seq_len": m.seq_len, "query_len": m.query_len,
                 "doc_stride": m.doc_stride, "do_lower_case": m.do_lower_case,
-                "learning_rate": m.learning_rate, "distribution_strategy": m.distribution_strategy,
+                "learning_rate": m.learning_rate, "optimizer_recipe": m.optimizer_recipe,
+                "distribution_strategy": m.distribution_strategy,
                 "predict_batch_size": m.predict_batch_size, **m.extra_spec_args}
 
     def to_dict(self) -> Dict[str, Any]:

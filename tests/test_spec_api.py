@@ -16,6 +16,8 @@ COMMON_DEFAULTS = dict(model_dir=None, seq_len=384, query_len=64, doc_stride=128
                        initializer_range=0.02, num_gpus=-1, tpu="", trainable=True, predict_batch_size=8,
                        do_lower_case=True, tflite_input_name=None, tflite_output_name=None,
                        init_from_squad_model=False)
+# Ours, after Model Maker's (so positional calls keep working): the training recipe.
+ADDITIVE_ARGS = {"optimizer_recipe": "model_maker"}
 METHODS = ["build", "convert_examples_to_features", "create_model", "train", "predict", "predict_tflite",
            "evaluate", "get_config", "get_default_quantization_config", "get_name_to_features",
            "select_data_from_record", "reorder_input_details", "reorder_output_details", "save_vocab"]
@@ -31,12 +33,17 @@ METHODS = ["build", "convert_examples_to_features", "create_model", "train", "pr
 ])
 def test_constructor_arguments_defaults_and_order(cls, specific):
     params = inspect.signature(cls.__init__).parameters
-    assert list(params)[1:] == MODEL_MAKER_ARGS
+    assert list(params)[1:] == MODEL_MAKER_ARGS + list(ADDITIVE_ARGS)
     defaults = {name: p.default for name, p in params.items() if name != "self"}
-    assert defaults == {**COMMON_DEFAULTS, **specific}
+    assert defaults == {**COMMON_DEFAULTS, **specific, **ADDITIVE_ARGS}
     for method in METHODS:
         assert callable(getattr(cls, method)), method
     assert (cls.compat_tf_versions, cls.convert_from_saved_model_tf2, cls.need_gen_vocab) == ([2], True, False)
+
+
+def test_unknown_optimizer_recipe_is_refused():
+    with pytest.raises(ValueError, match="optimizer_recipe must be one of"):
+        BertQaSpec(uri="/nonexistent", distribution_strategy="off", optimizer_recipe="sgd")
 
 
 def test_default_uris_are_model_makers():

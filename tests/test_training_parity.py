@@ -95,48 +95,31 @@ def _arrays(tfrecord_file: str, spec, is_training: bool) -> dict:
     return {name: np.stack(values) for name, values in arrays.items()}
 
 
-class StepRecorder:
-    """Per-step learning rate (before the step) and loss (from Keras's running mean)."""
+def _head_initializer(head_init):
+    """A callback that copies PyTorch's initial qa_outputs (weight [2, H], bias [2]) into our head."""
+    import tf_keras
 
-    def __new__(cls, head_init):
-        import tf_keras
-        from bert_qa import optimization
+    class _CopyHead(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            head = [layer for layer in self.model.layers if "span" in layer.name]
+            kernel, bias = head[0].weights
+            kernel.assign(head_init["weight"].T)
+            bias.assign(head_init["bias"])
 
-        class _Recorder(tf_keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.lrs, self.losses, self._means = [], [], []
-
-            def on_train_begin(self, logs=None):
-                if head_init is not None:  # PyTorch's initial qa_outputs: weight [2, H], bias [2]
-                    head = [layer for layer in self.model.layers if "span" in layer.name]
-                    kernel, bias = head[0].weights
-                    kernel.assign(head_init["weight"].T)
-                    bias.assign(head_init["bias"])
-
-            def on_train_batch_begin(self, batch, logs=None):
-                optimizer = self.model.optimizer
-                self.lrs.append(optimization.learning_rate_at(optimizer, optimizer.iterations))
-
-            def on_train_batch_end(self, batch, logs=None):
-                mean = float(logs["loss"])  # mean over this epoch's steps so far
-                k = len(self._means) + 1
-                previous = self._means[-1] if self._means else 0.0
-                self.losses.append(k * mean - (k - 1) * previous)
-                self._means.append(mean)
-
-        return _Recorder()
+    return _CopyHead()
 
 
 def _train_ours(encoder_dir, train_file, eval_arrays, recipe, head_init, model_dir):
     from bert_qa import BertQaSpec, input_pipeline
+    from bert_qa.callbacks import StepLogger
 
     spec = BertQaSpec(uri=encoder_dir, seq_len=SEQ_LEN, query_len=QUERY_LEN, doc_stride=DOC_STRIDE,
                       learning_rate=LEARNING_RATE, distribution_strategy="off",
                       optimizer_recipe=recipe, model_dir=model_dir)
-    recorder = StepRecorder(head_init)
+    recorder = StepLogger()
     input_fn = input_pipeline.make_input_fn(spec, [train_file], is_training=True, batch_size=BATCH)
-    model = spec.train(input_fn, epochs=1, steps_per_epoch=STEPS, callbacks=[recorder], verbose=0)
+    model = spec.train(input_fn, epochs=1, steps_per_epoch=STEPS,
+                       callbacks=[_head_initializer(head_init), recorder], verbose=0)
     inputs = {"input_word_ids": eval_arrays["input_ids"], "input_mask": eval_arrays["input_mask"],
               "input_type_ids": eval_arrays["segment_ids"]}
     start, end = model(inputs, training=False)
@@ -148,7 +131,7 @@ def parity_run(tmp_path_factory):
     from bert_qa import BertQaSpec, DataLoader
     from bert_qa.checkpoint_import import import_hf_checkpoint
 
-    root = tmp_path_factory.mktemp("parity") if not os.environ.get("PARITY_DIR") else __import__("pathlib").Path(os.environ["PARITY_DIR"])
+    root = tmp_path_factory.mktemp("parity")
     checkpoint = _write_checkpoint(str(root / "hf"))
     encoder_dir = import_hf_checkpoint(checkpoint, str(root / "encoder"), do_lower_case=True)
     spec = BertQaSpec(uri=encoder_dir, seq_len=SEQ_LEN, query_len=QUERY_LEN, doc_stride=DOC_STRIDE,
@@ -193,18 +176,18 @@ def parity_run(tmp_path_factory):
     model_maker = _train_ours(encoder_dir, train_file, eval_arrays, "model_maker", head_init,
                               str(root / "model_maker"))
     with open(root / "ours_log.json", "w") as f:  # beside hf_out/log.json, for reading a failure
-        json.dump({"loss": ours[0].losses, "lr": ours[0].lrs}, f)
+        json.dump({"loss": ours[0].losses, "lr": ours[0].learning_rates}, f)
     return {"hf": hf_log, "hf_logits": hf_logits, "ours": ours, "model_maker": model_maker}
 
 
 def test_learning_rate_equals_huggingface_at_every_step(parity_run):
     hf_lrs = np.array(parity_run["hf"]["lr"])
-    ours = np.array(parity_run["ours"][0].lrs)
+    ours = np.array(parity_run["ours"][0].learning_rates)
     assert len(hf_lrs) == len(ours) == STEPS
     assert hf_lrs[0] == 0.0 and hf_lrs.max() == pytest.approx(LEARNING_RATE)  # warmup 2 steps
     np.testing.assert_allclose(ours, hf_lrs, rtol=1e-6, atol=1e-12)
     # Model Maker's schedule decays from step 0: at the end of warmup it is 0.9x, not 1x.
-    mm = np.array(parity_run["model_maker"][0].lrs)
+    mm = np.array(parity_run["model_maker"][0].learning_rates)
     assert mm[2] == pytest.approx(0.9 * LEARNING_RATE, rel=1e-6)
 
 
@@ -226,3 +209,43 @@ def test_trained_logits_equal_huggingface(parity_run):
     hf = parity_run["hf_logits"]
     np.testing.assert_allclose(start, hf["start_logits"], atol=LOGIT_TOL)
     np.testing.assert_allclose(end, hf["end_logits"], atol=LOGIT_TOL)
+
+
+def _dropout_rates(saved_model_dir: str):
+    """Rates of the dropout ops in the encoder's training and inference traces."""
+    import collections
+
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    traces = {}
+    for function in loaded.__call__.concrete_functions:
+        training = function.structured_input_signature[0][1] if len(function.structured_input_signature[0]) > 1 else None
+        graph = function.graph.as_graph_def()
+        rates = collections.Counter()
+        for library_function in graph.library.function:
+            consts = {n.name: n for n in library_function.node_def if n.op == "Const"}
+            for node in library_function.node_def:
+                if node.op == "GreaterEqual" and node.input[1].split(":")[0] in consts:
+                    const = consts[node.input[1].split(":")[0]]
+                    rates[round(float(tf.make_ndarray(const.attr["value"].tensor)), 6)] += 1
+        traces[training] = rates
+    return traces
+
+
+def test_exported_encoder_has_berts_dropout_when_training_only(tmp_path):
+    """Dropout as BERT places it (embeddings; per layer: attention probabilities, attention
+    output, feed-forward output: 1 + 3 x layers sites, Hugging Face's count too) at the
+    checkpoint's rate in the training trace, and none in the inference trace."""
+    from bert_qa.checkpoint_import import import_hf_checkpoint
+
+    checkpoint = _write_checkpoint(str(tmp_path / "hf"))
+    with open(os.path.join(checkpoint, "config.json")) as f:
+        config = json.load(f)
+    config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    with open(os.path.join(checkpoint, "config.json"), "w") as f:
+        json.dump(config, f)
+    encoder = import_hf_checkpoint(checkpoint, str(tmp_path / "encoder"), do_lower_case=True)
+    traces = _dropout_rates(encoder)
+    assert traces[True] == {0.1: 1 + 3 * CONFIG["num_hidden_layers"]}, traces
+    assert traces[False] == {}, traces
