@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from benchmarks import hf_env  # isolated_env: shared with the Hugging Face side
 from tests import fixtures
 
 SEQ_LEN = 384  # the Task Library's kMaxSeqLen
@@ -59,15 +59,6 @@ def _features(feats):
     return {"input_word_ids": np.array([f.input_ids for f in feats], np.int32),
             "input_mask": np.array([f.input_mask for f in feats], np.int32),
             "input_type_ids": np.array([f.segment_ids for f in feats], np.int32)}
-
-
-def _isolated_env():
-    """This process's environment minus the project venv, which `uv run --with` would layer
-    under the isolated one (and whose protobuf 6 breaks tflite-support)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and not p.startswith(sys.prefix))
-    return env
 
 
 def _tokenized_differently(question, vocab_file):
@@ -151,7 +142,7 @@ def round_trip(tmp_path_factory):
     questions_file.write_text(json.dumps(questions), encoding="utf-8")
     run = subprocess.run(TASK_LIBRARY_ENV + [CLIENT, "--questions", str(questions_file),
                                              *paths.values(), short],
-                         capture_output=True, text=True, env=_isolated_env(), cwd=str(root),
+                         capture_output=True, text=True, env=hf_env.isolated_env(), cwd=str(root),
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     task_library = json.loads(run.stdout)
