@@ -152,10 +152,28 @@ class Protocol:
         return path
 
 
+def _progress_logger(total_steps: int):
+    """StepLogger that also prints a line every 10 steps, as the Hugging Face side does."""
+    from bert_qa.callbacks import StepLogger
+
+    class _Progress(StepLogger):
+        def on_train_begin(self, logs=None):
+            self._start = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, logs)
+            step = len(self.losses)
+            if step % 10 == 0 or step == total_steps:
+                print(f"[ours] step {step}/{total_steps} loss {self.losses[-1]:.4f} (mean of last 10: "
+                      f"{np.mean(self.losses[-10:]):.4f}) lr {self.learning_rates[-1]:.3g} "
+                      f"{time.time() - self._start:.0f}s", file=sys.stderr, flush=True)
+
+    return _Progress()
+
+
 def run_ours(protocol: Protocol, recipe: str) -> dict:
     import tf_keras
     from bert_qa import BertQaSpec, question_answer
-    from bert_qa.callbacks import StepLogger
 
     args = protocol.args
     tf_keras.utils.set_random_seed(args.seed)
@@ -163,10 +181,10 @@ def run_ours(protocol: Protocol, recipe: str) -> dict:
                       doc_stride=args.doc_stride, learning_rate=args.learning_rate,
                       distribution_strategy="off", optimizer_recipe=recipe,
                       model_dir=os.path.join(args.workdir, f"ours_{recipe}"))
-    steps = StepLogger()
+    steps = _progress_logger(args.epochs * (len(protocol.train) // args.batch_size))
     start = time.time()
     model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=args.epochs,
-                                   shuffle=True, verbose=2, callbacks=[steps])
+                                   shuffle=True, verbose=0, callbacks=[steps])
     train_seconds = time.time() - start
     start = time.time()
     metrics = model.evaluate(protocol.dev)
