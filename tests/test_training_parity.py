@@ -105,12 +105,12 @@ def _head_initializer(head_init):
     return _CopyHead()
 
 
-def _train_ours(encoder_dir, train_file, eval_arrays, recipe, head_init, model_dir):
+def _train_ours(encoder_dir, train_file, eval_arrays, recipe, head_init, model_dir, strategy="off"):
     from bert_qa import BertQaSpec, input_pipeline
     from bert_qa.callbacks import StepLogger
 
     spec = BertQaSpec(uri=encoder_dir, seq_len=SEQ_LEN, query_len=QUERY_LEN, doc_stride=DOC_STRIDE,
-                      learning_rate=LEARNING_RATE, distribution_strategy="off",
+                      learning_rate=LEARNING_RATE, distribution_strategy=strategy,
                       optimizer_recipe=recipe, model_dir=model_dir)
     recorder = StepLogger()
     input_fn = input_pipeline.make_input_fn(spec, [train_file], is_training=True, batch_size=BATCH)
@@ -173,7 +173,8 @@ def parity_run(tmp_path_factory):
                               str(root / "model_maker"))
     with open(root / "ours_log.json", "w") as f:  # beside hf_out/log.json, for reading a failure
         json.dump({"loss": ours[0].losses, "lr": ours[0].learning_rates}, f)
-    return {"hf": hf_log, "hf_logits": hf_logits, "ours": ours, "model_maker": model_maker}
+    return {"hf": hf_log, "hf_logits": hf_logits, "ours": ours, "model_maker": model_maker,
+            "root": root, "encoder": encoder_dir}
 
 
 def test_learning_rate_equals_huggingface_at_every_step(parity_run):
@@ -214,6 +215,16 @@ def test_trained_logits_equal_huggingface(parity_run):
     for ours, theirs in ((start, hf["start_logits"]), (end, hf["end_logits"])):
         np.testing.assert_allclose(centred(ours), centred(theirs), atol=LOGIT_TOL)
         assert (np.argmax(ours, axis=1) == np.argmax(theirs, axis=1)).all()
+
+
+def test_huggingface_recipe_under_mirrored_strategy_matches(parity_run, tmp_path):
+    """The PyTorch-style optimizer also runs under a distribution strategy (one replica here)."""
+    root = parity_run["root"]
+    mirrored = _train_ours(parity_run["encoder"], str(root / "train.tfrecord"),
+                           dict(np.load(root / "eval.npz")), "huggingface",
+                           dict(np.load(root / "hf_out" / "head_init.npz")), str(tmp_path / "m"),
+                           strategy="mirrored")
+    np.testing.assert_allclose(mirrored[0].losses, parity_run["ours"][0].losses, atol=LOSS_TOL)
 
 
 def _dropout_rates(saved_model_dir: str):
