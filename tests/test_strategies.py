@@ -295,7 +295,12 @@ def test_multi_worker_mirrored_two_processes(encoder, train_shards, tmp_path):
     assert len(final[0].files) == len(ref_weights)
     for key, want in zip(final[0].files, ref_weights):
         np.testing.assert_array_equal(final[0][key], final[1][key])
-        np.testing.assert_allclose(final[0][key], want, rtol=1e-5, atol=1e-7, err_msg=key)
+        # The span head's bias [2] has a zero gradient in exact arithmetic (softmax ignores a
+        # shift of all logits), so its values are float noise that Adam amplifies, and the
+        # all-reduce's summation order changes that noise: ~1e-7 both ways, seen to differ
+        # by 3.4e-7 on a loaded machine. It changes no loss and no prediction.
+        atol = 1e-6 if want.shape == (2,) else 1e-7
+        np.testing.assert_allclose(final[0][key], want, rtol=1e-5, atol=atol, err_msg=key)
     # With distribute_reduction_method 'auto' (-> 'sum'), tf_keras's logs under
     # MultiWorkerMirroredStrategy add up the already all-reduced loss of every worker:
     # num_workers x the true mean ('first' logs the mean). The trained weights are unaffected.
