@@ -16,6 +16,10 @@ official scorer, so the table compares the trainers and nothing else. The Huggin
 ``get_linear_schedule_with_warmup``, clipping at 1.0, from the same safetensors checkpoint)
 runs in its own environment (``hf_env.py``), never in the project's lock.
 
+``--parity-steps N`` instead checks the trainers' arithmetic at full size: both sides with dropout
+off, the same features in the same order, the same initial span head, N steps; it prints both
+losses per step (the suite's ``tests/test_training_parity.py`` does the same on a tiny BERT).
+
 Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
 Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
 ``--workdir`` (``results.json``) so a table can be reprinted with ``--only-report``.
@@ -87,6 +91,8 @@ def _parse_args(argv=None):
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--workdir", default="runs/quality")
     p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
+    p.add_argument("--parity-steps", type=int, default=0,
+                   help="instead: N steps with dropout off on both sides, losses side by side")
     return p.parse_args(argv)
 
 
@@ -249,6 +255,74 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _no_dropout_checkpoint(workdir: str) -> str:
+    """The packaged MiniLM checkpoint with dropout 0 in its config (same weights)."""
+    import shutil
+    from bert_qa.pretrained import minilm_checkpoint_dir
+
+    src, dst = minilm_checkpoint_dir(), os.path.join(workdir, "minilm_no_dropout")
+    if not os.path.isdir(dst):
+        os.makedirs(dst)
+        for name in ("model.safetensors", "vocab.txt"):
+            shutil.copy(os.path.join(src, name), dst)
+        with open(os.path.join(src, "config.json")) as f:
+            config = json.load(f)
+        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        with open(os.path.join(dst, "config.json"), "w") as f:
+            json.dump(config, f)
+    return dst
+
+
+def run_parity(protocol: Protocol, steps: int) -> str:
+    import tf_keras
+    from bert_qa import BertQaSpec, input_pipeline
+    from bert_qa.callbacks import StepLogger
+    from bert_qa.checkpoint_import import import_hf_checkpoint
+
+    args = protocol.args
+    checkpoint = _no_dropout_checkpoint(args.workdir)
+    hf_out = os.path.join(args.workdir, "parity_huggingface")
+    subprocess.run(hf_env.hf_python() + [
+        hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", protocol.npz(True), "--out", hf_out,
+        "--epochs", str(args.epochs), "--max-steps", str(steps), "--no-shuffle", "--dropout", "0",
+        "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
+        "--seed", str(args.seed)], check=True, env=hf_env.isolated_env())
+    with open(os.path.join(hf_out, "log.json")) as f:
+        hf_log = json.load(f)
+    head = np.load(os.path.join(hf_out, "head_init.npz"))
+
+    encoder = os.path.join(args.workdir, "minilm_no_dropout_tf")
+    if not os.path.isdir(encoder):
+        import_hf_checkpoint(checkpoint, encoder, do_lower_case=True)
+    spec = BertQaSpec(uri=encoder, seq_len=args.seq_len, query_len=args.query_len,
+                      doc_stride=args.doc_stride, learning_rate=args.learning_rate,
+                      distribution_strategy="off", optimizer_recipe="huggingface",
+                      model_dir=os.path.join(args.workdir, "parity_ours"))
+
+    class _SameStartStopEarly(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            kernel, bias = [layer for layer in self.model.layers if "span" in layer.name][0].weights
+            kernel.assign(head["weight"].T)
+            bias.assign(head["bias"])
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 >= steps:
+                self.model.stop_training = True
+
+    logger = StepLogger()
+    input_fn = input_pipeline.make_input_fn(spec, [protocol.train.tfrecord_file], True, args.batch_size)
+    spec.train(input_fn, args.epochs, len(protocol.train) // args.batch_size,
+               callbacks=[_SameStartStopEarly(), logger], verbose=0)
+    lines = [f"Same arithmetic at full size: all-MiniLM-L6-v2, seq_len {args.seq_len}, batch "
+             f"{args.batch_size}, dropout off, same features in the same order, same initial head", "",
+             "| step | learning rate | Hugging Face loss | bert_qa loss | abs. difference |",
+             "|---:|---:|---:|---:|---:|"]
+    for i, (hf_loss, ours) in enumerate(zip(hf_log["loss"], logger.losses)):
+        lines.append(f"| {i} | {logger.learning_rates[i]:.3g} | {hf_loss:.5f} | {ours:.5f} | "
+                     f"{abs(hf_loss - ours):.1e} |")
+    return "\n".join(lines)
+
+
 def report(results: dict, args) -> str:
     names = NAMES
     lines = [f"Fine-tuning quality, {platform.node()} ({os.cpu_count()} cores): all-MiniLM-L6-v2, "
@@ -271,6 +345,10 @@ def report(results: dict, args) -> str:
     return "\n".join(lines)
 
 
+def _protocol_of(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("rows", "only_report", "parity_steps")}
+
+
 def main(argv=None):
     args = _parse_args(argv)
     results_file = os.path.join(args.workdir, "results.json")
@@ -278,11 +356,14 @@ def main(argv=None):
     if os.path.exists(results_file):
         with open(results_file) as f:
             results = json.load(f)
-        if results.get("_protocol") != {k: v for k, v in vars(args).items() if k not in ("rows", "only_report")}:
+        if results.get("_protocol") != _protocol_of(args):
             results = {} if not args.only_report else results
+    if args.parity_steps:
+        print(run_parity(Protocol(args), args.parity_steps))
+        return 0
     if not args.only_report:
         protocol = Protocol(args)
-        results["_protocol"] = {k: v for k, v in vars(args).items() if k not in ("rows", "only_report")}
+        results["_protocol"] = _protocol_of(args)
         for row in args.rows.split(","):
             if row not in ROWS:
                 raise SystemExit(f"unknown row {row!r}; choose from {ROWS}")
