@@ -1,4 +1,4 @@
-"""How to run a script beside the project in an isolated Hugging Face (PyTorch) environment.
+"""The Hugging Face side's plumbing: its isolated environment, and what we hand across to it.
 
 torch and transformers are not project dependencies: the quality benchmark and the training
 parity test run ``hf_qa_trainer.py`` through ``uv run --no-project``. Where this machine
@@ -40,3 +40,24 @@ def isolated_env() -> dict:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if p and not p.startswith(sys.prefix))
     return env
+
+
+def feature_arrays(tfrecord_file: str, spec, is_training: bool) -> dict:
+    """A feature TFRecord as numpy arrays, records in file order (what the HF side reads)."""
+    import numpy as np
+    import tensorflow as tf
+
+    names = spec.get_name_to_features(is_training)
+    arrays = {name: [] for name in names}
+    for record in tf.data.TFRecordDataset(tfrecord_file):
+        example = tf.io.parse_single_example(record, names)
+        for name in names:
+            arrays[name].append(example[name].numpy())
+    return {name: np.stack(values) for name, values in arrays.items()}
+
+
+def copy_span_head(model, head) -> None:
+    """Puts PyTorch's ``qa_outputs`` (weight [2, H], bias [2]) into our span head."""
+    kernel, bias = [layer for layer in model.layers if "span" in layer.name][0].weights
+    kernel.assign(head["weight"].T)
+    bias.assign(head["bias"])

@@ -135,19 +135,11 @@ class Protocol:
 
     def npz(self, is_training: bool) -> str:
         """The features as arrays for the Hugging Face side (same records, same order)."""
-        import tensorflow as tf
-
         path = os.path.join(self.args.workdir, "train.npz" if is_training else "eval.npz")
         if os.path.exists(path):
             return path
-        names = self.spec.get_name_to_features(is_training)
         if is_training:
-            arrays = {name: [] for name in names}
-            for record in tf.data.TFRecordDataset(self.train.tfrecord_file):
-                example = tf.io.parse_single_example(record, names)
-                for name in names:
-                    arrays[name].append(example[name].numpy())
-            arrays = {k: np.stack(v) for k, v in arrays.items()}
+            arrays = hf_env.feature_arrays(self.train.tfrecord_file, self.spec, True)
         else:
             feats = self.dev.features
             arrays = {"input_ids": np.array([f.input_ids for f in feats]),
@@ -301,9 +293,7 @@ def run_parity(protocol: Protocol, steps: int) -> str:
 
     class _SameStartStopEarly(tf_keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            kernel, bias = [layer for layer in self.model.layers if "span" in layer.name][0].weights
-            kernel.assign(head["weight"].T)
-            bias.assign(head["bias"])
+            hf_env.copy_span_head(self.model, head)
 
         def on_train_batch_end(self, batch, logs=None):
             if batch + 1 >= steps:
@@ -324,7 +314,6 @@ def run_parity(protocol: Protocol, steps: int) -> str:
 
 
 def report(results: dict, args) -> str:
-    names = NAMES
     lines = [f"Fine-tuning quality, {platform.node()} ({os.cpu_count()} cores): all-MiniLM-L6-v2, "
              f"{args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, batch "
              f"{args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 "
@@ -335,7 +324,7 @@ def report(results: dict, args) -> str:
         if row in results:
             r = results[row]
             loss = f"{r['mean_epoch_loss']:.3f}" if r.get("mean_epoch_loss") is not None else "-"
-            lines.append(f"| {names[row]} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
+            lines.append(f"| {NAMES[row]} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
                          f"{loss} | {r['train_seconds']:.0f} |")
     if "huggingface" in results:
         for row in ("ours_model_maker", "ours_huggingface"):

@@ -79,28 +79,13 @@ def _articles(n_questions: int, skip: int = 0):
     return articles
 
 
-def _arrays(tfrecord_file: str, spec, is_training: bool) -> dict:
-    import tensorflow as tf
-
-    names = spec.get_name_to_features(is_training)
-    arrays = {name: [] for name in names}
-    for record in tf.data.TFRecordDataset(tfrecord_file):
-        example = tf.io.parse_single_example(record, names)
-        for name in names:
-            arrays[name].append(example[name].numpy())
-    return {name: np.stack(values) for name, values in arrays.items()}
-
-
 def _head_initializer(head_init):
     """A callback that copies PyTorch's initial qa_outputs (weight [2, H], bias [2]) into our head."""
     import tf_keras
 
     class _CopyHead(tf_keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            head = [layer for layer in self.model.layers if "span" in layer.name]
-            kernel, bias = head[0].weights
-            kernel.assign(head_init["weight"].T)
-            bias.assign(head_init["bias"])
+            hf_env.copy_span_head(self.model, head_init)
 
     return _CopyHead()
 
@@ -137,7 +122,7 @@ def parity_run(tmp_path_factory):
     dev = DataLoader.from_squad(fixtures.write_squad(str(root / "dev.json"), _articles(8, skip=400)),
                                 spec, is_training=False, cache_dir=str(root / "cache"))
     assert len(train) >= BATCH * STEPS
-    arrays = _arrays(train.tfrecord_file, spec, is_training=True)
+    arrays = hf_env.feature_arrays(train.tfrecord_file, spec, is_training=True)
     arrays = {k: v[:BATCH * STEPS] for k, v in arrays.items()}
     assert (arrays["start_positions"] > 0).sum() > BATCH * STEPS // 2, "most batches must hold answers"
     np.savez(root / "train.npz", **arrays)
@@ -150,7 +135,7 @@ def parity_run(tmp_path_factory):
             if i == BATCH * STEPS:
                 break
             writer.write(record.numpy())
-    eval_arrays = _arrays(dev.tfrecord_file, spec, is_training=False)
+    eval_arrays = hf_env.feature_arrays(dev.tfrecord_file, spec, is_training=False)
     eval_arrays = {"input_ids": eval_arrays["input_ids"], "input_mask": eval_arrays["input_mask"],
                    "segment_ids": eval_arrays["segment_ids"], "unique_ids": eval_arrays["unique_ids"]}
     np.savez(root / "eval.npz", **eval_arrays)
