@@ -19,6 +19,9 @@ runs in its own environment (``hf_env.py``), never in the project's lock.
 ``--parity-steps N`` instead checks the trainers' arithmetic at full size: both sides with dropout
 off, the same features in the same order, the same initial span head, N steps; it prints both
 losses per step (the suite's ``tests/test_training_parity.py`` does the same on a tiny BERT).
+``--parity-steps all`` does so for the whole run, on the features in one fixed random order,
+and scores both trained models: every source of randomness shared, so the F1s compare the
+trainers' arithmetic over a full fine-tuning run.
 
 Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
 Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
@@ -91,9 +94,14 @@ def _parse_args(argv=None):
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--workdir", default="runs/quality")
     p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
-    p.add_argument("--parity-steps", type=int, default=0,
-                   help="instead: N steps with dropout off on both sides, losses side by side")
+    p.add_argument("--parity-steps", type=_steps_arg, default=0,
+                   help="instead: N steps (or 'all': the whole run, then both models scored) with "
+                        "dropout off on both sides, the same batches and the same initial head")
     return p.parse_args(argv)
+
+
+def _steps_arg(value: str):
+    return "all" if value == "all" else int(value)
 
 
 class Protocol:
@@ -265,20 +273,54 @@ def _no_dropout_checkpoint(workdir: str) -> str:
     return dst
 
 
-def run_parity(protocol: Protocol, steps: int) -> str:
+def _permuted_records(tfrecord_file: str, seed: int, dst: str) -> str:
+    """The feature records in one fixed random order, as a shuffled epoch would see them."""
+    import tensorflow as tf
+
+    if not os.path.exists(dst):
+        records = list(tf.data.TFRecordDataset(tfrecord_file).as_numpy_iterator())
+        order = np.random.default_rng(seed).permutation(len(records))
+        with tf.io.TFRecordWriter(dst + ".partial") as writer:
+            for i in order:
+                writer.write(records[i])
+        os.replace(dst + ".partial", dst)
+    return dst
+
+
+def run_parity(protocol: Protocol, steps) -> str:
+    """Both trainers, dropout off, the same batches and initial head: losses (and scores) side by side.
+
+    With ``steps == "all"`` the features are put in one fixed random order first (so the run is
+    not article by article) and both trained models are scored: with every source of randomness
+    shared, the two F1s may differ only by what float32 rounding accumulates over the run.
+    """
     import tf_keras
-    from bert_qa import BertQaSpec, input_pipeline
+    from bert_qa import BertQaSpec, input_pipeline, question_answer
     from bert_qa.callbacks import StepLogger
     from bert_qa.checkpoint_import import import_hf_checkpoint
 
     args = protocol.args
+    full = steps == "all"
     checkpoint = _no_dropout_checkpoint(args.workdir)
-    hf_out = os.path.join(args.workdir, "parity_huggingface")
-    subprocess.run(hf_env.hf_python() + [
-        hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", protocol.npz(True), "--out", hf_out,
+    train_records = protocol.train.tfrecord_file
+    train_npz = protocol.npz(True)
+    if full:
+        train_records = _permuted_records(train_records, args.seed,
+                                          os.path.join(args.workdir, f"train_permuted_{args.seed}.tfrecord"))
+        train_npz = os.path.join(args.workdir, f"train_permuted_{args.seed}.npz")
+        if not os.path.exists(train_npz):
+            np.savez(train_npz, **hf_env.feature_arrays(train_records, protocol.spec, True))
+    total_steps = args.epochs * (len(protocol.train) // args.batch_size)
+    steps = total_steps if full else steps
+    hf_out = os.path.join(args.workdir, "parity_huggingface" + ("_full" if full else ""))
+    command = hf_env.hf_python() + [
+        hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", train_npz, "--out", hf_out,
         "--epochs", str(args.epochs), "--max-steps", str(steps), "--no-shuffle", "--dropout", "0",
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
-        "--seed", str(args.seed)], check=True, env=hf_env.isolated_env())
+        "--seed", str(args.seed)]
+    if full:
+        command += ["--eval", protocol.npz(False)]
+    subprocess.run(command, check=True, env=hf_env.isolated_env())
     with open(os.path.join(hf_out, "log.json")) as f:
         hf_log = json.load(f)
     head = np.load(os.path.join(hf_out, "head_init.npz"))
@@ -289,7 +331,7 @@ def run_parity(protocol: Protocol, steps: int) -> str:
     spec = BertQaSpec(uri=encoder, seq_len=args.seq_len, query_len=args.query_len,
                       doc_stride=args.doc_stride, learning_rate=args.learning_rate,
                       distribution_strategy="off", optimizer_recipe="huggingface",
-                      model_dir=os.path.join(args.workdir, "parity_ours"))
+                      model_dir=os.path.join(args.workdir, "parity_ours" + ("_full" if full else "")))
 
     class _SameStartStopEarly(tf_keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -299,17 +341,41 @@ def run_parity(protocol: Protocol, steps: int) -> str:
             if batch + 1 >= steps:
                 self.model.stop_training = True
 
-    logger = StepLogger()
-    input_fn = input_pipeline.make_input_fn(spec, [protocol.train.tfrecord_file], True, args.batch_size)
-    spec.train(input_fn, args.epochs, len(protocol.train) // args.batch_size,
-               callbacks=[_SameStartStopEarly(), logger], verbose=0)
+    logger = _progress_logger(steps)
+    input_fn = input_pipeline.make_input_fn(spec, [train_records], True, args.batch_size)
+    model = spec.train(input_fn, args.epochs, len(protocol.train) // args.batch_size,
+                       callbacks=[_SameStartStopEarly(), logger], verbose=0)
+    differences = np.abs(np.array(hf_log["loss"]) - np.array(logger.losses[:len(hf_log["loss"])]))
     lines = [f"Same arithmetic at full size: all-MiniLM-L6-v2, seq_len {args.seq_len}, batch "
-             f"{args.batch_size}, dropout off, same features in the same order, same initial head", "",
-             "| step | learning rate | Hugging Face loss | bert_qa loss | abs. difference |",
-             "|---:|---:|---:|---:|---:|"]
-    for i, (hf_loss, ours) in enumerate(zip(hf_log["loss"], logger.losses)):
-        lines.append(f"| {i} | {logger.learning_rates[i]:.3g} | {hf_loss:.5f} | {ours:.5f} | "
-                     f"{abs(hf_loss - ours):.1e} |")
+             f"{args.batch_size}, dropout off, same features in the same order, same initial head, "
+             f"{steps} steps", ""]
+    if full:
+        qa = question_answer.QuestionAnswer(spec)
+        qa.model = model
+        ours = qa.evaluate(protocol.dev)
+        logits = np.load(os.path.join(hf_out, "eval_logits.npz"))
+        theirs = protocol.score_logits(logits["unique_ids"], logits["start_logits"], logits["end_logits"])
+        scores = {"ours": {"exact_match": 100 * ours["exact_match"], "f1": 100 * ours["final_f1"]},
+                  "huggingface": {"exact_match": 100 * theirs["exact_match"], "f1": 100 * theirs["final_f1"]},
+                  "max_abs_loss_difference": float(differences.max()),
+                  "mean_abs_loss_difference": float(differences.mean()), "steps": steps,
+                  "loss_ours": logger.losses, "loss_huggingface": hf_log["loss"]}
+        with open(os.path.join(args.workdir, f"parity_full_{args.seed}.json"), "w") as f:
+            json.dump(scores, f, indent=2)
+        lines += ["| trainer | EM | F1 | mean training loss |", "|---|---:|---:|---:|",
+                  f"| {NAMES['huggingface']} | {scores['huggingface']['exact_match']:.2f} | "
+                  f"{scores['huggingface']['f1']:.2f} | {np.mean(hf_log['loss']):.4f} |",
+                  f"| {NAMES['ours_huggingface']} | {scores['ours']['exact_match']:.2f} | "
+                  f"{scores['ours']['f1']:.2f} | {np.mean(logger.losses):.4f} |", "",
+                  f"F1 difference {scores['ours']['f1'] - scores['huggingface']['f1']:+.2f}; per-step "
+                  f"loss difference: max {differences.max():.1e}, mean {differences.mean():.1e}; "
+                  f"every 25th step:", ""]
+    lines += ["| step | learning rate | Hugging Face loss | bert_qa loss | abs. difference |",
+              "|---:|---:|---:|---:|---:|"]
+    for i, (hf_loss, ours_loss) in enumerate(zip(hf_log["loss"], logger.losses)):
+        if not full or i % 25 == 0 or i == steps - 1:
+            lines.append(f"| {i} | {logger.learning_rates[i]:.3g} | {hf_loss:.5f} | {ours_loss:.5f} | "
+                         f"{abs(hf_loss - ours_loss):.1e} |")
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ class QuestionAnswer:
         written = {}
         if ExportFormat.SAVED_MODEL in formats:
             path = os.path.join(export_dir, saved_model_filename)
-            tflite_export.export_saved_model(self.model, path)
+            tflite_export.export_saved_model(self.model, path, spec=spec)
             written["saved_model"] = path
         if ExportFormat.TFLITE in formats:
             config = quantization_config or spec.get_default_quantization_config()

@@ -9,6 +9,8 @@ checkpoints every epoch in ``model_dir``, resumes after a kill and logs to Tenso
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ from official.common import distribute_utils
 from official.legacy.bert import run_squad_helper
 from official.nlp.data import squad_lib
 
-from bert_qa import distribution, hub_format, modeling, optimization, scoring, windowing
+from bert_qa import distribution, encoders, hub_format, modeling, optimization, scoring, windowing
 from bert_qa.tokenization import CachedFullTokenizer
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ class BertQaSpec:
         """Resolves the encoder and loads its tokenizer (lazily, as Model Maker)."""
         if self.is_built:
             return
-        self.module_path = hub_format.resolve_uri(self.uri)
+        self.module_path = encoders.resolve(self.uri)
         self.vocab_file, module_lower_case = hub_format.find_vocab(self.module_path)
         if module_lower_case is not None and module_lower_case != self.do_lower_case:
             log.warning("Encoder %s says do_lower_case=%s but the spec has do_lower_case=%s; "
@@ -342,33 +344,76 @@ def write_prediction_files(predictions, nbest, null_odds, version_2_with_negativ
         squad_lib.write_to_json_files(null_odds, os.path.join(output_dir, "null_odds.json"))
 
 
+def _init_with_defaults(base_init, **defaults):
+    """``base_init`` with other defaults: a ``functools.partial`` that is still a class.
+
+    Model Maker's ``mobilebert_qa_spec`` is ``functools.partial(BertQAModelSpec, ...)``; a
+    subclass keeps ``isinstance`` and the class name, and ``__signature__`` lets ``help()`` and
+    ``inspect`` show the whole signature with these defaults.
+    """
+    signature = inspect.signature(base_init)
+    signature = signature.replace(parameters=[
+        p.replace(default=defaults.pop(p.name)) if p.name in defaults else p
+        for p in signature.parameters.values()])
+    if defaults:
+        raise TypeError(f"not arguments of {base_init.__qualname__}: {sorted(defaults)}")
+
+    @functools.wraps(base_init)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        base_init(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = signature
+    return __init__
+
+
 class MobileBertQaSpec(BertQaSpec):
     """Model Maker's ``mobilebert_qa_spec``: MobileBERT from a TF1 Hub module, no strategy."""
 
-    def __init__(self,
-                 uri: str = MOBILEBERT_URI,
-                 model_dir: Optional[str] = None,
-                 seq_len: int = 384,
-                 query_len: int = 64,
-                 doc_stride: int = 128,
-                 dropout_rate: float = 0.1,
-                 initializer_range: float = 0.02,
-                 learning_rate: float = 4e-05,
-                 distribution_strategy: str = "off",
-                 num_gpus: int = -1,
-                 tpu: str = "",
-                 trainable: bool = True,
-                 predict_batch_size: int = 8,
-                 do_lower_case: bool = True,
-                 is_tf2: bool = False,
-                 tflite_input_name: Optional[dict] = None,
-                 tflite_output_name: Optional[dict] = None,
-                 init_from_squad_model: bool = False,
-                 default_batch_size: int = 32,
-                 name: str = "MobileBert",
-                 optimizer_recipe: str = "model_maker"):
-        super().__init__(uri, model_dir, seq_len, query_len, doc_stride, dropout_rate,
-                         initializer_range, learning_rate, distribution_strategy, num_gpus, tpu,
-                         trainable, predict_batch_size, do_lower_case, is_tf2, tflite_input_name,
-                         tflite_output_name, init_from_squad_model, default_batch_size, name,
-                         optimizer_recipe)
+    __init__ = _init_with_defaults(
+        BertQaSpec.__init__, uri=MOBILEBERT_URI, is_tf2=False, distribution_strategy="off",
+        learning_rate=4e-05, default_batch_size=32, name="MobileBert")
+
+
+SPEC_CLASSES = {cls.__name__: cls for cls in (BertQaSpec, MobileBertQaSpec)}
+# Constructor arguments that decide windowing: features and model must agree on them.
+WINDOWING_ARGS = ("seq_len", "query_len", "doc_stride", "do_lower_case")
+# Arguments that name a place on the machine that made the spec, not a property of the model.
+_LOCAL_ARGS = ("model_dir",)
+
+
+def windowing_defaults(spec_name: str = "BertQaSpec") -> dict:
+    """The spec class's own defaults for the windowing arguments (the one place they live)."""
+    parameters = inspect.signature(SPEC_CLASSES[spec_name]).parameters
+    return {name: parameters[name].default for name in WINDOWING_ARGS}
+
+
+def windowing_of(spec) -> dict:
+    return {name: getattr(spec, name) for name in WINDOWING_ARGS}
+
+
+def spec_record(spec) -> dict:
+    """``{"spec": class name, "args": constructor arguments}``: enough to rebuild ``spec``
+    in another process (``spec_from_record``). The encoder is recorded as the user named it
+    (``encoders.portable_uri``), never as this machine's cache path."""
+    name = type(spec).__name__
+    if name not in SPEC_CLASSES:
+        raise ValueError(f"cannot record a {name}; known specs: {sorted(SPEC_CLASSES)}")
+    args = {p: getattr(spec, p) for p in inspect.signature(SPEC_CLASSES[name]).parameters
+            if p not in _LOCAL_ARGS}
+    args["uri"] = encoders.portable_uri(spec.uri)
+    return {"spec": name, "args": args}
+
+
+def spec_from_record(record: dict, **overrides):
+    """The spec ``spec_record`` describes (``overrides``, e.g. ``model_dir``, win)."""
+    name = record.get("spec")
+    if name not in SPEC_CLASSES:
+        raise ValueError(f"spec record names {name!r}; known specs: {sorted(SPEC_CLASSES)}")
+    known = inspect.signature(SPEC_CLASSES[name]).parameters
+    args = {**record.get("args", {}), **overrides}
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise ValueError(f"spec record has arguments {unknown} that {name} does not take")
+    return SPEC_CLASSES[name](**args)

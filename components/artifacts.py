@@ -1,15 +1,26 @@
-"""What the components store in their artifacts, and how they read it back.
+"""The contract between components: what each artifact holds, where, and how it is read.
 
-All artifacts are TFX standard types (``Examples``, ``Model``, ...), so that any TFX
-orchestrator (LocalDagRunner, Kubeflow Pipelines, Vertex AI) knows them. Their contents:
+Components talk only through artifacts; every file name and property they share is spelled
+here (the tf.Example layouts are in ``example_codecs``), so no executor imports another.
+All artifacts are TFX standard types, so that any TFX orchestrator (LocalDagRunner, Kubeflow
+Pipelines, Vertex AI) and TFX's own tools know them:
 
-- questions (SquadExampleGen): one ``tf.train.Example`` per SQuAD question, in TFRecord
-  files under ``Split-<name>/``; ``example_index`` is the question's position in its split
-  and ``paragraph_index`` the position of its paragraph, so downstream parallel steps can
-  restore the single-process order whatever the worker count.
-- features (FeatureWindowing): one ``tf.train.Example`` per window in squad_lib's
-  ``FeatureWriter`` format (what the spec's input pipeline reads), plus, for evaluation
-  splits, what ``squad_lib.postprocess_output`` needs (tokens and the token maps).
+- questions (SquadExampleGen, ``Examples``): one tf.Example per SQuAD question in TFRecord
+  files under ``Split-<name>/``, in split order.
+- features (FeatureWindowing, ``Examples``): one tf.Example per window in squad_lib's
+  ``FeatureWriter`` format under ``Split-<name>/``; ``vocab.txt``; custom properties
+  ``seq_len``, ``query_len``, ``doc_stride``, ``do_lower_case`` (the windowing: every reader
+  takes it from here) and ``encoder_uri`` (as the user named it).
+- model (QaTrainer, ``Model``): ``Format-Serving/``, a serving SavedModel that carries the
+  library's record of the spec it was trained with (``bert_qa.export.saved_model_info``:
+  vocab, windowing, spec name and arguments).
+- tflite_model (TfliteExport, ``Model``): ``model_<variant>.tflite`` (Task Library metadata
+  inside), ``vocab.txt``; property ``variants``.
+- evaluation (QaEvaluator, ``ModelEvaluation``): ``report.md``, ``f1_by_slice.png``,
+  ``scores.json``, TFMA's output, per-variant predictions.
+- blessing (QaEvaluator, ``ModelBlessing``): TFX Evaluator's conventions (``BLESSED`` /
+  ``NOT_BLESSED`` file, ``blessed``, ``current_model``, ``current_model_id`` properties), so
+  TFX's latest-blessed-model resolver and tools read it.
 
 Counts are recorded as custom properties named ``<what>_<split>`` (for example
 ``num_questions_train``) so that MLMD, the Kubeflow UI and the tests can read them.
@@ -22,15 +33,25 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.types import artifact_utils
-
-from bert_qa.squad_data import Question
+from tfx.utils import path_utils
 
 QUESTIONS_FILE_PREFIX = "questions"
 FEATURES_FILE_PREFIX = "features"
 TFRECORD_SUFFIX = ".tfrecord"
 # The file format TFX records on Examples artifacts for uncompressed TFRecords of tf.Examples.
 EXAMPLES_FILE_FORMAT = "tfrecords"
+VOCAB_FILE = "vocab.txt"
+# ModelRun (QaTrainer)
+TRAINING_SUMMARY_FILE = "training_summary.json"
+# ModelEvaluation (QaEvaluator)
+REPORT_FILE = "report.md"
+CHART_FILE = "f1_by_slice.png"
+SCORES_FILE = "scores.json"
+PER_QUESTION_FILE = "per_question.tfrecord"
+# Windowing parameters recorded on the features (and in the model's spec record).
+WINDOWING_PROPERTIES = ("seq_len", "query_len", "doc_stride", "do_lower_case")
 
 
 # -- artifact bookkeeping ----------------------------------------------------------------------
@@ -107,141 +128,58 @@ def parse_json_param(value, name: str, default=None):
         raise ValueError(f"parameter {name!r} must be JSON, got {value!r}: {err}") from err
 
 
-# -- tf.Example helpers ------------------------------------------------------------------------
+# -- per-artifact layouts ------------------------------------------------------------------------
 
-def _bytes(values: Iterable[str]) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
-
-
-def _ints(values: Iterable[int]) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+def windowing_stats_path(features_uri: str, split: str) -> str:
+    return os.path.join(features_uri, f"{split}-windowing_stats.json")
 
 
-def _get_str(features, name: str) -> str:
-    return features[name].bytes_list.value[0].decode("utf-8")
+def windowing_of(features) -> Dict[str, object]:
+    """The windowing parameters FeatureWindowing recorded on its features."""
+    values: Dict[str, object] = {}
+    for name in WINDOWING_PROPERTIES:
+        if not features.has_custom_property(name):
+            raise ValueError(f"features {features.uri} record no {name!r} (not written by FeatureWindowing?)")
+        values[name] = features.get_int_custom_property(name)
+    values["do_lower_case"] = bool(values["do_lower_case"])
+    return values
 
 
-def _get_strs(features, name: str) -> List[str]:
-    return [v.decode("utf-8") for v in features[name].bytes_list.value]
+def serving_model_dir(model) -> str:
+    """The serving SavedModel inside a Model artifact (TFX's ``Format-Serving``)."""
+    return path_utils.serving_model_dir(model.uri)
 
 
-def _get_ints(features, name: str) -> List[int]:
-    return list(features[name].int64_list.value)
+def tflite_path(directory: str, variant: str) -> str:
+    return os.path.join(directory, f"model_{variant}.tflite")
 
 
-# -- questions ---------------------------------------------------------------------------------
-
-def question_to_example(q: Question, example_index: int, paragraph_index: int) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        "id": _bytes([q.id]),
-        "title": _bytes([q.title]),
-        "context": _bytes([q.context]),
-        "question": _bytes([q.question]),
-        "answer_texts": _bytes(q.answer_texts),
-        "answer_starts": _ints(q.answer_starts),
-        "is_impossible": _ints([int(q.is_impossible)]),
-        "source": _bytes([q.source]),
-        "example_index": _ints([example_index]),
-        "paragraph_index": _ints([paragraph_index]),
-    }))
+def variants_of(tflite_model) -> List[str]:
+    return parse_json_param(tflite_model.get_string_custom_property("variants"), "variants")
 
 
-def example_to_question(example: tf.train.Example):
-    """(Question, example_index, paragraph_index) of a stored question."""
-    f = example.features.feature
-    q = Question(
-        id=_get_str(f, "id"), title=_get_str(f, "title"), context=_get_str(f, "context"),
-        question=_get_str(f, "question"), answer_texts=tuple(_get_strs(f, "answer_texts")),
-        answer_starts=tuple(_get_ints(f, "answer_starts")),
-        is_impossible=bool(_get_ints(f, "is_impossible")[0]), source=_get_str(f, "source"))
-    return q, _get_ints(f, "example_index")[0], _get_ints(f, "paragraph_index")[0]
+def write_blessing(blessing, blessed: bool, model, properties: Mapping[str, object]) -> None:
+    """TFX Evaluator's blessing layout: a BLESSED / NOT_BLESSED file and its properties."""
+    tf.io.gfile.makedirs(blessing.uri)  # not every launcher creates output directories (Vertex does not)
+    name = (evaluator_constants.BLESSED_FILE_NAME if blessed
+            else evaluator_constants.NOT_BLESSED_FILE_NAME)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, name), "w") as f:
+        f.write("")
+    record_counts(blessing, {
+        evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY: (
+            evaluator_constants.BLESSED_VALUE if blessed else evaluator_constants.NOT_BLESSED_VALUE),
+        evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY: model.uri,
+        evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY: int(model.id or 0),
+        **properties})
 
 
-def read_questions(directory: str) -> List[Question]:
-    """Every question of one split, in split order (``example_index``)."""
-    rows = []
-    for path in tfrecord_files(directory):
-        for record in tf.data.TFRecordDataset(path):
-            q, index, _ = example_to_question(tf.train.Example.FromString(record.numpy()))
-            rows.append((index, q))
-    rows.sort(key=lambda row: row[0])
-    if [i for i, _ in rows] != list(range(len(rows))):
-        raise ValueError(f"questions in {directory} do not have example_index 0..{len(rows) - 1}")
-    return [q for _, q in rows]
+def set_blessing_baseline(blessing, baseline_uri: str, baseline_id: int) -> None:
+    record_counts(blessing, {evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY: baseline_uri,
+                             evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY: int(baseline_id or 0)})
 
 
-def squad_dataset(questions: Sequence[Question]) -> List[dict]:
-    """A SQuAD ``data`` list for ``questions`` (what the official scorers read)."""
-    articles: Dict[str, dict] = {}
-    for q in questions:
-        article = articles.setdefault(q.title, {"title": q.title, "paragraphs": []})
-        paragraphs = article["paragraphs"]
-        if not paragraphs or paragraphs[-1]["context"] != q.context:
-            paragraphs.append({"context": q.context, "qas": []})
-        paragraphs[-1]["qas"].append({
-            "id": q.id, "question": q.question, "is_impossible": q.is_impossible,
-            "answers": [{"text": t, "answer_start": s}
-                        for t, s in zip(q.answer_texts, q.answer_starts)]})
-    return list(articles.values())
-
-
-# -- windowed features -------------------------------------------------------------------------
-
-def feature_to_example(feature, is_training: bool, qas_id: str = "") -> tf.train.Example:
-    """squad_lib.FeatureWriter's record, plus postprocessing fields for evaluation.
-
-    Written here rather than with ``FeatureWriter`` because FeatureWriter writes to a file
-    itself, while Beam needs the serialized record to hand to its sink.
-    """
-    fields = {
-        "unique_ids": _ints([feature.unique_id]),
-        "input_ids": _ints(feature.input_ids),
-        "input_mask": _ints(feature.input_mask),
-        "segment_ids": _ints(feature.segment_ids),
-    }
-    if feature.paragraph_mask is not None:
-        fields["paragraph_mask"] = _ints(feature.paragraph_mask)
-    if feature.class_index is not None:
-        fields["class_index"] = _ints([feature.class_index])
-    if is_training:
-        fields["start_positions"] = _ints([feature.start_position])
-        fields["end_positions"] = _ints([feature.end_position])
-        fields["is_impossible"] = _ints([1 if feature.is_impossible else 0])
-    else:
-        positions = sorted(feature.token_to_orig_map)
-        fields["example_index"] = _ints([feature.example_index])
-        fields["doc_span_index"] = _ints([feature.doc_span_index])
-        fields["qas_id"] = _bytes([qas_id])
-        fields["tokens"] = _bytes(feature.tokens)
-        fields["token_positions"] = _ints(positions)
-        fields["token_to_orig"] = _ints(feature.token_to_orig_map[p] for p in positions)
-        fields["token_is_max_context"] = _ints(int(feature.token_is_max_context[p]) for p in positions)
-    return tf.train.Example(features=tf.train.Features(feature=fields))
-
-
-def example_to_eval_feature(example: tf.train.Example):
-    """The ``squad_lib.InputFeatures`` of a stored evaluation feature."""
-    from official.nlp.data import squad_lib
-
-    f = example.features.feature
-    positions = _get_ints(f, "token_positions")
-    return squad_lib.InputFeatures(
-        unique_id=_get_ints(f, "unique_ids")[0],
-        example_index=_get_ints(f, "example_index")[0],
-        doc_span_index=_get_ints(f, "doc_span_index")[0],
-        tokens=_get_strs(f, "tokens"),
-        token_to_orig_map=dict(zip(positions, _get_ints(f, "token_to_orig"))),
-        token_is_max_context=dict(zip(positions, map(bool, _get_ints(f, "token_is_max_context")))),
-        input_ids=_get_ints(f, "input_ids"),
-        input_mask=_get_ints(f, "input_mask"),
-        segment_ids=_get_ints(f, "segment_ids"),
-        paragraph_mask=_get_ints(f, "paragraph_mask") if "paragraph_mask" in f else None,
-        class_index=_get_ints(f, "class_index")[0] if "class_index" in f else None)
-
-
-def read_eval_features(directory: str) -> list:
-    """Every evaluation feature of one split, by unique id."""
-    features = [example_to_eval_feature(tf.train.Example.FromString(r.numpy()))
-                for path in tfrecord_files(directory) for r in tf.data.TFRecordDataset(path)]
-    features.sort(key=lambda feature: feature.unique_id)
-    return features
+def is_blessed(blessing) -> bool:
+    """Blessed by the property and the file, as TFX's Pusher checks."""
+    return (blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY)
+            == evaluator_constants.BLESSED_VALUE
+            and tf.io.gfile.exists(os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)))

@@ -49,7 +49,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
 
     config = container_config(config)
     tfx_pipeline = create_pipeline(
-        config, encoder_uri=config.model.encoder or "default", pipeline_root=pipeline_root,
+        config, pipeline_root=pipeline_root,
         push_destination=push_destination or pipeline_root.rstrip("/") + "/pushed")
     output_path = os.path.abspath(output_path)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(

@@ -57,6 +57,9 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: features // batch_size (Model Maker's)
     shuffle: bool = True
     seed: int = 42
+    # Where QaTrainer keeps per-epoch checkpoints until training completes (a re-run after a
+    # kill resumes from there); "" = <pipeline root>/QaTrainer/resume.
+    checkpoint_root: str = ""
 
 
 @dataclasses.dataclass
@@ -126,13 +129,24 @@ class PipelineConfig:
     def push_destination(self) -> str:
         return self.push.destination or os.path.join(self.output_dir, "pushed")
 
-    def spec_args(self, encoder_uri: str) -> Dict[str, Any]:
-        """The spec's constructor arguments (plain values, recorded in the Model)."""
+    @property
+    def encoder_uri(self) -> str:
+        """The encoder as every step records it (``bert_qa.encoders``: "" is "default")."""
+        from bert_qa.encoders import portable_uri
+
+        return portable_uri(self.model.encoder)
+
+    def windowing(self) -> Dict[str, Any]:
+        """FeatureWindowing's parameters; every later step takes them from its features."""
         m = self.model
-        return {"uri": encoder_uri, "seq_len": m.seq_len, "query_len": m.query_len,
-                "doc_stride": m.doc_stride, "do_lower_case": m.do_lower_case,
-                "learning_rate": m.learning_rate, "optimizer_recipe": m.optimizer_recipe,
-                "distribution_strategy": m.distribution_strategy,
+        return {"seq_len": m.seq_len, "query_len": m.query_len, "doc_stride": m.doc_stride,
+                "do_lower_case": m.do_lower_case}
+
+    def spec_args(self) -> Dict[str, Any]:
+        """The trainer's spec arguments (plain values); the windowing comes from the features."""
+        m = self.model
+        return {"uri": self.encoder_uri, "learning_rate": m.learning_rate,
+                "optimizer_recipe": m.optimizer_recipe, "distribution_strategy": m.distribution_strategy,
                 "predict_batch_size": m.predict_batch_size, **m.extra_spec_args}
 
     def to_dict(self) -> Dict[str, Any]:
@@ -295,6 +309,12 @@ def validate(config: PipelineConfig) -> None:
     q = config.evaluation.quantized_variant
     if q and q not in config.export.variants:
         raise ConfigError(f"evaluation.quantized_variant {q!r} is not exported")
+    from bert_qa.spec import WINDOWING_ARGS
+
+    doubled = sorted(set(config.model.extra_spec_args) & (set(WINDOWING_ARGS) | {"uri", "model_dir"}))
+    if doubled:
+        raise ConfigError(f"model.extra_spec_args {doubled}: set model.seq_len / query_len / doc_stride / "
+                          f"do_lower_case / encoder instead (model_dir is the trainer's own)")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError("train.epochs and train.batch_size must be >= 1")
 

@@ -26,31 +26,20 @@ from pipeline.config import PipelineConfig
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def resolve_encoder(config: PipelineConfig) -> str:
-    """The encoder location components get: the configured one, or the cached default."""
-    if config.model.encoder:
-        return config.model.encoder
-    from bert_qa.pretrained import default_encoder_dir
-
-    return default_encoder_dir()
-
-
-def create_components(config: PipelineConfig, encoder_uri: str, pipeline_root: str,
-                      push_destination: str, checkpoint_root: Optional[str] = None) -> list:
+def create_components(config: PipelineConfig, push_destination: str) -> list:
     d, m, t, e = config.data, config.model, config.train, config.evaluation
     if d.patterns:
         example_gen = SquadExampleGen(input_patterns=list(d.patterns), hash_buckets=dict(d.hash_buckets))
     else:
         example_gen = SquadExampleGen(input_patterns={"train": list(d.train), "eval": list(d.eval)})
     windowing = FeatureWindowing(
-        examples=example_gen.outputs["examples"], encoder_uri=encoder_uri, seq_len=m.seq_len,
-        query_len=m.query_len, doc_stride=m.doc_stride, do_lower_case=m.do_lower_case,
+        examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
-        multi_answer=d.multi_answer)
+        multi_answer=d.multi_answer, **config.windowing())
     trainer = QaTrainer(
-        features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(encoder_uri),
+        features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(),
         epochs=t.epochs, batch_size=t.batch_size, steps_per_epoch=t.steps_per_epoch,
-        shuffle=t.shuffle, seed=t.seed, checkpoint_root=checkpoint_root)
+        shuffle=t.shuffle, seed=t.seed, checkpoint_root=t.checkpoint_root or None)
     export = TfliteExport(
         model=trainer.outputs["model"], features=windowing.outputs["features"],
         variants=config.export.variants,
@@ -75,18 +64,14 @@ def create_components(config: PipelineConfig, encoder_uri: str, pipeline_root: s
     return [example_gen, windowing, trainer, export, baseline, evaluator, pusher]
 
 
-def create_pipeline(config: PipelineConfig, encoder_uri: Optional[str] = None,
-                    metadata_connection_config=None, pipeline_root: Optional[str] = None,
-                    push_destination: Optional[str] = None,
-                    checkpoint_root: Optional[str] = None) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
+                    pipeline_root: Optional[str] = None,
+                    push_destination: Optional[str] = None) -> tfx_pipeline.Pipeline:
     """The TFX pipeline; local runs pass an MLMD sqlite config, Kubeflow passes none."""
-    encoder_uri = encoder_uri or resolve_encoder(config)
-    root = pipeline_root or config.pipeline_root
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=root,
-        components=create_components(config, encoder_uri, root,
-                                     push_destination or config.push_destination, checkpoint_root),
+        pipeline_root=pipeline_root or config.pipeline_root,
+        components=create_components(config, push_destination or config.push_destination),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam.args))

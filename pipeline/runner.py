@@ -55,17 +55,15 @@ def metadata_config(path: str):
     return metadata.sqlite_metadata_connection_config(path)
 
 
-def run(config: PipelineConfig, encoder_uri: Optional[str] = None) -> RunSummary:
+def run(config: PipelineConfig) -> RunSummary:
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    from pipeline.pipeline import create_pipeline, resolve_encoder
+    from pipeline.pipeline import create_pipeline
 
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.time()
-    encoder = encoder_uri or resolve_encoder(config)
-    tfx_pipeline = create_pipeline(config, encoder, metadata_connection_config=metadata_config(
-        config.metadata_path))
-    print(f"bertqa run: pipeline {config.name!r} under {config.output_dir} (encoder {encoder})",
+    tfx_pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config.metadata_path))
+    print(f"bertqa run: pipeline {config.name!r} under {config.output_dir} (encoder {config.encoder_uri})",
           file=sys.stderr, flush=True)
     LocalDagRunner().run(tfx_pipeline)
     return summarize(config, time.time() - start)

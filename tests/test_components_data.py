@@ -20,7 +20,7 @@ from tfx.types import standard_artifacts
 
 from bert_qa import squad_data, windowing
 from bert_qa.tokenization import CachedFullTokenizer
-from components import artifacts
+from components import artifacts, example_codecs
 from components.feature_windowing import executor as windowing_executor
 from components.squad_example_gen import executor as example_gen_executor
 
@@ -65,7 +65,7 @@ def _library_records(questions, is_training: bool, v2: bool = False):
     windowing.convert_examples_to_features(
         examples, CachedFullTokenizer(fixtures.minilm_vocab(), True), SEQ_LEN, DOC_STRIDE, QUERY_LEN,
         is_training, lambda f, is_padding=False: features.append(f), pad_to_batch=False)
-    return [artifacts.feature_to_example(f, is_training, examples[f.example_index].qas_id)
+    return [example_codecs.feature_to_example(f, is_training, examples[f.example_index].qas_id)
             .SerializeToString(deterministic=True) for f in features], features, skipped
 
 
@@ -91,7 +91,7 @@ def test_example_gen_pattern_splits_and_counts(corpus):
     assert artifacts.split_names(examples) == ["train", "eval"]
     for split in ("train", "eval"):
         expected = squad_data.read_questions(corpus[split])
-        stored = artifacts.read_questions(artifacts.split_uri(examples, split))
+        stored = example_codecs.read_questions(artifacts.split_uri(examples, split))
         assert stored == expected  # every field of every question, in file order
         assert examples.get_int_custom_property(f"num_questions_{split}") == len(expected)
         assert examples.get_int_custom_property(f"num_articles_{split}") == len({q.title for q in expected})
@@ -104,7 +104,7 @@ def test_example_gen_hash_split_keeps_articles_whole(tmp_path):
     examples = _run_example_gen(str(tmp_path), [str(tmp_path / "*.json")], {"train": 3, "eval": 1})
     titles = {}
     for split in ("train", "eval"):
-        questions = artifacts.read_questions(artifacts.split_uri(examples, split))
+        questions = example_codecs.read_questions(artifacts.split_uri(examples, split))
         assert questions, f"{split} is empty"
         titles[split] = {q.title for q in questions}
         for title in titles[split]:
@@ -134,7 +134,7 @@ def test_windowing_equals_squad_lib_reference_in_eval_mode(corpus, tmp_path):
     from official.nlp.tools import tokenization
 
     features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
-    ours = [artifacts.example_to_eval_feature(tf.train.Example.FromString(r)) for r in _records(features, "eval")]
+    ours = [example_codecs.example_to_eval_feature(tf.train.Example.FromString(r)) for r in _records(features, "eval")]
     reference = []
     squad_lib.convert_examples_to_features(
         squad_lib.read_squad_examples(corpus["eval"], is_training=False, version_2_with_negative=False),
@@ -153,7 +153,7 @@ def test_windowing_format_is_feature_writer(corpus, tmp_path):
     from official.nlp.data import squad_lib
 
     features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
-    questions = artifacts.read_questions(artifacts.split_uri(corpus["examples"], "train"))
+    questions = example_codecs.read_questions(artifacts.split_uri(corpus["examples"], "train"))
     _, reference, _ = _library_records(questions, is_training=True)
     path = str(tmp_path / "writer.tfrecord")
     writer = squad_lib.FeatureWriter(path, is_training=True)
@@ -171,7 +171,7 @@ def test_windowing_format_is_feature_writer(corpus, tmp_path):
 def test_windowing_identical_to_library_for_any_worker_count(corpus, tmp_path, beam_args, num_shards):
     features = _run_windowing(corpus["examples"], str(tmp_path / "f"), beam_args, num_shards=num_shards)
     for split, is_training in (("train", True), ("eval", False)):
-        questions = artifacts.read_questions(artifacts.split_uri(corpus["examples"], split))
+        questions = example_codecs.read_questions(artifacts.split_uri(corpus["examples"], split))
         expected, _, skipped = _library_records(questions, is_training)
         assert _records(features, split) == expected, split
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
@@ -203,7 +203,7 @@ def test_windowing_v2_unanswerable_questions(tmp_path):
     examples = _run_example_gen(str(tmp_path), {"train": [path], "eval": [eval_path]})
     assert examples.get_int_custom_property("num_impossible_train") > 0
     features = _run_windowing(examples, str(tmp_path / "f"), ["--direct_running_mode=in_memory"], v2=True)
-    questions = artifacts.read_questions(artifacts.split_uri(examples, "train"))
+    questions = example_codecs.read_questions(artifacts.split_uri(examples, "train"))
     expected, reference, _ = _library_records(questions, is_training=True, v2=True)
     assert _records(features, "train") == expected
     assert any(f.is_impossible for f in reference) and not all(f.is_impossible for f in reference)

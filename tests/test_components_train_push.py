@@ -51,8 +51,7 @@ def features(tmp_path_factory):
 
 
 def _trainer_properties(encoder: str, checkpoint_root: str, epochs: int) -> dict:
-    spec_args = {"uri": encoder, "seq_len": SEQ_LEN, "query_len": QUERY_LEN, "doc_stride": DOC_STRIDE,
-                 "do_lower_case": True, "distribution_strategy": "off"}
+    spec_args = {"uri": encoder, "distribution_strategy": "off"}  # windowing: from the features
     return {"spec": "BertQaSpec", "spec_args": json.dumps(spec_args), "epochs": epochs, "batch_size": 8,
             "steps_per_epoch": 0, "shuffle": 1, "seed": 7, "train_split": "train",
             "checkpoint_root": checkpoint_root}
@@ -127,7 +126,37 @@ def test_trainer_resumes_after_kill(features, tmp_path):
     ones = tf.ones([2, SEQ_LEN], tf.int32)
     out = loaded.signatures["serving_default"](input_word_ids=ones, input_mask=ones, input_type_ids=ones * 0)
     assert out["start_logits"].shape == (2, SEQ_LEN) and out["end_logits"].shape == (2, SEQ_LEN)
-    assert json.load(open(os.path.join(model.uri, "spec.json")))["args"]["seq_len"] == SEQ_LEN
+    # The library's record travels inside the SavedModel: windowing from the features, the spec.
+    from bert_qa.export import saved_model_info, spec_of_saved_model
+
+    info = saved_model_info(os.path.join(model.uri, "Format-Serving"))
+    assert (info["seq_len"], info["query_len"], info["doc_stride"], info["do_lower_case"]) == (
+        SEQ_LEN, QUERY_LEN, DOC_STRIDE, True)
+    assert info["spec"] == "BertQaSpec" and info["args"]["uri"] == features["encoder"]
+    assert open(info["vocab_file"]).read() == open(os.path.join(f.uri, "vocab.txt")).read()
+    rebuilt = spec_of_saved_model(os.path.join(model.uri, "Format-Serving"))
+    assert (rebuilt.seq_len, rebuilt.query_len, rebuilt.doc_stride) == (SEQ_LEN, QUERY_LEN, DOC_STRIDE)
+    assert not os.path.exists(os.path.join(model.uri, "spec.json"))
+
+    # So `bertqa export` needs only the pipeline's model directory (no --vocab, no windowing).
+    from bert_qa_cli.main import main as cli
+    from bert_qa.export import read_metadata
+
+    exported = tmp_path / "cli_export"
+    assert cli(["export", "--saved-model", os.path.join(model.uri, "Format-Serving"),
+                "--output-dir", str(exported)]) == 0
+    meta = read_metadata(str(exported / "model_dynamic.tflite"))
+    assert (meta.options["query_len"], meta.options["doc_stride"]) == (QUERY_LEN, DOC_STRIDE)
+    assert meta.vocab_bytes == open(info["vocab_file"], "rb").read()
+
+
+def test_trainer_refuses_windowing_in_spec_args(features, tmp_path):
+    properties = _trainer_properties(features["encoder"], str(tmp_path / "resume"), epochs=1)
+    properties["spec_args"] = json.dumps({"uri": features["encoder"], "seq_len": 128})
+    model, model_run = _outputs(tmp_path, "refused")
+    with pytest.raises(ValueError, match=r"\['seq_len'\]: windowing parameters travel with the features"):
+        trainer_executor.Executor().Do({"features": [features["features"]]},
+                                       {"model": [model], "model_run": [model_run]}, properties)
 
 
 def test_blessing_rules():

@@ -7,6 +7,11 @@ task (constant parameters, upstream output artifacts, fresh output URIs), runs t
 task reports in its executor_output.json to the tasks downstream. The blessed-model resolver is a
 Vertex service-side query, not a container: on a first run it finds nothing, so the evaluator gets
 no baseline, as there. Nothing here imports the executors in this process.
+
+The pipeline is compiled with the default encoder (``model.encoder: ""``, recorded as
+``"default"``), as ``bertqa compile`` writes it: every step that builds a spec, in its own
+process, must resolve that record to the same packaged all-MiniLM-L6-v2 (seq_len 64 keeps it
+fast).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def compiled(tmp_path_factory):
 
     setup = make_setup(tmp_path_factory.mktemp("vertex"))
     root = setup["root"]
-    config = _config(setup, export={"variants": ["dynamic"]})
+    config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""})
     path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
                             "example.com/bert-qa:test")
     return json.load(open(path))["pipelineSpec"], root
@@ -91,12 +96,19 @@ def test_every_component_runs_from_its_container_entrypoint(compiled):
     assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
     features = produced["FeatureWindowing"]["features"][0]
     assert features["metadata"]["num_features_train"] > 0
-    assert os.path.isdir(os.path.join(produced["QaTrainer"]["model"][0]["uri"], "Format-Serving"))
+    # The features and the model record the encoder as "default", never this machine's cache path.
+    assert features["metadata"]["encoder_uri"] == "default"
+    serving = os.path.join(produced["QaTrainer"]["model"][0]["uri"], "Format-Serving")
+    record = json.load(open(os.path.join(serving, "assets.extra", "bert_qa_export.json")))
+    assert record["args"]["uri"] == "default" and record["seq_len"] == 64
     blessing = produced["QaEvaluator"]["blessing"][0]
     assert blessing["metadata"]["blessed"] == 1
     assert os.path.exists(os.path.join(blessing["uri"], "BLESSED"))
     evaluation = produced["QaEvaluator"]["evaluation"][0]["uri"]
     assert os.path.exists(os.path.join(evaluation, "report.md"))
+    # The untrained reference was built from that record in QaEvaluator's own process.
+    scores = json.load(open(os.path.join(evaluation, "scores.json")))
+    assert set(scores["untrained"]) == {"exact_match", "f1"}
     pushed = produced["TflitePusher"]["pushed_model"][0]
     assert pushed["metadata"]["pushed"] == 1
     destination = pushed["metadata"]["pushed_destination"]

@@ -141,7 +141,9 @@ def test_evaluation_is_official_and_tfma_readable(first_run):
         result = tfma.load_eval_result(evaluation.uri, model_name=variant)
         by_slice = dict(result.slicing_metrics)
         overall = by_slice[()]["f1"][""]
-        assert 100 * overall["mean_prediction"]["doubleValue"] == pytest.approx(100 * official["f1"], abs=1e-6)
+        # Per-question scores reach TFMA as float32 tf.Example values: each F1 in [0, 1] is rounded
+        # by at most 2**-25, so their mean is off by at most 3e-6 points (order does not matter).
+        assert 100 * overall["mean_prediction"]["doubleValue"] == pytest.approx(100 * official["f1"], abs=1e-5)
         n = overall["example_count"]["doubleValue"]
         for feature in ("question_word", "answer_length", "article"):
             counts = [m["f1"][""]["example_count"]["doubleValue"] for key, m in by_slice.items()

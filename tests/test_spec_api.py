@@ -121,3 +121,39 @@ def test_reinitialize_gives_an_untrained_model(tiny_encoder):
             assert np.all(value == 0.0), name
         else:
             assert not np.array_equal(value, before[name]) and abs(float(value.std()) - 0.02) < 0.01, name
+
+
+def test_mobilebert_spec_is_a_partial_of_the_bert_spec():
+    """Only its own defaults are stated; positional calls, help() and records still work."""
+    import pydoc
+
+    from bert_qa.spec import spec_from_record, spec_record
+
+    spec = MobileBertQaSpec("/some/encoder", "/tmp/md", 256)  # Model Maker's positional order
+    assert (spec.uri, spec.model_dir, spec.seq_len, spec.query_len, spec.learning_rate) == (
+        "/some/encoder", "/tmp/md", 256, 64, 4e-05)
+    text = pydoc.render_doc(MobileBertQaSpec, renderer=pydoc.plaintext)
+    import re
+
+    assert re.search(r"default_batch_size[^,]*= 32,", text) and re.search(r"optimizer_recipe[^,]*= 'model_maker'\)", text)
+    with pytest.raises(TypeError):
+        MobileBertQaSpec(no_such_argument=1)
+    record = spec_record(spec)
+    assert record["spec"] == "MobileBertQaSpec" and "model_dir" not in record["args"]
+    again = spec_from_record(record)
+    assert type(again) is MobileBertQaSpec and spec_record(again) == record
+
+
+def test_the_default_encoder_is_recorded_portably():
+    """"default" stays "default" in a record (any process resolves it), never a cache path."""
+    from bert_qa import encoders
+    from bert_qa.pretrained import default_encoder_dir
+    from bert_qa.spec import spec_record, windowing_defaults
+
+    spec = BertQaSpec(uri="default", distribution_strategy="off")
+    assert spec_record(spec)["args"]["uri"] == "default"
+    assert spec_record(BertQaSpec(uri="", distribution_strategy="off"))["args"]["uri"] == "default"
+    assert encoders.resolve("default") == default_encoder_dir()
+    spec.build()
+    assert spec.module_path == default_encoder_dir()
+    assert windowing_defaults() == {"seq_len": 384, "query_len": 64, "doc_stride": 128, "do_lower_case": True}

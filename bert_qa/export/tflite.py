@@ -36,22 +36,35 @@ EXPORT_INFO = "bert_qa_export.json"
 
 def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
                        do_lower_case: bool = True, query_len: Optional[int] = None,
-                       doc_stride: Optional[int] = None) -> str:
+                       doc_stride: Optional[int] = None, spec=None) -> str:
     """Saves a span model (inputs word ids/mask/type ids -> [start, end]) for serving.
 
-    With ``vocab_file`` the tokenizer travels with it: ``assets.extra/vocab.txt`` and
-    ``assets.extra/bert_qa_export.json`` (casing, seq_len, query_len, doc_stride), which
-    ``saved_model_info`` reads back (so ``bertqa export`` needs only the directory).
+    With ``spec`` (the spec the model was trained with) the library's whole record travels
+    with it: ``assets.extra/vocab.txt`` and ``assets.extra/bert_qa_export.json`` (casing,
+    seq_len, query_len, doc_stride, and the spec's name and constructor arguments), which
+    ``saved_model_info`` reads back, so ``bertqa export`` and the pipeline's evaluator need
+    only the directory. ``vocab_file`` / ``do_lower_case`` / ``query_len`` / ``doc_stride``
+    record just the tokenizer, for a model without a spec.
     """
     import tensorflow as tf
 
+    record = None
+    if spec is not None:
+        from bert_qa.spec import spec_record
+
+        spec.build()
+        record = spec_record(spec)
+        vocab_file, do_lower_case = spec.vocab_file, spec.do_lower_case
+        query_len, doc_stride = spec.query_len, spec.doc_stride
     input_names = list(getattr(model, "input_names", None) or FEATURE_NAMES)
     if sorted(input_names) != sorted(FEATURE_NAMES):
         raise ValueError(f"Span model inputs must be {FEATURE_NAMES}, not {input_names}")
     seq_len = int(model.inputs[0].shape[1])
-    spec = {name: tf.TensorSpec([None, seq_len], tf.int32, name=name) for name in FEATURE_NAMES}
+    if spec is not None and seq_len != spec.seq_len:
+        raise ValueError(f"the model takes {seq_len} tokens but the spec has seq_len={spec.seq_len}")
+    signature = {name: tf.TensorSpec([None, seq_len], tf.int32, name=name) for name in FEATURE_NAMES}
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[signature])
     def serving(features):
         start_logits, end_logits = model([features[n] for n in input_names], training=False)
         return {"end_logits": end_logits, "start_logits": start_logits}
@@ -66,6 +79,8 @@ def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
             info["query_len"] = int(query_len)
         if doc_stride is not None:
             info["doc_stride"] = int(doc_stride)
+        if record is not None:
+            info.update(record)
         with tf.io.gfile.GFile(os.path.join(extra, EXPORT_INFO), "w") as f:
             f.write(json.dumps(info, indent=2, sort_keys=True))
     return export_dir
@@ -73,17 +88,33 @@ def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
 
 def saved_model_info(saved_model_dir: str) -> Dict[str, object]:
     """What ``export_saved_model`` recorded: vocab_file (path or None), do_lower_case,
-    seq_len, query_len, doc_stride (absent keys were not recorded)."""
+    seq_len, query_len, doc_stride and, for a model exported with its spec, ``spec`` (class
+    name) and ``args`` (absent keys were not recorded)."""
     import tensorflow as tf
 
     extra = os.path.join(saved_model_dir, EXTRA_DIR)
     info: Dict[str, object] = {"vocab_file": None}
-    if tf.io.gfile.exists(os.path.join(extra, EXPORT_INFO)):
-        with tf.io.gfile.GFile(os.path.join(extra, EXPORT_INFO)) as f:
-            info.update(json.load(f))
+    path = os.path.join(extra, EXPORT_INFO)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            try:
+                info.update(json.load(f))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON: {err}") from err
     if tf.io.gfile.exists(os.path.join(extra, "vocab.txt")):
         info["vocab_file"] = os.path.join(extra, "vocab.txt")
     return info
+
+
+def spec_of_saved_model(saved_model_dir: str, **overrides):
+    """The spec a SavedModel was exported with (``export_saved_model(..., spec=...)``)."""
+    from bert_qa.spec import spec_from_record
+
+    info = saved_model_info(saved_model_dir)
+    if "spec" not in info:
+        raise ValueError(f"{saved_model_dir} records no spec (export it with "
+                         f"export_saved_model(model, dir, spec=spec))")
+    return spec_from_record(info, **overrides)
 
 
 def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] = "dynamic",

@@ -14,7 +14,8 @@ from components.feature_windowing import executor
 
 class FeatureWindowingSpec(types.ComponentSpec):
     PARAMETERS = {
-        "encoder_uri": ExecutionParameter(type=str),  # its vocab is used (and recorded)
+        # A TF Hub handle, a directory or "default" (bert_qa.encoders); its vocab is used.
+        "encoder_uri": ExecutionParameter(type=str),
         "do_lower_case": ExecutionParameter(type=int),
         "seq_len": ExecutionParameter(type=int),
         "query_len": ExecutionParameter(type=int),
@@ -40,10 +41,20 @@ class FeatureWindowing(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = FeatureWindowingSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, examples: types.BaseChannel, encoder_uri: str, seq_len: int = 384,
-                 query_len: int = 64, doc_stride: int = 128, do_lower_case: bool = True,
+    def __init__(self, examples: types.BaseChannel, encoder_uri: str = "default",
+                 seq_len: Optional[int] = None, query_len: Optional[int] = None,
+                 doc_stride: Optional[int] = None, do_lower_case: Optional[bool] = None,
                  training_splits: Sequence[str] = ("train",), version_2_with_negative: bool = False,
-                 multi_answer: str = "first", num_shards: Optional[int] = None):
+                 multi_answer: str = "first", num_shards: Optional[int] = None,
+                 spec: str = "BertQaSpec"):
+        """Windowing parameters left out take the defaults of ``spec`` (the spec class's own)."""
+        from bert_qa.spec import windowing_defaults
+
+        defaults = windowing_defaults(spec)
+        seq_len = defaults["seq_len"] if seq_len is None else seq_len
+        query_len = defaults["query_len"] if query_len is None else query_len
+        doc_stride = defaults["doc_stride"] if doc_stride is None else doc_stride
+        do_lower_case = defaults["do_lower_case"] if do_lower_case is None else do_lower_case
         super().__init__(spec=FeatureWindowingSpec(
             examples=examples, encoder_uri=encoder_uri, do_lower_case=int(do_lower_case),
             seq_len=seq_len, query_len=query_len, doc_stride=doc_stride,

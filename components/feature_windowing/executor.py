@@ -21,28 +21,12 @@ import apache_beam as beam
 import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 
-from bert_qa import squad_data, windowing
-from components import artifacts
+from bert_qa import encoders, squad_data, windowing
+from components import artifacts, example_codecs
 
 FEATURES_PER_SHARD = 10_000
-STATS_FILE = "windowing_stats.json"
-
-
-def resolve_vocab(encoder_uri: str) -> str:
-    """The vocab file of an encoder directory or TF Hub handle (or a vocab file itself)."""
-    from bert_qa import hub_format
-    from components.spec_config import resolve_encoder_uri
-
-    encoder_uri = resolve_encoder_uri(encoder_uri)
-    if tf.io.gfile.exists(encoder_uri) and not tf.io.gfile.isdir(encoder_uri):
-        return encoder_uri
-
-    vocab, _ = hub_format.find_vocab(hub_format.resolve_uri(encoder_uri))
-    return vocab
-
-
 def _key_by_paragraph(record: bytes):
-    q, example_index, paragraph_index = artifacts.example_to_question(tf.train.Example.FromString(record))
+    q, example_index, paragraph_index = example_codecs.example_to_question(tf.train.Example.FromString(record))
     return paragraph_index, (example_index, q)
 
 
@@ -120,7 +104,7 @@ def assign_ids(element, plan, is_training: bool):
         feature = copy.copy(local)  # Beam elements must not be mutated
         feature.unique_id = windowing.BASE_UNIQUE_ID + feature_offset + local.unique_id
         feature.example_index = example_offset + local.example_index
-        example = artifacts.feature_to_example(feature, is_training, qas_ids[local.example_index])
+        example = example_codecs.feature_to_example(feature, is_training, qas_ids[local.example_index])
         yield shard, (feature.unique_id, example.SerializeToString(deterministic=True))  # map order fixed: byte-identical files
 
 
@@ -187,10 +171,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             raise ValueError(f"training_splits {sorted(unknown)} are not splits of the examples {splits}")
 
         artifacts.set_split_names(features, splits)
-        vocab_file = os.path.join(features.uri, "vocab.txt")
+        vocab_file = os.path.join(features.uri, artifacts.VOCAB_FILE)
         tf.io.gfile.makedirs(features.uri)
-        tf.io.gfile.copy(resolve_vocab(params["encoder_uri"]), vocab_file, overwrite=True)
-        stats_paths = {s: os.path.join(features.uri, f"{s}-{STATS_FILE}") for s in splits}
+        tf.io.gfile.copy(encoders.vocab_of(params["encoder_uri"]), vocab_file, overwrite=True)
+        stats_paths = {s: artifacts.windowing_stats_path(features.uri, s) for s in splits}
         print(f"FeatureWindowing: windowing splits {splits} (seq_len={params['seq_len']}, "
               f"query_len={params['query_len']}, doc_stride={params['doc_stride']}) with Beam args "
               f"{self._beam_pipeline_args}", file=sys.stderr, flush=True)
@@ -201,7 +185,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 build_split(pipeline, split, artifacts.split_uri(examples, split), out_dir,
                             vocab_file, params, split in training_splits, stats_paths[split])
 
-        counts = {"vocab_file": vocab_file, "encoder_uri": params["encoder_uri"],
+        counts = {"vocab_file": vocab_file, "encoder_uri": encoders.portable_uri(params["encoder_uri"]),
                   "do_lower_case": int(params["do_lower_case"]), "seq_len": int(params["seq_len"]),
                   "query_len": int(params["query_len"]), "doc_stride": int(params["doc_stride"]),
                   "training_splits": list(training_splits),

@@ -12,19 +12,13 @@ from typing import Dict, List, Optional, Sequence
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
-from tfx.utils import path_utils
 
 from bert_qa import scoring, squad_data
-from components import artifacts, spec_config
+from components import artifacts, example_codecs
 from components.qa_evaluator import blessing as blessing_rules
 from components.qa_evaluator import report, slices
-from components.tflite_export.executor import tflite_path, variants_of
 
 SAVED_MODEL = "saved_model"
-SCORES_FILE = "scores.json"
-PER_QUESTION_FILE = "per_question.tfrecord"
-# TFX Evaluator's conventions, which the latest-blessed-model resolver reads.
-BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
 
 
 class ServingModel:
@@ -95,42 +89,72 @@ def evaluate_one(spec, name: str, data: EvalData, params: dict, out_dir: str,
 
 
 def load_eval_data(examples, features, split: str, work_dir: str) -> EvalData:
-    questions = artifacts.read_questions(artifacts.split_uri(examples, split))
+    questions = example_codecs.read_questions(artifacts.split_uri(examples, split))
     eval_examples, skipped = squad_data.to_squad_examples(questions, is_training=False)
     if skipped:  # evaluation mode keeps every question; anything else is a bug
         raise RuntimeError(f"{len(skipped)} evaluation questions were dropped: {skipped[:3]}")
     dataset_path = os.path.join(work_dir, "eval_data.json")
-    artifacts.write_json(dataset_path, {"version": "1.1", "data": artifacts.squad_dataset(questions)})
+    artifacts.write_json(dataset_path, {"version": "1.1", "data": example_codecs.squad_dataset(questions)})
     split_dir = artifacts.split_uri(features, split)
-    return EvalData(questions, eval_examples, artifacts.read_eval_features(split_dir),
+    return EvalData(questions, eval_examples, example_codecs.read_eval_features(split_dir),
                     artifacts.tfrecord_files(split_dir), dataset_path)
 
 
-def rewindow(data: EvalData, vocab_file: str, spec_args: dict, work_dir: str) -> EvalData:
-    """The evaluation questions windowed for a model trained with other windowing parameters."""
-    from bert_qa import input_pipeline, windowing
-    from bert_qa.tokenization import CachedFullTokenizer
+def spec_of(model, work_dir: str):
+    """The spec a Model was trained with: the library's record inside its SavedModel."""
+    from bert_qa.export import spec_of_saved_model
 
-    tokenizer = CachedFullTokenizer(vocab_file, bool(spec_args.get("do_lower_case", True)))
-    features = []
-    windowing.convert_examples_to_features(
-        data.examples, tokenizer, int(spec_args.get("seq_len", 384)), int(spec_args.get("doc_stride", 128)),
-        int(spec_args.get("query_len", 64)), False, lambda f, is_padding=False: features.append(f),
-        pad_to_batch=False)
-    path = os.path.join(work_dir, "baseline_features.tfrecord")
-    input_pipeline.write_features(features, path, is_training=False)
-    return dataclasses.replace(data, features=features, feature_files=[path])
+    try:
+        return spec_of_saved_model(artifacts.serving_model_dir(model), model_dir=work_dir)
+    except ValueError as err:
+        raise ValueError(f"model {model.uri}: {err}") from err
 
 
-def evaluate_baseline(baseline, data: EvalData, features, params: dict, work_dir: str) -> dict:
-    record = spec_config.read_spec_record(baseline.uri)
-    spec = spec_config.make_spec(record["spec"], record["args"], model_dir=work_dir)
-    same = all(int(record["args"].get(k, d)) == features.get_int_custom_property(k)
-               for k, d in (("seq_len", 384), ("query_len", 64), ("doc_stride", 128), ("do_lower_case", 1)))
-    if not same:
-        data = rewindow(data, os.path.join(baseline.uri, "vocab.txt"), record["args"], work_dir)
-    result = evaluate_one(spec, "baseline", data, params, work_dir,
-                          model=ServingModel(path_utils.serving_model_dir(baseline.uri)))
+def check_same_windowing(spec, features, model) -> None:
+    from bert_qa.spec import windowing_of
+
+    if windowing_of(spec) != artifacts.windowing_of(features):
+        raise ValueError(f"features {features.uri} were windowed with {artifacts.windowing_of(features)} "
+                         f"but model {model.uri} was trained with {windowing_of(spec)}")
+
+
+def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
+    """The evaluation data windowed as ``spec`` windows (re-windowed if the features differ)."""
+    from bert_qa import input_pipeline
+    from bert_qa.spec import windowing_of
+
+    if windowing_of(spec) == artifacts.windowing_of(features):
+        return data
+    windows = []
+    spec.convert_examples_to_features(data.examples, False,
+                                      lambda f, is_padding=False: windows.append(f), batch_size=None)
+    path = os.path.join(work_dir, "rewindowed_features.tfrecord")
+    input_pipeline.write_features(windows, path, is_training=False)
+    return dataclasses.replace(data, features=windows, feature_files=[path])
+
+
+def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, out_dir: str) -> Dict[str, dict]:
+    """The trained SavedModel and every TFLite variant, scored on the same features."""
+    results = {SAVED_MODEL: evaluate_one(spec, SAVED_MODEL, data, params, out_dir,
+                                         model=ServingModel(artifacts.serving_model_dir(model)))}
+    if tflite_model is not None:
+        for variant in artifacts.variants_of(tflite_model):
+            results[variant] = evaluate_one(spec, variant, data, params, out_dir,
+                                            tflite_file=artifacts.tflite_path(tflite_model.uri, variant))
+    return results
+
+
+def evaluate_baseline(baseline, model, current: dict, data: EvalData, features, params: dict,
+                      work_dir: str) -> dict:
+    """Scores of the latest blessed model on the same questions (its own windowing)."""
+    if baseline is None:
+        return {}
+    if baseline.uri == model.uri:
+        # Re-evaluating the model that is itself the latest blessed one: its own F1 is the baseline.
+        return {"uri": baseline.uri, "id": baseline.id, **current}
+    spec = spec_of(baseline, work_dir)
+    result = evaluate_one(spec, "baseline", windowed_for(spec, data, features, work_dir), params, work_dir,
+                          model=ServingModel(artifacts.serving_model_dir(baseline)))
     return {"uri": baseline.uri, "id": baseline.id, **result["scores"]}
 
 
@@ -138,6 +162,8 @@ def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dic
     """Scores of the same architecture with random encoder and head: what training must beat."""
     from bert_qa import modeling
 
+    if not int(params.get("evaluate_untrained", 1)):
+        return {}
     model = spec.create_model()
     modeling.reinitialize(model, spec.initializer_range, seed=0)
     result = evaluate_one(spec, "untrained", data, params, os.path.join(work_dir, "untrained_eval"),
@@ -201,6 +227,64 @@ def run_tfma(output_dir: str, data_path: str, variants: Sequence[str]):
     return ordered
 
 
+def slice_with_tfma(out_dir: str, questions, results: Dict[str, dict]):
+    """Per-question scores of every variant, sliced and averaged by TFMA."""
+    path = os.path.join(out_dir, artifacts.PER_QUESTION_FILE)
+    write_per_question(path, questions, results)
+    print("QaEvaluator: slicing with TFMA ...", file=sys.stderr, flush=True)
+    return run_tfma(out_dir, path, list(results))
+
+
+def bless(params: dict, results: Dict[str, dict], tflite_model, baseline: dict,
+          untrained: Dict[str, float]) -> List[blessing_rules.Check]:
+    thresholds = blessing_rules.Thresholds(
+        float(params["min_exact_match"]), float(params["min_f1"]),
+        float(params["max_f1_drop_vs_baseline"]), float(params["max_quantized_f1_drop"]),
+        float(params.get("min_f1_gain_over_untrained") or 0.0))
+    quantized = params.get("quantized_variant") or None
+    if quantized and tflite_model is None:
+        quantized = None  # nothing exported: nothing to compare
+    return blessing_rules.decide({v: r["scores"] for v, r in results.items()}, SAVED_MODEL, quantized,
+                                 baseline.get("f1"), thresholds, untrained_f1=untrained.get("f1"))
+
+
+def write_outputs(evaluation, blessing, model, data: EvalData, results: Dict[str, dict], slice_rows,
+                  checks, baseline: dict, untrained: Dict[str, float]) -> bool:
+    """Report, chart, scores.json and properties on the evaluation; TFX's blessing layout."""
+    blessed = all(c.passed for c in checks)
+    overall = {v: r["scores"] for v, r in results.items()}
+    variants = list(results)
+    counts = {"questions": len(data.questions), "features": len(data.features),
+              "predicted_min": min(r["num_predicted"] for r in results.values())}
+    report.write_chart(os.path.join(evaluation.uri, artifacts.CHART_FILE), slice_rows, variants)
+    report_path = report.write_report(evaluation.uri, model.uri, overall, slice_rows, variants,
+                                      checks, blessed, counts, baseline, untrained)
+    artifacts.write_json(os.path.join(evaluation.uri, artifacts.SCORES_FILE), {
+        "scores": overall, "official": {v: r["official"] for v, r in results.items()},
+        "baseline": baseline, "untrained": untrained, "checks": [dataclasses.asdict(c) for c in checks],
+        "blessed": blessed, "slices": slice_rows, "counts": counts,
+        "seconds": {v: r["seconds"] for v, r in results.items()}})
+
+    props = {"num_questions": counts["questions"], "num_features": counts["features"],
+             "report": report_path, "blessed": int(blessed)}
+    for variant, scores in overall.items():
+        props[f"exact_match_{variant}"] = scores["exact_match"]
+        props[f"f1_{variant}"] = scores["f1"]
+        props[f"num_predicted_{variant}"] = results[variant]["num_predicted"]
+    artifacts.record_counts(evaluation, props)
+
+    failed = [c.name for c in checks if not c.passed]
+    artifacts.write_blessing(blessing, blessed, model, {
+        "f1": overall[SAVED_MODEL]["f1"], "exact_match": overall[SAVED_MODEL]["exact_match"],
+        "failed_checks": failed, "report": report_path,
+        "blessing_message": (f"blessed: all {len(checks)} checks passed" if blessed
+                             else f"not blessed: failed {', '.join(failed)}")})
+    if baseline:
+        artifacts.set_blessing_baseline(blessing, baseline["uri"], baseline["id"])
+        artifacts.record_counts(blessing, {"baseline_f1": baseline["f1"]})
+    return blessed
+
+
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -208,88 +292,28 @@ class Executor(base_executor.BaseExecutor):
         features = artifacts.single(input_dict["features"], "features")
         model = artifacts.single(input_dict["model"], "model")
         tflite_model = artifacts.optional_single(input_dict.get("tflite_model"))
-        baseline = artifacts.optional_single(input_dict.get("baseline_model"))
+        baseline_model = artifacts.optional_single(input_dict.get("baseline_model"))
         evaluation = artifacts.single(output_dict["evaluation"], "evaluation")
         blessing = artifacts.single(output_dict["blessing"], "blessing")
         params = dict(exec_properties)
-        split = params["eval_split"]
         tf.io.gfile.makedirs(evaluation.uri)
         work_dir = tempfile.mkdtemp(prefix="qa_evaluator_")
-
-        data = load_eval_data(examples, features, split, evaluation.uri)
-        record = spec_config.read_spec_record(model.uri)
-        spec = spec_config.make_spec(record["spec"], record["args"], model_dir=work_dir)
-        spec_config.check_features_match(record["args"], features)
-
-        results = {SAVED_MODEL: evaluate_one(
-            spec, SAVED_MODEL, data, params, evaluation.uri,
-            model=ServingModel(path_utils.serving_model_dir(model.uri)))}
-        if tflite_model is not None:
-            for variant in variants_of(tflite_model):
-                results[variant] = evaluate_one(spec, variant, data, params, evaluation.uri,
-                                                tflite_file=tflite_path(tflite_model.uri, variant))
-        variants = list(results)
-
-        untrained_scores: Dict[str, float] = {}
-        if int(params.get("evaluate_untrained", 1)):
-            untrained_scores = evaluate_untrained(spec, data, params, work_dir)
-
-        baseline_scores: Dict[str, object] = {}
-        if baseline is not None and baseline.uri == model.uri:
-            # Re-evaluating the model that is itself the latest blessed one: its own F1 is the baseline.
-            baseline_scores = {"uri": baseline.uri, "id": baseline.id, **results[SAVED_MODEL]["scores"]}
-        elif baseline is not None:
-            baseline_scores = evaluate_baseline(baseline, data, features, params, work_dir)
-
-        per_question_path = os.path.join(evaluation.uri, PER_QUESTION_FILE)
-        write_per_question(per_question_path, data.questions, results)
-        print("QaEvaluator: slicing with TFMA ...", file=sys.stderr, flush=True)
-        slice_rows = run_tfma(evaluation.uri, per_question_path, variants)
-
-        thresholds = blessing_rules.Thresholds(
-            float(params["min_exact_match"]), float(params["min_f1"]),
-            float(params["max_f1_drop_vs_baseline"]), float(params["max_quantized_f1_drop"]),
-            float(params.get("min_f1_gain_over_untrained") or 0.0))
-        overall = {v: r["scores"] for v, r in results.items()}
-        quantized = params.get("quantized_variant") or None
-        if quantized and tflite_model is None:
-            quantized = None  # nothing exported: nothing to compare
-        checks = blessing_rules.decide(overall, SAVED_MODEL, quantized, baseline_scores.get("f1"), thresholds,
-                                       untrained_f1=untrained_scores.get("f1"))
-        blessed = all(c.passed for c in checks)
-
-        counts = {"questions": len(data.questions), "features": len(data.features),
-                  "predicted_min": min(r["num_predicted"] for r in results.values())}
-        report.write_chart(os.path.join(evaluation.uri, report.CHART_FILE), slice_rows, variants)
-        report_path = report.write_report(evaluation.uri, model.uri, overall, slice_rows, variants,
-                                          checks, blessed, counts, baseline_scores, untrained_scores)
-        artifacts.write_json(os.path.join(evaluation.uri, SCORES_FILE), {
-            "scores": overall, "official": {v: r["official"] for v, r in results.items()},
-            "baseline": baseline_scores, "untrained": untrained_scores, "checks": [dataclasses.asdict(c) for c in checks],
-            "blessed": blessed, "slices": slice_rows, "counts": counts,
-            "seconds": {v: r["seconds"] for v, r in results.items()}})
-
-        props = {"num_questions": counts["questions"], "num_features": counts["features"],
-                 "report": report_path, "blessed": int(blessed)}
-        for variant, scores in overall.items():
-            props[f"exact_match_{variant}"] = scores["exact_match"]
-            props[f"f1_{variant}"] = scores["f1"]
-            props[f"num_predicted_{variant}"] = results[variant]["num_predicted"]
-        artifacts.record_counts(evaluation, props)
-
-        tf.io.gfile.makedirs(blessing.uri)  # not every launcher creates output directories (Vertex does not)
-        with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
-            f.write("")
-        blessing_props = {"blessed": int(blessed), "current_model": model.uri,
-                          "current_model_id": int(model.id or 0),
-                          "f1": overall[SAVED_MODEL]["f1"], "exact_match": overall[SAVED_MODEL]["exact_match"],
-                          "failed_checks": [c.name for c in checks if not c.passed],
-                          "report": report_path}
-        if baseline_scores:
-            blessing_props.update({"baseline_model": baseline_scores["uri"],
-                                   "baseline_model_id": int(baseline_scores["id"] or 0),
-                                   "baseline_f1": baseline_scores["f1"]})
-        artifacts.record_counts(blessing, blessing_props)
-        tf.io.gfile.rmtree(work_dir)
-        print(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report {report_path}",
-              file=sys.stderr, flush=True)
+        try:
+            # load: the questions, their features, and the spec the model was trained with
+            data = load_eval_data(examples, features, params["eval_split"], evaluation.uri)
+            spec = spec_of(model, work_dir)
+            check_same_windowing(spec, features, model)
+            # predict: every variant, the untrained reference, the latest blessed model
+            results = evaluate_variants(spec, model, tflite_model, data, params, evaluation.uri)
+            untrained = evaluate_untrained(spec, data, params, work_dir)
+            baseline = evaluate_baseline(baseline_model, model, results[SAVED_MODEL]["scores"], data,
+                                         features, params, work_dir)
+            # TFMA, bless, report
+            slice_rows = slice_with_tfma(evaluation.uri, data.questions, results)
+            checks = bless(params, results, tflite_model, baseline, untrained)
+            blessed = write_outputs(evaluation, blessing, model, data, results, slice_rows, checks,
+                                    baseline, untrained)
+        finally:
+            tf.io.gfile.rmtree(work_dir)
+        print(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report "
+              f"{os.path.join(evaluation.uri, artifacts.REPORT_FILE)}", file=sys.stderr, flush=True)

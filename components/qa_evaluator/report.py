@@ -7,10 +7,8 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
+from components.artifacts import CHART_FILE, REPORT_FILE
 from components.qa_evaluator.blessing import Check
-
-CHART_FILE = "f1_by_slice.png"
-REPORT_FILE = "report.md"
 
 
 def slice_label(slice_key) -> str:

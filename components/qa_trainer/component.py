@@ -15,7 +15,8 @@ from components.qa_trainer import executor
 class QaTrainerSpec(types.ComponentSpec):
     PARAMETERS = {
         "spec": ExecutionParameter(type=str),        # BertQaSpec | MobileBertQaSpec
-        "spec_args": ExecutionParameter(type=str),   # JSON constructor arguments
+        # JSON constructor arguments, except windowing (taken from the features) and model_dir.
+        "spec_args": ExecutionParameter(type=str),
         "epochs": ExecutionParameter(type=int),
         "batch_size": ExecutionParameter(type=int),  # 0: the spec's default_batch_size
         "steps_per_epoch": ExecutionParameter(type=int),  # 0: features // batch_size
@@ -36,9 +37,11 @@ class QaTrainerSpec(types.ComponentSpec):
 class QaTrainer(base_component.BaseComponent):
     """Runs the spec's ``train`` (Model Maker's recipe, its distribution strategy).
 
+    The windowing (seq_len, query_len, doc_stride, casing) comes from the features artifact.
     Checkpoints every epoch and resumes after a kill; writes TensorBoard logs to the
-    ModelRun. The Model holds ``Format-Serving/`` (a SavedModel with a ``serving_default``
-    signature), ``vocab.txt`` and ``spec.json`` (what the model was trained with).
+    ModelRun. The Model holds ``Format-Serving/``: a SavedModel with a ``serving_default``
+    signature that carries the library's record of the spec (vocab, windowing, spec name and
+    arguments; ``bert_qa.export.saved_model_info``), so ``bertqa export`` needs nothing else.
     """
 
     SPEC_CLASS = QaTrainerSpec

@@ -12,10 +12,10 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 import tf_keras
 from tfx.dsl.components.base import base_executor
-from tfx.utils import io_utils, path_utils
+from tfx.utils import io_utils
 
 from bert_qa import callbacks
-from components import artifacts, spec_config
+from components import artifacts
 
 PROGRESS_FILE = "progress.json"
 
@@ -68,11 +68,25 @@ def resume_dir(model_uri: str, checkpoint_root: str, fingerprint_inputs: Dict[st
     return os.path.join(root, digest)
 
 
+def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: str):
+    """The spec to train: its arguments, with the windowing the features were made with."""
+    from bert_qa.spec import SPEC_CLASSES, WINDOWING_ARGS
+
+    if spec_name not in SPEC_CLASSES:
+        raise ValueError(f"spec must be one of {sorted(SPEC_CLASSES)}, not {spec_name!r}")
+    doubled = sorted(set(spec_args) & set(WINDOWING_ARGS))
+    if doubled:
+        raise ValueError(f"spec_args {doubled}: windowing parameters travel with the features "
+                         f"(set them on FeatureWindowing), not in the trainer's spec_args")
+    return SPEC_CLASSES[spec_name](**spec_args, **artifacts.windowing_of(features), model_dir=model_dir)
+
+
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         from bert_qa import input_pipeline
         from bert_qa.export import export_saved_model
+        from bert_qa.spec import spec_record
 
         features = artifacts.single(input_dict["features"], "features")
         model = artifacts.single(output_dict["model"], "model")
@@ -80,7 +94,6 @@ class Executor(base_executor.BaseExecutor):
         spec_name = exec_properties["spec"]
         spec_args = artifacts.parse_json_param(exec_properties["spec_args"], "spec_args", {})
         split = exec_properties.get("train_split") or "train"
-        spec_config.check_features_match(spec_args, features)
 
         fingerprint = {"features": features.uri, **{k: v for k, v in exec_properties.items()
                                                     if k != "checkpoint_root"}}
@@ -88,9 +101,7 @@ class Executor(base_executor.BaseExecutor):
         tf.io.gfile.makedirs(state_dir)
         seed = int(exec_properties.get("seed", 42))
         tf_keras.utils.set_random_seed(seed)
-        spec = spec_config.make_spec(
-            spec_name, {**spec_args, "uri": spec_config.resolve_encoder_uri(spec_args.get("uri", ""))},
-            model_dir=state_dir)
+        spec = make_spec(spec_name, spec_args, features, state_dir)
         batch_size = int(exec_properties.get("batch_size") or 0) or spec.default_batch_size
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         num_features = features.get_int_custom_property(f"num_features_{split}")
@@ -110,26 +121,25 @@ class Executor(base_executor.BaseExecutor):
         keras_model = spec.train(input_fn, epochs, steps_per_epoch, callbacks=[progress], verbose=0)
         train_seconds = time.time() - start
 
-        serving_dir = path_utils.serving_model_dir(model.uri)
-        export_saved_model(keras_model, serving_dir)
-        spec.save_vocab(os.path.join(model.uri, "vocab.txt"))
-        spec_config.write_spec_record(model.uri, spec_name, spec_args)
+        serving_dir = artifacts.serving_model_dir(model)
+        export_saved_model(keras_model, serving_dir, spec=spec)  # the spec's record travels inside
+        record = spec_record(spec)
 
         # Logs and per-epoch checkpoints go to the ModelRun; the resume state is then dropped.
         for name in ("tensorboard", "checkpoints"):
             source = os.path.join(state_dir, name)
             if tf.io.gfile.exists(source):
                 io_utils.copy_dir(source, os.path.join(model_run.uri, name))
-        summary = {"spec": spec_name, "spec_args": spec_args, "epochs": epochs,
+        summary = {"spec": record["spec"], "spec_args": record["args"], "epochs": epochs,
                    "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
                    "train_seconds": train_seconds,
                    "first_epoch_run": (progress.first_epoch or 0) + 1,
                    "history": progress.history}
-        artifacts.write_json(os.path.join(model_run.uri, "training_summary.json"), summary)
+        artifacts.write_json(os.path.join(model_run.uri, artifacts.TRAINING_SUMMARY_FILE), summary)
         tf.io.gfile.rmtree(state_dir)
 
         counts = {
-            "spec": spec_config.spec_json(spec_name, spec_args),
+            "spec": record,
             "num_questions_trained_on": features.get_int_custom_property(f"num_examples_{split}"),
             "num_questions_skipped": features.get_int_custom_property(f"num_skipped_{split}"),
             "num_questions_in_split": features.get_int_custom_property(f"num_questions_{split}"),

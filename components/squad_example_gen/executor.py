@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
 from bert_qa import squad_data
-from components import artifacts
+from components import artifacts, example_codecs
 
 
 def expand_patterns(patterns: Sequence[str]) -> List[str]:
@@ -96,7 +96,7 @@ def write_split(questions: Sequence[squad_data.Question], directory: str) -> Non
     path = os.path.join(directory, f"{artifacts.QUESTIONS_FILE_PREFIX}-00000-of-00001{artifacts.TFRECORD_SUFFIX}")
     with tf.io.TFRecordWriter(path) as writer:
         for example_index, (q, paragraph_index) in enumerate(zip(questions, paragraph_indices(questions))):
-            writer.write(artifacts.question_to_example(q, example_index, paragraph_index).SerializeToString(deterministic=True))
+            writer.write(example_codecs.question_to_example(q, example_index, paragraph_index).SerializeToString(deterministic=True))
 
 
 def split_counts(split: str, questions: Sequence[squad_data.Question], files: Sequence[str]) -> Dict[str, Any]:

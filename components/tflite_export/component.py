@@ -31,8 +31,9 @@ class TfliteExport(base_component.BaseComponent):
     """Converts the trained model with ``bert_qa.export`` (Model Maker's conversion path).
 
     Every variant carries Task Library ``BertQuestionAnswerer`` metadata (vocab embedded,
-    tokenizer options, input/output names). Output layout: ``model_<variant>.tflite`` for
-    each variant, plus ``vocab.txt`` and ``spec.json`` of the model it came from.
+    tokenizer options, input/output names), made from the library's record inside the trained
+    SavedModel. Output layout: ``model_<variant>.tflite`` for each variant and ``vocab.txt``;
+    the model's spec record is the ``spec`` property.
     """
 
     SPEC_CLASS = TfliteExportSpec

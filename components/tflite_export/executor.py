@@ -4,23 +4,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
 from bert_qa import _env  # noqa: F401
 import numpy as np
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
-from tfx.utils import path_utils
 
-from components import artifacts, spec_config
-
-
-def tflite_path(directory: str, variant: str) -> str:
-    return os.path.join(directory, f"model_{variant}.tflite")
-
-
-def variants_of(tflite_model) -> List[str]:
-    return artifacts.parse_json_param(tflite_model.get_string_custom_property("variants"), "variants")
+from components import artifacts
 
 
 def representative_features(features, split: str, max_samples: int) -> Dict[str, np.ndarray]:
@@ -38,17 +29,21 @@ def representative_features(features, split: str, max_samples: int) -> Dict[str,
 
 
 class Executor(base_executor.BaseExecutor):
+    """What ``bertqa export`` does, on the Model artifact: everything it needs (vocab, casing,
+    windowing, spec) is the library's record inside the trained SavedModel."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        from bert_qa.export import export_tflite_variants
+        from bert_qa.export import export_tflite_variants, saved_model_info
 
         model = artifacts.single(input_dict["model"], "model")
         features = artifacts.optional_single(input_dict.get("features"))
         out = artifacts.single(output_dict["tflite_model"], "tflite_model")
         variants = artifacts.parse_json_param(exec_properties["variants"], "variants")
-        record = spec_config.read_spec_record(model.uri)
-        spec_args = record["args"]
-        vocab = os.path.join(model.uri, "vocab.txt")
+        serving_dir = artifacts.serving_model_dir(model)
+        info = saved_model_info(serving_dir)
+        if info["vocab_file"] is None or "spec" not in info:
+            raise ValueError(f"{serving_dir} carries no bert_qa record (vocab and spec): not a model "
+                             f"exported by QaTrainer / bert_qa.export.export_saved_model(..., spec=...)")
 
         representative = None
         if "int8" in variants:
@@ -61,18 +56,17 @@ class Executor(base_executor.BaseExecutor):
         start = time.time()
         print(f"TfliteExport: converting {variants} ...", file=sys.stderr, flush=True)
         paths = export_tflite_variants(
-            path_utils.serving_model_dir(model.uri), out.uri, variants,
-            representative_features=representative, file_prefix="model", vocab_file=vocab,
-            do_lower_case=bool(spec_args.get("do_lower_case", True)),
+            serving_dir, out.uri, variants, representative_features=representative,
+            file_prefix="model", vocab_file=info["vocab_file"], do_lower_case=bool(info["do_lower_case"]),
             version=exec_properties.get("model_version") or str(model.id or 1),
             quantization_steps=int(exec_properties["max_representative_samples"]),
-            metadata_options={"query_len": int(spec_args.get("query_len", 64)),
-                              "doc_stride": int(spec_args.get("doc_stride", 128))})
-        tf.io.gfile.copy(vocab, os.path.join(out.uri, "vocab.txt"), overwrite=True)
-        spec_config.write_spec_record(out.uri, record["spec"], spec_args)
+            metadata_options={"query_len": int(info["query_len"]), "doc_stride": int(info["doc_stride"])})
+        if any(path != artifacts.tflite_path(out.uri, v) for v, path in paths.items()):
+            raise RuntimeError(f"TFLite files {paths} are not where the artifact layout says")
+        tf.io.gfile.copy(info["vocab_file"], os.path.join(out.uri, artifacts.VOCAB_FILE), overwrite=True)
         sizes = {f"size_bytes_{v}": os.path.getsize(p) for v, p in paths.items()}
         artifacts.record_counts(out, {"variants": list(variants), "source_model": model.uri,
-                                      "spec": spec_config.spec_json(record["spec"], spec_args), **sizes})
+                                      "spec": {"spec": info["spec"], "args": info["args"]}, **sizes})
         print("TfliteExport: " + ", ".join(f"{v} {s / 1e6:.1f} MB" for v, s in
                                            zip(variants, sizes.values()))
               + f" in {time.time() - start:.0f} s", file=sys.stderr, flush=True)

@@ -13,7 +13,6 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
 from components import artifacts
-from components.tflite_export.executor import tflite_path
 
 _VERSION = re.compile(r"^[0-9]+$")
 MANIFEST = "manifest.json"
@@ -86,11 +85,6 @@ def find_pushed(destination: str, sha256: str) -> Optional[int]:
     return None
 
 
-def is_blessed(blessing) -> bool:
-    return (blessing.get_int_custom_property("blessed") == 1
-            and tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED")))
-
-
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -101,18 +95,16 @@ class Executor(base_executor.BaseExecutor):
         destination = exec_properties["push_destination"]
         variant = exec_properties["variant"]
 
-        if not is_blessed(blessing):
+        if not artifacts.is_blessed(blessing):
             failed = blessing.get_string_custom_property("failed_checks")
             print(f"TflitePusher: model not blessed (failed: {failed}); nothing pushed",
                   file=sys.stderr, flush=True)
             artifacts.record_counts(pushed, {"pushed": 0, "pushed_destination": ""})
             return
-        files = {"model.tflite": tflite_path(tflite_model.uri, variant),
-                 "vocab.txt": os.path.join(tflite_model.uri, "vocab.txt")}
+        files = {"model.tflite": artifacts.tflite_path(tflite_model.uri, variant),
+                 artifacts.VOCAB_FILE: os.path.join(tflite_model.uri, artifacts.VOCAB_FILE)}
         if evaluation is not None:
-            from components.qa_evaluator import executor as evaluator, report
-
-            for name in (report.REPORT_FILE, report.CHART_FILE, evaluator.SCORES_FILE):
+            for name in (artifacts.REPORT_FILE, artifacts.CHART_FILE, artifacts.SCORES_FILE):
                 path = os.path.join(evaluation.uri, name)
                 if tf.io.gfile.exists(path):
                     files[name] = path
