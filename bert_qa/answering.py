@@ -15,8 +15,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from bert_qa import _env  # noqa: F401
 
-DEFAULT_QUERY_LEN = 64
-DEFAULT_DOC_STRIDE = 128
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30
 
@@ -59,8 +57,8 @@ class TfliteQuestionAnswerer:
         self.runner = LiteRunner(tflite_path, num_threads=num_threads)
         self.seq_len = self.runner.seq_len
         options = self.metadata.options
-        self.query_len = int(query_len or options.get("query_len", DEFAULT_QUERY_LEN))
-        self.doc_stride = int(doc_stride or options.get("doc_stride", DEFAULT_DOC_STRIDE))
+        self.query_len = int(query_len or options.get("query_len") or _spec_default("query_len"))
+        self.doc_stride = int(doc_stride or options.get("doc_stride") or _spec_default("doc_stride"))
         if self.seq_len - self.query_len - 3 < 1:
             raise ValueError(f"seq_len {self.seq_len} leaves no room for the context after "
                              f"query_len {self.query_len}; pass a smaller query_len")
@@ -117,3 +115,10 @@ def answer_question(tflite_path: str, context: str, question: str, top_k: int = 
                     **kwargs) -> List[Answer]:
     """One-shot helper: the ``top_k`` answers from a self-contained .tflite model."""
     return TfliteQuestionAnswerer(tflite_path, **kwargs).answer(context, question, top_k)
+
+
+def _spec_default(name: str) -> int:
+    """The spec's own default, for models whose metadata does not record the windowing."""
+    from bert_qa.spec import windowing_defaults
+
+    return windowing_defaults()[name]

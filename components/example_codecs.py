@@ -7,7 +7,7 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 
 from bert_qa.squad_data import Question
-from components.artifacts import tfrecord_files
+from bert_qa_pipeline.components.artifacts import tfrecord_files
 
 
 # -- field helpers ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Optional
 
 from bert_qa import _env  # noqa: F401
 
-from pipeline.config import REPO_ROOT, PipelineConfig
+from bert_qa_pipeline.pipeline.config import REPO_ROOT, PipelineConfig
 
 CONTAINER_REPO_ROOT = "/pipeline"
 
@@ -45,7 +45,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     """Writes the pipeline spec JSON to ``output_path`` and returns its path."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from pipeline.pipeline import create_pipeline
+    from bert_qa_pipeline.pipeline.pipeline import create_pipeline
 
     config = container_config(config)
     tfx_pipeline = create_pipeline(

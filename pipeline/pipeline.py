@@ -14,14 +14,14 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import La
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.types import Channel, standard_artifacts
 
-from components.feature_windowing import FeatureWindowing
-from components.qa_evaluator import QaEvaluator
-from components.qa_evaluator.blessing import Thresholds
-from components.qa_trainer import QaTrainer
-from components.squad_example_gen import SquadExampleGen
-from components.tflite_export import TfliteExport
-from components.tflite_pusher import TflitePusher
-from pipeline.config import PipelineConfig
+from bert_qa_pipeline.components.feature_windowing import FeatureWindowing
+from bert_qa_pipeline.components.qa_evaluator import QaEvaluator
+from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds
+from bert_qa_pipeline.components.qa_trainer import QaTrainer
+from bert_qa_pipeline.components.squad_example_gen import SquadExampleGen
+from bert_qa_pipeline.components.tflite_export import TfliteExport
+from bert_qa_pipeline.components.tflite_pusher import TflitePusher
+from bert_qa_pipeline.pipeline.config import PipelineConfig
 
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from bert_qa import _env  # noqa: F401
 
-from pipeline.config import PipelineConfig
+from bert_qa_pipeline.pipeline.config import PipelineConfig
 
 
 @dataclasses.dataclass
@@ -58,7 +58,7 @@ def metadata_config(path: str):
 def run(config: PipelineConfig) -> RunSummary:
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    from pipeline.pipeline import create_pipeline
+    from bert_qa_pipeline.pipeline.pipeline import create_pipeline
 
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.time()

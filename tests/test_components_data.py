@@ -20,9 +20,9 @@ from tfx.types import standard_artifacts
 
 from bert_qa import squad_data, windowing
 from bert_qa.tokenization import CachedFullTokenizer
-from components import artifacts, example_codecs
-from components.feature_windowing import executor as windowing_executor
-from components.squad_example_gen import executor as example_gen_executor
+from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components.feature_windowing import executor as windowing_executor
+from bert_qa_pipeline.components.squad_example_gen import executor as example_gen_executor
 
 SEQ_LEN, QUERY_LEN, DOC_STRIDE = 96, 24, 32  # short windows: many paragraphs need several
 

@@ -16,12 +16,12 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 
-from components import artifacts
-from components.feature_windowing import executor as windowing_executor
-from components.qa_evaluator.blessing import Thresholds, decide
-from components.qa_trainer import executor as trainer_executor
-from components.squad_example_gen import executor as example_gen_executor
-from components.tflite_pusher import executor as pusher_executor
+from bert_qa_pipeline.components import artifacts
+from bert_qa_pipeline.components.feature_windowing import executor as windowing_executor
+from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds, decide
+from bert_qa_pipeline.components.qa_trainer import executor as trainer_executor
+from bert_qa_pipeline.components.squad_example_gen import executor as example_gen_executor
+from bert_qa_pipeline.components.tflite_pusher import executor as pusher_executor
 
 SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
 
@@ -71,7 +71,7 @@ _KILLED_TRAINER = textwrap.dedent("""
     import tf_keras
     from tfx.utils import json_utils
     from bert_qa import spec as spec_module
-    from components.qa_trainer import executor
+    from bert_qa_pipeline.components.qa_trainer import executor
 
     args = json.load(open(sys.argv[1]))
 

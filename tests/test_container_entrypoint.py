@@ -32,7 +32,7 @@ TASK_TIMEOUT_S = 300
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    from kubeflow.compile import compile_pipeline
+    from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
     setup = make_setup(tmp_path_factory.mktemp("vertex"))
     root = setup["root"]

@@ -16,8 +16,8 @@ from tests import fixtures
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 
-from pipeline import config as config_lib
-from pipeline import runner
+from bert_qa_pipeline.pipeline import config as config_lib
+from bert_qa_pipeline.pipeline import runner
 
 UPSTREAM = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport"]
 
@@ -225,7 +225,7 @@ def test_cli_print_config(capsys):
 
 
 def test_kubeflow_v2_compile(setup, tmp_path):
-    from kubeflow.compile import compile_pipeline
+    from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
     config = _config(setup)
     config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
@@ -236,10 +236,9 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     assert set(tasks) >= set(UPSTREAM + ["QaEvaluator", "TflitePusher"])
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     text = json.dumps(executors)
-    for module in ("components.squad_example_gen.executor.Executor", "components.feature_windowing.executor.Executor",
-                   "components.qa_trainer.executor.Executor", "components.tflite_export.executor.Executor",
-                   "components.qa_evaluator.executor.Executor", "components.tflite_pusher.executor.Executor"):
-        assert module in text
+    for component in ("squad_example_gen", "feature_windowing", "qa_trainer", "tflite_export",
+                      "qa_evaluator", "tflite_pusher"):
+        assert f"bert_qa_pipeline.components.{component}.executor.Executor" in text
     assert "example.com/bert-qa:1" in text
     assert "/pipeline/data/new_wiki_train.json" in json.dumps(spec)  # repo data -> image path
     assert "gs://bucket/root/pushed" in json.dumps(spec)

@@ -11,8 +11,7 @@ from bert_qa import _env  # noqa: F401
 
 
 def features_from_squad(path: str, vocab_file: str, do_lower_case: bool, seq_len: int,
-                        query_len: int = 64, doc_stride: int = 128,
-                        max_features: Optional[int] = 100) -> Dict[str, "object"]:
+                        query_len: int, doc_stride: int, max_features: Optional[int] = 100) -> Dict[str, "object"]:
     """``{input_word_ids, input_mask, input_type_ids}`` int32 arrays [n, seq_len].
 
     Questions are taken in file order and windowed as for prediction (every window, no

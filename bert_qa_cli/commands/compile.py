@@ -25,14 +25,14 @@ def register(subparsers):
 
 def run(args) -> int:
     from bert_qa_cli.commands.run import config_from_args
-    from pipeline.config import ConfigError
+    from bert_qa_pipeline.pipeline.config import ConfigError
 
     try:
         config = config_from_args(args)
     except ConfigError as err:
         print(f"bertqa compile: configuration error: {err}", file=sys.stderr)
         return 2
-    from kubeflow.compile import compile_pipeline
+    from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
     path = compile_pipeline(config, args.output, args.pipeline_root, args.image, args.push_destination)
     print(f"Wrote {path}")

@@ -31,9 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--do-lower-case", dest="do_lower_case", action=argparse.BooleanOptionalAction,
                    default=None, help="tokenizer casing (default: as saved with the model, else true)")
     p.add_argument("--query-len", type=int, help="max question tokens recorded for predict "
-                                                 "(default: as saved, else 64)")
+                                                 "(default: as saved, else the spec's default)")
     p.add_argument("--doc-stride", type=int, help="window stride recorded for predict "
-                                                  "(default: as saved, else 128)")
+                                                  "(default: as saved, else the spec's default)")
     p.add_argument("--representative-data", help="SQuAD JSON file (training data) for int8 calibration")
     p.add_argument("--num-calibration", type=int, default=100,
                    help="calibration windows for int8 (default 100)")
@@ -63,9 +63,13 @@ def run(args) -> int:
     vocab_file = args.vocab or saved["vocab_file"]
     if vocab_file is None:
         return fail("the SavedModel has no saved vocabulary (assets.extra/vocab.txt); pass --vocab")
-    do_lower_case = args.do_lower_case if args.do_lower_case is not None else saved.get("do_lower_case", True)
-    query_len = args.query_len or saved.get("query_len", 64)
-    doc_stride = args.doc_stride or saved.get("doc_stride", 128)
+    from bert_qa.spec import windowing_defaults
+
+    defaults = windowing_defaults(saved.get("spec") or "BertQaSpec")
+    do_lower_case = args.do_lower_case if args.do_lower_case is not None else saved.get(
+        "do_lower_case", defaults["do_lower_case"])
+    query_len = args.query_len or saved.get("query_len") or defaults["query_len"]
+    doc_stride = args.doc_stride or saved.get("doc_stride") or defaults["doc_stride"]
 
     representative = None
     if "int8" in variants:

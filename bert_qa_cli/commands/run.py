@@ -26,7 +26,7 @@ def add_config_arguments(p) -> None:
 
 
 def config_from_args(args, output=None):
-    from pipeline.config import load_config, parse_override
+    from bert_qa_pipeline.pipeline.config import load_config, parse_override
 
     overrides = [parse_override(text) for text in args.overrides]
     flags = {}
@@ -64,7 +64,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from pipeline.config import ConfigError, dumps
+    from bert_qa_pipeline.pipeline.config import ConfigError, dumps
 
     try:
         config = config_from_args(args, args.output)
@@ -76,7 +76,7 @@ def run(args) -> int:
     if args.print_config:
         print(dumps(config))
         return 0
-    from pipeline import runner
+    from bert_qa_pipeline.pipeline import runner
 
     summary = runner.run(config)
     print(summary.format())

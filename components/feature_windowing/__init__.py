@@ -1,4 +1,4 @@
 """FeatureWindowing: questions to windowed BERT features, in parallel with Apache Beam."""
-from components.feature_windowing.component import FeatureWindowing
+from bert_qa_pipeline.components.feature_windowing.component import FeatureWindowing
 
 __all__ = ["FeatureWindowing"]

@@ -9,7 +9,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.feature_windowing import executor
+from bert_qa_pipeline.components.feature_windowing import executor
 
 
 class FeatureWindowingSpec(types.ComponentSpec):

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 
 from bert_qa import encoders, squad_data, windowing
-from components import artifacts, example_codecs
+from bert_qa_pipeline.components import artifacts, example_codecs
 
 FEATURES_PER_SHARD = 10_000
 def _key_by_paragraph(record: bytes):

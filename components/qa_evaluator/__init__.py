@@ -1,4 +1,4 @@
 """QaEvaluator: official EM/F1, TFMA slices, blessing, report."""
-from components.qa_evaluator.component import QaEvaluator
+from bert_qa_pipeline.components.qa_evaluator.component import QaEvaluator
 
 __all__ = ["QaEvaluator"]

@@ -8,8 +8,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.qa_evaluator import executor
-from components.qa_evaluator.blessing import Thresholds
+from bert_qa_pipeline.components.qa_evaluator import executor
+from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds
 
 
 class QaEvaluatorSpec(types.ComponentSpec):

@@ -14,9 +14,9 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
 from bert_qa import scoring, squad_data
-from components import artifacts, example_codecs
-from components.qa_evaluator import blessing as blessing_rules
-from components.qa_evaluator import report, slices
+from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components.qa_evaluator import blessing as blessing_rules
+from bert_qa_pipeline.components.qa_evaluator import report, slices
 
 SAVED_MODEL = "saved_model"
 

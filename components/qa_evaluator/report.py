@@ -7,8 +7,8 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
-from components.artifacts import CHART_FILE, REPORT_FILE
-from components.qa_evaluator.blessing import Check
+from bert_qa_pipeline.components.artifacts import CHART_FILE, REPORT_FILE
+from bert_qa_pipeline.components.qa_evaluator.blessing import Check
 
 
 def slice_label(slice_key) -> str:

@@ -1,4 +1,4 @@
 """QaTrainer: fine-tunes a bert_qa spec on windowed features."""
-from components.qa_trainer.component import QaTrainer
+from bert_qa_pipeline.components.qa_trainer.component import QaTrainer
 
 __all__ = ["QaTrainer"]

@@ -9,7 +9,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.qa_trainer import executor
+from bert_qa_pipeline.components.qa_trainer import executor
 
 
 class QaTrainerSpec(types.ComponentSpec):

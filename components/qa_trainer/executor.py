@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.utils import io_utils
 
 from bert_qa import callbacks
-from components import artifacts
+from bert_qa_pipeline.components import artifacts
 
 PROGRESS_FILE = "progress.json"
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
 from bert_qa import squad_data
-from components import artifacts, example_codecs
+from bert_qa_pipeline.components import artifacts, example_codecs
 
 
 def expand_patterns(patterns: Sequence[str]) -> List[str]:

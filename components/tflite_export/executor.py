@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from components import artifacts
+from bert_qa_pipeline.components import artifacts
 
 
 def representative_features(features, split: str, max_samples: int) -> Dict[str, np.ndarray]:

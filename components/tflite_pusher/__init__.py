@@ -1,4 +1,4 @@
 """TflitePusher: pushes blessed .tflite models to a versioned destination."""
-from components.tflite_pusher.component import TflitePusher
+from bert_qa_pipeline.components.tflite_pusher.component import TflitePusher
 
 __all__ = ["TflitePusher"]

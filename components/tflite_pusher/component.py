@@ -8,7 +8,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.tflite_pusher import executor
+from bert_qa_pipeline.components.tflite_pusher import executor
 
 
 class TflitePusherSpec(types.ComponentSpec):

@@ -12,7 +12,7 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from components import artifacts
+from bert_qa_pipeline.components import artifacts
 
 _VERSION = re.compile(r"^[0-9]+$")
 MANIFEST = "manifest.json"
