@@ -176,10 +176,13 @@ def test_rerun_hits_the_cache_and_does_not_push_twice(first_run, setup):
 
 
 def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup):
-    config, _ = first_run
+    config, first = first_run
     blessed_model = _artifact(config, "QaTrainer", "model")
-    # A different training seed makes a new model; demanding 100 points over the baseline refuses it.
+    # A different seed and windowing make a new model; demanding 100 points over the baseline
+    # refuses it. The baseline keeps its own windowing: the evaluator re-windows the questions
+    # from the baseline's record, so its F1 is the one the first run measured.
     run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
+                             model={"doc_stride": 24},
                              evaluation={"max_f1_drop_vs_baseline": -100.0}))
     states = _states(run)
     assert states["QaTrainer"] == "COMPLETE" and states["SquadExampleGen"] == "CACHED"
@@ -187,10 +190,27 @@ def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup)
     blessing = _artifact(config, "QaEvaluator", "blessing")
     assert blessing.get_int_custom_property("blessed") == 0
     assert blessing.get_int_custom_property("baseline_model_id") == blessed_model.id
+    assert blessing.get_float_custom_property("baseline_f1") == pytest.approx(
+        first.scores["f1_saved_model"], abs=1e-9)
+    assert _artifact(config, "FeatureWindowing", "features").get_int_custom_property("doc_stride") == 24
     assert json.loads(blessing.get_string_custom_property("failed_checks")) == ["f1 vs latest blessed model"]
     assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
     assert _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed") == 0
     assert os.listdir(config.push_destination) == ["1"]
+
+
+def test_windowing_goes_to_the_features_only_and_checkpoint_root_to_the_trainer(setup):
+    from bert_qa_pipeline.pipeline.pipeline import create_components
+
+    config = _config(setup, train={"checkpoint_root": str(setup["root"] / "resume")})
+    components = {c.id: c for c in create_components(config, str(setup["root"] / "push"))}
+    windowing = components["FeatureWindowing"].exec_properties
+    assert (windowing["seq_len"], windowing["query_len"], windowing["doc_stride"]) == (64, 16, 32)
+    trainer = components["QaTrainer"].exec_properties
+    assert trainer["checkpoint_root"] == str(setup["root"] / "resume")
+    assert not {"seq_len", "query_len", "doc_stride", "do_lower_case"} & set(json.loads(trainer["spec_args"]))
+    with pytest.raises(config_lib.ConfigError, match="extra_spec_args"):
+        _config(setup, model={"extra_spec_args": {"seq_len": 128}})
 
 
 def test_config_file_and_overrides(tmp_path):
