@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
@@ -50,6 +51,10 @@ REPORT_FILE = "report.md"
 CHART_FILE = "f1_by_slice.png"
 SCORES_FILE = "scores.json"
 PER_QUESTION_FILE = "per_question.tfrecord"
+# The push destination: <destination>/<version>/ with these files (TflitePusher writes them;
+# QaEvaluator can take the latest version as its baseline).
+PUBLISHED_MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "manifest.json"
 # Windowing parameters recorded on the features (and in the model's spec record).
 WINDOWING_PROPERTIES = ("seq_len", "query_len", "doc_stride", "do_lower_case")
 
@@ -183,3 +188,25 @@ def is_blessed(blessing) -> bool:
     return (blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY)
             == evaluator_constants.BLESSED_VALUE
             and tf.io.gfile.exists(os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)))
+
+
+# -- the push destination ---------------------------------------------------------------------
+
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+def published_versions(destination: str) -> List[int]:
+    """Version directories under a push destination, in ascending order."""
+    if not tf.io.gfile.isdir(destination):
+        return []
+    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(destination)
+                  if _VERSION.match(name.rstrip("/")))
+
+
+def latest_published(destination: str) -> Optional[str]:
+    """The newest complete version (its manifest, written last, is present), or None."""
+    for version in reversed(published_versions(destination)):
+        directory = os.path.join(destination, str(version))
+        if tf.io.gfile.exists(os.path.join(directory, MANIFEST_FILE)):
+            return directory
+    return None

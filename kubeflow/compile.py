@@ -1,14 +1,17 @@
-"""Compiles the pipeline for Kubeflow Pipelines v2 / Vertex AI with TFX's KubeflowV2DagRunner.
+"""Compiles the pipeline for Vertex AI Pipelines or Kubeflow Pipelines with TFX's KubeflowV2DagRunner.
 
 The DAG is the one ``bertqa run`` executes (``pipeline.pipeline.create_pipeline``); only the
 locations change: the pipeline root and push destination become cluster URIs, and data
 paths inside this repository become paths inside the image (``kubeflow/Dockerfile`` copies
 the repository to ``/pipeline``). The default encoder is resolved inside the container
-(the image converts and caches it at build time). Nothing is submitted.
+(the image converts and caches it at build time). On Kubeflow Pipelines, whose backend runs
+container and importer tasks only, the baseline is the newest published model instead of
+TFX's MLMD resolver. Nothing is submitted.
 """
 from __future__ import annotations
 
 import copy
+import json
 import os
 from typing import Optional
 
@@ -40,20 +43,89 @@ def container_config(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
+TARGETS = ("vertex", "kfp")
+# Kubeflow Pipelines runs only these executor kinds (backend/src/v2/compiler/visitor.go:
+# "non-container and non-importer executor not implemented"); Vertex also runs TFX resolvers.
+KFP_EXECUTOR_KINDS = ("container", "importer")
+SCHEMA_VERSION = "2.1.0"  # what the Kubeflow Pipelines API server accepts (v2_template.go)
+
+
+class CompileError(ValueError):
+    """A configuration the chosen target cannot run; says why and what to use instead."""
+
+
+def check_pipeline_root(target: str, pipeline_root: str) -> None:
+    """Refuse roots the target's workers cannot read (a local path on a cluster)."""
+    scheme = pipeline_root.split("://", 1)[0] if "://" in pipeline_root else ""
+    if target == "vertex" and scheme != "gs":
+        raise CompileError(f"Vertex AI Pipelines reads and writes its pipeline root on Cloud Storage; "
+                           f"{pipeline_root!r} is not a gs:// URI")
+    if target == "kfp" and not scheme:
+        raise CompileError(f"Kubeflow Pipelines runs tasks in cluster pods that cannot read the local path "
+                           f"{pipeline_root!r}; use object storage (gs://, s3://, minio://)")
+
+
+def baseline_for(target: str, config: PipelineConfig) -> str:
+    """``evaluation.baseline`` resolved for the target (Kubeflow runs no resolver tasks)."""
+    baseline = config.evaluation.baseline
+    if target == "kfp":
+        if baseline == "latest_blessed":
+            raise CompileError("evaluation.baseline=latest_blessed needs TFX's resolver, which Kubeflow "
+                               "Pipelines cannot run (container and importer tasks only); use "
+                               "latest_published (the newest pushed model, re-scored) or none")
+        return "latest_published" if baseline == "auto" else baseline
+    return "latest_blessed" if baseline == "auto" else baseline
+
+
 def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: str, image: str,
-                     push_destination: Optional[str] = None) -> str:
-    """Writes the pipeline spec JSON to ``output_path`` and returns its path."""
+                     push_destination: Optional[str] = None, target: str = "vertex",
+                     check_root: bool = True) -> str:
+    """Writes the compiled pipeline to ``output_path`` and returns its path.
+
+    ``vertex``: the PipelineJob JSON that ``aiplatform.PipelineJob(template_path=...)`` takes.
+    ``kfp``: the PipelineSpec YAML that ``kfp.Client`` uploads (pipeline root as its
+    ``defaultPipelineRoot``). Both at pipeline spec schema 2.1.0. ``check_root=False`` only for
+    tests that play the launcher on this machine.
+    """
+    import tempfile
+
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from bert_qa_pipeline.pipeline.pipeline import create_pipeline
 
+    if target not in TARGETS:
+        raise CompileError(f"target must be one of {TARGETS}, not {target!r}")
+    if check_root:
+        check_pipeline_root(target, pipeline_root)
+    baseline = baseline_for(target, config)
     config = container_config(config)
     tfx_pipeline = create_pipeline(
-        config, pipeline_root=pipeline_root,
+        config, pipeline_root=pipeline_root, baseline=baseline,
         push_destination=push_destination or pipeline_root.rstrip("/") + "/pushed")
     output_path = os.path.abspath(output_path)
-    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
-        output_dir=os.path.dirname(output_path), output_filename=os.path.basename(output_path))
-    runner.run(tfx_pipeline, write_out=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+            config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image,
+                                                                    use_pipeline_spec_2_1=True),
+            output_dir=tmp, output_filename="pipeline_job.json")
+        runner.run(tfx_pipeline, write_out=True)
+        with open(os.path.join(tmp, "pipeline_job.json")) as f:
+            job = json.load(f)
+    spec = job["pipelineSpec"]
+    if spec.get("schemaVersion") != SCHEMA_VERSION:
+        raise RuntimeError(f"TFX compiled schema {spec.get('schemaVersion')}, expected {SCHEMA_VERSION}")
+    os.makedirs(os.path.dirname(output_path), exist_ok=True)
+    if target == "vertex":
+        with open(output_path, "w") as f:
+            json.dump(job, f, indent=2, sort_keys=True)
+        return output_path
+    kinds = {name: next(iter(executor)) for name, executor in spec["deploymentSpec"]["executors"].items()}
+    refused = {name: kind for name, kind in kinds.items() if kind not in KFP_EXECUTOR_KINDS}
+    if refused:
+        raise RuntimeError(f"Kubeflow Pipelines cannot run executors {refused}")
+    spec["defaultPipelineRoot"] = pipeline_root
+    import yaml
+
+    with open(output_path, "w") as f:
+        yaml.safe_dump(spec, f, sort_keys=True)
     return output_path

@@ -83,6 +83,11 @@ class EvaluationConfig:
     evaluate_untrained: bool = True
     min_f1_gain_over_untrained: float = 5.0  # points
     quantized_variant: str = "dynamic"
+    # What "no regression" is measured against: "latest_blessed" (TFX's resolver over MLMD),
+    # "latest_published" (the newest model under the push destination, re-scored on this eval
+    # data: works where no resolver runs), "none", or "auto" (latest_published when compiled for
+    # Kubeflow Pipelines, whose backend runs container tasks only; latest_blessed elsewhere).
+    baseline: str = "auto"
 
 
 @dataclasses.dataclass
@@ -151,6 +156,9 @@ class PipelineConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+BASELINES = ("auto", "latest_blessed", "latest_published", "none")
 
 
 class ConfigError(ValueError):
@@ -315,6 +323,8 @@ def validate(config: PipelineConfig) -> None:
     if doubled:
         raise ConfigError(f"model.extra_spec_args {doubled}: set model.seq_len / query_len / doc_stride / "
                           f"do_lower_case / encoder instead (model_dir is the trainer's own)")
+    if config.evaluation.baseline not in BASELINES:
+        raise ConfigError(f"evaluation.baseline must be one of {BASELINES}, not {config.evaluation.baseline!r}")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError("train.epochs and train.batch_size must be >= 1")
 

@@ -26,8 +26,10 @@ from bert_qa_pipeline.pipeline.config import PipelineConfig
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def create_components(config: PipelineConfig, push_destination: str) -> list:
+def create_components(config: PipelineConfig, push_destination: str, baseline: Optional[str] = None) -> list:
+    """``baseline``: the resolved ``evaluation.baseline`` ("auto" is the caller's to resolve)."""
     d, m, t, e = config.data, config.model, config.train, config.evaluation
+    baseline = baseline or (e.baseline if e.baseline != "auto" else "latest_blessed")
     if d.patterns:
         example_gen = SquadExampleGen(input_patterns=list(d.patterns), hash_buckets=dict(d.hash_buckets))
     else:
@@ -44,14 +46,18 @@ def create_components(config: PipelineConfig, push_destination: str) -> list:
         model=trainer.outputs["model"], features=windowing.outputs["features"],
         variants=config.export.variants,
         max_representative_samples=config.export.max_representative_samples)
-    baseline = resolver.Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
+    resolved = None
+    if baseline == "latest_blessed":
+        resolved = resolver.Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
     evaluator = QaEvaluator(
         examples=example_gen.outputs["examples"], features=windowing.outputs["features"],
         model=trainer.outputs["model"], tflite_model=export.outputs["tflite_model"],
-        baseline_model=baseline.outputs["model"], version_2_with_negative=d.version_2_with_negative,
+        baseline_model=resolved.outputs["model"] if resolved else None,
+        baseline_destination=push_destination if baseline == "latest_published" else None,
+        version_2_with_negative=d.version_2_with_negative,
         max_answer_length=e.max_answer_length, null_score_diff_threshold=e.null_score_diff_threshold,
         predict_batch_size=m.predict_batch_size,
         thresholds=Thresholds(e.min_exact_match, e.min_f1, e.max_f1_drop_vs_baseline,
@@ -61,17 +67,17 @@ def create_components(config: PipelineConfig, push_destination: str) -> list:
         tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"], push_destination=push_destination,
         variant=config.push.variant)
-    return [example_gen, windowing, trainer, export, baseline, evaluator, pusher]
+    return [c for c in (example_gen, windowing, trainer, export, resolved, evaluator, pusher) if c is not None]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
-                    pipeline_root: Optional[str] = None,
-                    push_destination: Optional[str] = None) -> tfx_pipeline.Pipeline:
+                    pipeline_root: Optional[str] = None, push_destination: Optional[str] = None,
+                    baseline: Optional[str] = None) -> tfx_pipeline.Pipeline:
     """The TFX pipeline; local runs pass an MLMD sqlite config, Kubeflow passes none."""
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root or config.pipeline_root,
-        components=create_components(config, push_destination or config.push_destination),
+        components=create_components(config, push_destination or config.push_destination, baseline),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam.args))

@@ -38,14 +38,17 @@ def compiled(tmp_path_factory):
     root = setup["root"]
     config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""})
     path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
-                            "example.com/bert-qa:test")
+                            "example.com/bert-qa:test", check_root=False)  # a local root: we are the launcher
     return json.load(open(path))["pipelineSpec"], root
 
 
 def executor_input(spec: dict, task_name: str, produced: dict, root) -> dict:
     task = spec["root"]["dag"]["tasks"][task_name]
     component = spec["components"][task["componentRef"]["name"]]
-    parameters = {name: value["runtimeValue"]["constantValue"]
+    # Schema 2.1: constants are plain JSON values (runtimeValue.constant), handed to the
+    # container as ExecutorInput.inputs.parameterValues, as the Vertex/KFP launchers do.
+    assert spec["schemaVersion"] == "2.1.0"
+    parameters = {name: value["runtimeValue"]["constant"]
                   for name, value in task["inputs"].get("parameters", {}).items()}
     artifacts = {}
     for name, value in task["inputs"].get("artifacts", {}).items():
@@ -59,7 +62,7 @@ def executor_input(spec: dict, task_name: str, produced: dict, root) -> dict:
         outputs[name] = {"artifacts": [{"name": f"{task_name}-{name}", "uri": uri,
                                         "type": definition["artifactType"], "metadata": {}}]}
     output_file = str(root / "pipeline_root" / task_name / "executor_output.json")
-    return {"inputs": {"parameters": parameters, "artifacts": artifacts},
+    return {"inputs": {"parameterValues": parameters, "artifacts": artifacts},
             "outputs": {"artifacts": outputs, "outputFile": output_file}}
 
 

@@ -175,6 +175,18 @@ def test_rerun_hits_the_cache_and_does_not_push_twice(first_run, setup):
                if node != "latest_blessed_model_resolver"), third.format()
 
 
+def test_latest_published_baseline_is_the_pushed_tflite(first_run, setup):
+    """Where no resolver runs (Kubeflow), the baseline is the newest pushed .tflite, re-scored."""
+    config, first = first_run
+    run = runner.run(_config(setup, evaluation={"baseline": "latest_published"}))
+    assert "latest_blessed_model_resolver" not in _states(run)
+    blessing = _artifact(config, "QaEvaluator", "blessing")
+    assert blessing.get_string_custom_property("baseline_model") == os.path.join(config.push_destination, "1")
+    # The pushed file is the first run's dynamic variant: same file, same questions, same score.
+    assert blessing.get_float_custom_property("baseline_f1") == pytest.approx(first.scores["f1_dynamic"], abs=1e-9)
+    assert run.blessed is True and os.listdir(config.push_destination) == ["1"]
+
+
 def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup):
     config, first = first_run
     blessed_model = _artifact(config, "QaTrainer", "model")
@@ -264,3 +276,41 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     assert "gs://bucket/root/pushed" in json.dumps(spec)
     dockerfile = open(os.path.join(fixtures.REPO_ROOT, "kubeflow", "Dockerfile")).read()
     assert "TF_USE_LEGACY_KERAS=1" in dockerfile
+    # Vertex runs TFX's resolver tasks; the spec is a PipelineJob at schema 2.1.0.
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    job = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob(), ignore_unknown_fields=False)
+    assert job.pipeline_spec["schemaVersion"] == "2.1.0"
+    assert {next(iter(e)) for e in executors.values()} == {"container", "resolver"}
+
+
+def test_kubeflow_pipelines_target_runs_container_tasks_only(setup, tmp_path):
+    """Kubeflow's backend refuses non-container, non-importer executors and schemas other than 2.1.0."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
+
+    config = _config(setup)
+    path = compile_pipeline(config, str(tmp_path / "pipeline.yaml"), "s3://bucket/root", "example.com/bert-qa:1",
+                            target="kfp")
+    spec = yaml.safe_load(open(path))
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    assert parsed.schema_version == "2.1.0" and parsed.default_pipeline_root == "s3://bucket/root"
+    kinds = {next(iter(e)) for e in spec["deploymentSpec"]["executors"].values()}
+    assert kinds == {"container"}
+    assert "latest_blessed_model_resolver" not in spec["root"]["dag"]["tasks"]
+    evaluator = spec["root"]["dag"]["tasks"]["QaEvaluator"]["inputs"]["parameters"]
+    assert evaluator["baseline_destination"]["runtimeValue"]["constant"] == "s3://bucket/root/pushed"
+    assert components.load_component_from_file(path).name == config.name  # kfp's own loader takes it
+
+    for target, root, message in [("kfp", str(tmp_path / "root"), "cannot read the local path"),
+                                  ("vertex", "s3://bucket/root", "not a gs:// URI")]:
+        with pytest.raises(CompileError, match=message):
+            compile_pipeline(config, str(tmp_path / "x"), root, "img", target=target)
+    config.evaluation.baseline = "latest_blessed"
+    with pytest.raises(CompileError, match="latest_blessed needs TFX's resolver"):
+        compile_pipeline(config, str(tmp_path / "x"), "gs://b/r", "img", target="kfp")

@@ -8,15 +8,22 @@ def register(subparsers):
     from bert_qa_cli.commands.run import add_config_arguments
 
     p = subparsers.add_parser(
-        "compile", help="compile the pipeline to Kubeflow Pipelines v2 / Vertex AI JSON",
+        "compile", help="compile the pipeline for Vertex AI Pipelines or Kubeflow Pipelines",
         description="Builds the pipeline from the same configuration as `bertqa run` and compiles it "
-                    "with TFX's KubeflowV2DagRunner into a pipeline spec JSON (no submission). Data "
-                    "patterns, the encoder and the push destination must be URIs the cluster can read "
-                    "(e.g. gs://...); the image is built from kubeflow/Dockerfile.")
-    p.add_argument("--output", metavar="FILE.json", default="bert_qa_pipeline.json",
-                   help="where to write the pipeline JSON")
+                    "with TFX's KubeflowV2DagRunner (pipeline spec schema 2.1.0; no submission): "
+                    "--target vertex writes the PipelineJob JSON for aiplatform.PipelineJob, --target "
+                    "kfp the PipelineSpec YAML that kfp.Client uploads (container tasks only; the "
+                    "baseline is the newest published model). Data patterns, the encoder and the push "
+                    "destination must be URIs the cluster can read (e.g. gs://...); the image is built "
+                    "from kubeflow/Dockerfile.")
+    p.add_argument("--target", choices=("vertex", "kfp"), default="vertex",
+                   help="vertex (default): PipelineJob JSON; kfp: PipelineSpec YAML")
+    p.add_argument("--output", metavar="FILE",
+                   help="where to write it (default: bert_qa_pipeline.json for vertex, "
+                        "bert_qa_pipeline.yaml for kfp)")
     p.add_argument("--pipeline-root", required=True, metavar="URI",
-                   help="pipeline root on the cluster's storage, e.g. gs://bucket/bert-qa")
+                   help="pipeline root on the cluster's storage, e.g. gs://bucket/bert-qa "
+                        "(Vertex: gs:// only; Kubeflow: gs://, s3://, minio://)")
     p.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
     p.add_argument("--push-destination", metavar="URI", help="default: <pipeline root>/pushed")
     add_config_arguments(p)
@@ -32,8 +39,14 @@ def run(args) -> int:
     except ConfigError as err:
         print(f"bertqa compile: configuration error: {err}", file=sys.stderr)
         return 2
-    from bert_qa_pipeline.kubeflow.compile import compile_pipeline
+    from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
 
-    path = compile_pipeline(config, args.output, args.pipeline_root, args.image, args.push_destination)
-    print(f"Wrote {path}")
+    output = args.output or ("bert_qa_pipeline.yaml" if args.target == "kfp" else "bert_qa_pipeline.json")
+    try:
+        path = compile_pipeline(config, output, args.pipeline_root, args.image, args.push_destination,
+                                target=args.target)
+    except CompileError as err:
+        print(f"bertqa compile: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {path} ({args.target})")
     return 0

@@ -29,6 +29,9 @@ class QaEvaluatorSpec(types.ComponentSpec):
         # Also score the same architecture randomly initialised (what training must beat).
         "evaluate_untrained": ExecutionParameter(type=int),
         "min_f1_gain_over_untrained": ExecutionParameter(type=float),
+        # Without a baseline_model input: the newest model published under this push
+        # destination is the baseline (where no MLMD resolver can run, e.g. Kubeflow).
+        "baseline_destination": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),   # questions (references)
@@ -62,7 +65,7 @@ class QaEvaluator(base_component.BaseComponent):
                  version_2_with_negative: bool = False, max_answer_length: int = 30,
                  null_score_diff_threshold: float = 0.0, predict_batch_size: int = 8,
                  thresholds: Thresholds = Thresholds(), quantized_variant: str = "dynamic",
-                 evaluate_untrained: bool = True):
+                 evaluate_untrained: bool = True, baseline_destination: Optional[str] = None):
         super().__init__(spec=QaEvaluatorSpec(
             examples=examples, features=features, model=model, tflite_model=tflite_model,
             baseline_model=baseline_model, eval_split=eval_split,
@@ -76,5 +79,6 @@ class QaEvaluator(base_component.BaseComponent):
             quantized_variant=quantized_variant or "",
             evaluate_untrained=int(evaluate_untrained),
             min_f1_gain_over_untrained=float(thresholds.min_f1_gain_over_untrained),
+            baseline_destination=baseline_destination,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -125,11 +125,16 @@ def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
 
     if windowing_of(spec) == artifacts.windowing_of(features):
         return data
-    windows = []
-    spec.convert_examples_to_features(data.examples, False,
-                                      lambda f, is_padding=False: windows.append(f), batch_size=None)
+    windows, records = [], []
+
+    def output_fn(feature, is_padding=False):  # as Model Maker's DataLoader: padding is only written
+        records.append(feature)
+        if not is_padding:
+            windows.append(feature)
+
+    spec.convert_examples_to_features(data.examples, False, output_fn, batch_size=spec.predict_batch_size)
     path = os.path.join(work_dir, "rewindowed_features.tfrecord")
-    input_pipeline.write_features(windows, path, is_training=False)
+    input_pipeline.write_features(records, path, is_training=False)
     return dataclasses.replace(data, features=windows, feature_files=[path])
 
 
@@ -156,6 +161,42 @@ def evaluate_baseline(baseline, model, current: dict, data: EvalData, features, 
     result = evaluate_one(spec, "baseline", windowed_for(spec, data, features, work_dir), params, work_dir,
                           model=ServingModel(artifacts.serving_model_dir(baseline)))
     return {"uri": baseline.uri, "id": baseline.id, **result["scores"]}
+
+
+def evaluate_published(destination: str, data: EvalData, params: dict, work_dir: str) -> dict:
+    """Scores of the newest model published under ``destination`` (what devices run now).
+
+    The baseline where no MLMD resolver runs (Kubeflow Pipelines accepts container tasks only):
+    the .tflite file alone says how to use it (Task Library metadata: vocab, casing, query_len,
+    doc_stride; seq_len from its inputs), so the questions are windowed from that.
+    """
+    from bert_qa import input_pipeline, windowing
+    from bert_qa.export import read_metadata
+    from bert_qa.spec import BertQaSpec
+    from bert_qa.tflite_runner import LiteRunner
+    from bert_qa.tokenization import CachedFullTokenizer
+
+    directory = artifacts.latest_published(destination) if destination else None
+    if directory is None:
+        return {}
+    tflite_file = os.path.join(work_dir, "published.tflite")
+    tf.io.gfile.copy(os.path.join(directory, artifacts.PUBLISHED_MODEL_FILE), tflite_file, overwrite=True)
+    metadata = read_metadata(tflite_file)
+    # A spec only to run and postprocess the .tflite file (never built: no encoder is needed).
+    spec = BertQaSpec(uri=tflite_file, model_dir=work_dir, seq_len=LiteRunner(tflite_file).seq_len,
+                      query_len=int(metadata.options["query_len"]), doc_stride=int(metadata.options["doc_stride"]),
+                      do_lower_case=metadata.do_lower_case, distribution_strategy="off")
+    tokenizer = CachedFullTokenizer(metadata.write_vocab(os.path.join(work_dir, "published_vocab.txt")),
+                                    metadata.do_lower_case)
+    windows = []
+    windowing.convert_examples_to_features(data.examples, tokenizer, spec.seq_len, spec.doc_stride,
+                                           spec.query_len, False,
+                                           lambda f, is_padding=False: windows.append(f), pad_to_batch=False)
+    path = os.path.join(work_dir, "published_features.tfrecord")
+    input_pipeline.write_features(windows, path, is_training=False)
+    result = evaluate_one(spec, "baseline", dataclasses.replace(data, features=windows, feature_files=[path]),
+                          params, work_dir, tflite_file=tflite_file)
+    return {"uri": directory, "id": 0, **result["scores"]}
 
 
 def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dict[str, float]:
@@ -306,8 +347,11 @@ class Executor(base_executor.BaseExecutor):
             # predict: every variant, the untrained reference, the latest blessed model
             results = evaluate_variants(spec, model, tflite_model, data, params, evaluation.uri)
             untrained = evaluate_untrained(spec, data, params, work_dir)
-            baseline = evaluate_baseline(baseline_model, model, results[SAVED_MODEL]["scores"], data,
-                                         features, params, work_dir)
+            if baseline_model is None and params.get("baseline_destination"):
+                baseline = evaluate_published(params["baseline_destination"], data, params, work_dir)
+            else:
+                baseline = evaluate_baseline(baseline_model, model, results[SAVED_MODEL]["scores"], data,
+                                             features, params, work_dir)
             # TFMA, bless, report
             slice_rows = slice_with_tfma(evaluation.uri, data.questions, results)
             checks = bless(params, results, tflite_model, baseline, untrained)

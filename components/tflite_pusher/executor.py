@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 import uuid
 from typing import Dict, List, Optional
@@ -14,19 +13,12 @@ from tfx.dsl.components.base import base_executor
 
 from bert_qa_pipeline.components import artifacts
 
-_VERSION = re.compile(r"^[0-9]+$")
-MANIFEST = "manifest.json"
+MANIFEST = artifacts.MANIFEST_FILE
+existing_versions = artifacts.published_versions
 
 
 class VersionExistsError(FileExistsError):
     """Another pusher published this version first."""
-
-
-def existing_versions(destination: str) -> List[int]:
-    if not tf.io.gfile.isdir(destination):
-        return []
-    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(destination)
-                  if _VERSION.match(name.rstrip("/")))
 
 
 def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempts: int = 5) -> str:
@@ -101,14 +93,14 @@ class Executor(base_executor.BaseExecutor):
                   file=sys.stderr, flush=True)
             artifacts.record_counts(pushed, {"pushed": 0, "pushed_destination": ""})
             return
-        files = {"model.tflite": artifacts.tflite_path(tflite_model.uri, variant),
+        files = {artifacts.PUBLISHED_MODEL_FILE: artifacts.tflite_path(tflite_model.uri, variant),
                  artifacts.VOCAB_FILE: os.path.join(tflite_model.uri, artifacts.VOCAB_FILE)}
         if evaluation is not None:
             for name in (artifacts.REPORT_FILE, artifacts.CHART_FILE, artifacts.SCORES_FILE):
                 path = os.path.join(evaluation.uri, name)
                 if tf.io.gfile.exists(path):
                     files[name] = path
-        sha256 = sha256_of(files["model.tflite"])
+        sha256 = sha256_of(files[artifacts.PUBLISHED_MODEL_FILE])
         already = find_pushed(destination, sha256)
         if already is not None:
             # A re-evaluation of the same model (e.g. against itself as baseline) re-blesses
