@@ -106,6 +106,9 @@ def test_every_component_runs_from_its_container_entrypoint(compiled):
     assert record["args"]["uri"] == "default" and record["seq_len"] == 64
     blessing = produced["QaEvaluator"]["blessing"][0]
     assert blessing["metadata"]["blessed"] == 1
+    # TFX's V2 entrypoint rewrote the model id to the runtime artifact name, which is what the
+    # latest-blessed-model resolver matches on Vertex (refactor_model_blessing).
+    assert blessing["metadata"]["current_model_id"] == produced["QaTrainer"]["model"][0]["name"]
     assert os.path.exists(os.path.join(blessing["uri"], "BLESSED"))
     evaluation = produced["QaEvaluator"]["evaluation"][0]["uri"]
     assert os.path.exists(os.path.join(evaluation, "report.md"))

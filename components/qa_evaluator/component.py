@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
@@ -46,7 +46,7 @@ class QaEvaluatorSpec(types.ComponentSpec):
     }
 
 
-class QaEvaluator(base_component.BaseComponent):
+class QaEvaluator(base_beam_component.BaseBeamComponent):
     """Scores the SavedModel and every TFLite variant with the official SQuAD scorers.
 
     Per-question EM/F1 go through ``tfma.run_model_analysis`` (model-agnostic) sliced by
@@ -57,7 +57,7 @@ class QaEvaluator(base_component.BaseComponent):
     """
 
     SPEC_CLASS = QaEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, examples: types.BaseChannel, features: types.BaseChannel,
                  model: types.BaseChannel, tflite_model: Optional[types.BaseChannel] = None,

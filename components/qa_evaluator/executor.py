@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
-from tfx.dsl.components.base import base_executor
+from tfx.components.evaluator import executor as tfx_evaluator_executor
 
 from bert_qa import scoring, squad_data
 from bert_qa_pipeline.components import artifacts, example_codecs
@@ -246,12 +246,15 @@ def eval_config(variants: Sequence[str]):
             config_pb2.SlicingSpec(feature_keys=[k]) for k in slices.SLICE_FEATURES])
 
 
-def run_tfma(output_dir: str, data_path: str, variants: Sequence[str]):
-    """``tfma.run_model_analysis``; returns {slice label: {variant: F1 %, 'count': n}}."""
+def run_tfma(output_dir: str, data_path: str, variants: Sequence[str], beam_pipeline_args=()):
+    """``tfma.run_model_analysis`` with the component's Beam options; returns
+    {slice label: {variant: F1 %, 'count': n}}."""
     import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
 
     tfma.run_model_analysis(eval_config=eval_config(variants), data_location=data_path,
-                            output_path=output_dir, file_format="tfrecords")
+                            output_path=output_dir, file_format="tfrecords",
+                            pipeline_options=PipelineOptions(list(beam_pipeline_args)))
     rows: Dict[str, Dict[str, float]] = {}
     for variant in variants:
         result = tfma.load_eval_result(output_dir, model_name=variant)
@@ -268,12 +271,12 @@ def run_tfma(output_dir: str, data_path: str, variants: Sequence[str]):
     return ordered
 
 
-def slice_with_tfma(out_dir: str, questions, results: Dict[str, dict]):
+def slice_with_tfma(out_dir: str, questions, results: Dict[str, dict], beam_pipeline_args=()):
     """Per-question scores of every variant, sliced and averaged by TFMA."""
     path = os.path.join(out_dir, artifacts.PER_QUESTION_FILE)
     write_per_question(path, questions, results)
     print("QaEvaluator: slicing with TFMA ...", file=sys.stderr, flush=True)
-    return run_tfma(out_dir, path, list(results))
+    return run_tfma(out_dir, path, list(results), beam_pipeline_args)
 
 
 def bless(params: dict, results: Dict[str, dict], tflite_model, baseline: dict,
@@ -326,7 +329,12 @@ def write_outputs(evaluation, blessing, model, data: EvalData, results: Dict[str
     return blessed
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(tfx_evaluator_executor.Executor):
+    """Our own ``Do``; TFX's Evaluator executor as the base class because TFX's Kubeflow V2
+    entrypoint rewrites a blessing's ``current_model_id`` / ``baseline_model_id`` to the
+    runtime artifact names (what the latest-blessed-model resolver matches on Vertex) only
+    for its subclasses (``kubeflow_v2_run_executor``), and so that the component's Beam
+    options reach TFMA."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         examples = artifacts.single(input_dict["examples"], "examples")
@@ -353,7 +361,7 @@ class Executor(base_executor.BaseExecutor):
                 baseline = evaluate_baseline(baseline_model, model, results[SAVED_MODEL]["scores"], data,
                                              features, params, work_dir)
             # TFMA, bless, report
-            slice_rows = slice_with_tfma(evaluation.uri, data.questions, results)
+            slice_rows = slice_with_tfma(evaluation.uri, data.questions, results, self._beam_pipeline_args)
             checks = bless(params, results, tflite_model, baseline, untrained)
             blessed = write_outputs(evaluation, blessing, model, data, results, slice_rows, checks,
                                     baseline, untrained)
