@@ -121,6 +121,22 @@ def read_json(path: str):
         return json.load(f)
 
 
+def is_runtime_parameter(value) -> bool:
+    """A value set when the run is submitted (``RuntimeParameter``), not when the DAG is built."""
+    from tfx.orchestration import data_types
+
+    return isinstance(value, data_types.RuntimeParameter)
+
+
+def json_param(value) -> object:
+    """A structured component argument as its JSON text (a runtime parameter passes through)."""
+    return value if is_runtime_parameter(value) else json.dumps(value, sort_keys=True)
+
+
+def float_param(value) -> object:
+    return value if is_runtime_parameter(value) else float(value)
+
+
 def parse_json_param(value, name: str, default=None):
     """Execution parameters are plain strings (portable to every orchestrator); some hold JSON."""
     if value in (None, ""):

@@ -77,6 +77,20 @@ def baseline_for(target: str, config: PipelineConfig) -> str:
     return "latest_blessed" if baseline == "auto" else baseline
 
 
+def set_parameter_defaults(job: dict, defaults: dict) -> None:
+    """Runtime parameters' defaults, which TFX's V2 compiler drops: in the PipelineSpec (what
+    Kubeflow Pipelines and Vertex read: ``defaultValue``, ``isOptional``) and in the job's
+    ``runtimeConfig.parameterValues`` (what ``aiplatform.PipelineJob`` starts from)."""
+    declared = job["pipelineSpec"]["root"].get("inputDefinitions", {}).get("parameters", {})
+    missing = sorted(set(defaults) - set(declared))
+    if missing:
+        raise RuntimeError(f"runtime parameters {missing} are not in the compiled spec's inputs")
+    for name, value in defaults.items():
+        declared[name]["defaultValue"] = value
+        declared[name]["isOptional"] = True
+    job.setdefault("runtimeConfig", {})["parameterValues"] = dict(defaults)
+
+
 def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: str, image: str,
                      push_destination: Optional[str] = None, target: str = "vertex",
                      check_root: bool = True) -> str:
@@ -91,7 +105,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
 
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from bert_qa_pipeline.pipeline.pipeline import create_pipeline
+    from bert_qa_pipeline.pipeline.pipeline import create_pipeline, runtime_parameters
 
     if target not in TARGETS:
         raise CompileError(f"target must be one of {TARGETS}, not {target!r}")
@@ -99,8 +113,9 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
         check_pipeline_root(target, pipeline_root)
     baseline = baseline_for(target, config)
     config = container_config(config)
+    parameters = runtime_parameters(config)
     tfx_pipeline = create_pipeline(
-        config, pipeline_root=pipeline_root, baseline=baseline,
+        config, pipeline_root=pipeline_root, baseline=baseline, parameters=parameters,
         push_destination=push_destination or pipeline_root.rstrip("/") + "/pushed")
     output_path = os.path.abspath(output_path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,6 +127,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
         with open(os.path.join(tmp, "pipeline_job.json")) as f:
             job = json.load(f)
     spec = job["pipelineSpec"]
+    set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})
     if spec.get("schemaVersion") != SCHEMA_VERSION:
         raise RuntimeError(f"TFX compiled schema {spec.get('schemaVersion')}, expected {SCHEMA_VERSION}")
     os.makedirs(os.path.dirname(output_path), exist_ok=True)

@@ -6,9 +6,11 @@
 """
 from __future__ import annotations
 
-from typing import Optional
+import json
+from typing import Dict, Optional
 
 from bert_qa import _env  # noqa: F401
+from tfx.orchestration import data_types
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -26,22 +28,47 @@ from bert_qa_pipeline.pipeline.config import PipelineConfig
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def create_components(config: PipelineConfig, push_destination: str, baseline: Optional[str] = None) -> list:
-    """``baseline``: the resolved ``evaluation.baseline`` ("auto" is the caller's to resolve)."""
+def runtime_parameters(config: PipelineConfig) -> Dict[str, data_types.RuntimeParameter]:
+    """What a compiled pipeline lets a submission change, with the config's values as defaults.
+
+    ``input_patterns`` is SquadExampleGen's JSON (``{"train": [...], "eval": [...]}``, or a
+    list of patterns with ``data.hash_buckets``).
+    """
+    d, t, e = config.data, config.train, config.evaluation
+    patterns = list(d.patterns) if d.patterns else {"train": list(d.train), "eval": list(d.eval)}
+    values = {"input_patterns": (str, json.dumps(patterns, sort_keys=True)),
+              "epochs": (int, t.epochs), "batch_size": (int, t.batch_size),
+              "learning_rate": (float, config.model.learning_rate),
+              "min_exact_match": (float, e.min_exact_match), "min_f1": (float, e.min_f1),
+              "max_f1_drop_vs_baseline": (float, e.max_f1_drop_vs_baseline),
+              "max_quantized_f1_drop": (float, e.max_quantized_f1_drop),
+              "min_f1_gain_over_untrained": (float, e.min_f1_gain_over_untrained)}
+    return {name: data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(default))
+            for name, (ptype, default) in values.items()}
+
+
+def create_components(config: PipelineConfig, push_destination: str, baseline: Optional[str] = None,
+                      parameters: Optional[Dict[str, data_types.RuntimeParameter]] = None) -> list:
+    """``baseline``: the resolved ``evaluation.baseline`` ("auto" is the caller's to resolve);
+    ``parameters``: runtime parameters (compiled pipelines) standing in for config values."""
     d, m, t, e = config.data, config.model, config.train, config.evaluation
     baseline = baseline or (e.baseline if e.baseline != "auto" else "latest_blessed")
+    p = parameters or {}
     if d.patterns:
-        example_gen = SquadExampleGen(input_patterns=list(d.patterns), hash_buckets=dict(d.hash_buckets))
+        example_gen = SquadExampleGen(input_patterns=p.get("input_patterns", list(d.patterns)),
+                                      hash_buckets=dict(d.hash_buckets))
     else:
-        example_gen = SquadExampleGen(input_patterns={"train": list(d.train), "eval": list(d.eval)})
+        example_gen = SquadExampleGen(
+            input_patterns=p.get("input_patterns", {"train": list(d.train), "eval": list(d.eval)}))
     windowing = FeatureWindowing(
         examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
         multi_answer=d.multi_answer, **config.windowing())
     trainer = QaTrainer(
         features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(),
-        epochs=t.epochs, batch_size=t.batch_size, steps_per_epoch=t.steps_per_epoch,
-        shuffle=t.shuffle, seed=t.seed, checkpoint_root=t.checkpoint_root or None)
+        epochs=p.get("epochs", t.epochs), batch_size=p.get("batch_size", t.batch_size),
+        steps_per_epoch=t.steps_per_epoch, shuffle=t.shuffle, seed=t.seed,
+        checkpoint_root=t.checkpoint_root or None, learning_rate=p.get("learning_rate"))
     export = TfliteExport(
         model=trainer.outputs["model"], features=windowing.outputs["features"],
         variants=config.export.variants,
@@ -60,8 +87,9 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
         version_2_with_negative=d.version_2_with_negative,
         max_answer_length=e.max_answer_length, null_score_diff_threshold=e.null_score_diff_threshold,
         predict_batch_size=m.predict_batch_size,
-        thresholds=Thresholds(e.min_exact_match, e.min_f1, e.max_f1_drop_vs_baseline,
-                              e.max_quantized_f1_drop, e.min_f1_gain_over_untrained),
+        thresholds=Thresholds(*(p.get(name, getattr(e, name)) for name in (
+            "min_exact_match", "min_f1", "max_f1_drop_vs_baseline", "max_quantized_f1_drop",
+            "min_f1_gain_over_untrained"))),
         quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained)
     pusher = TflitePusher(
         tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
@@ -72,12 +100,15 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
                     pipeline_root: Optional[str] = None, push_destination: Optional[str] = None,
-                    baseline: Optional[str] = None) -> tfx_pipeline.Pipeline:
+                    baseline: Optional[str] = None,
+                    parameters: Optional[Dict[str, data_types.RuntimeParameter]] = None
+                    ) -> tfx_pipeline.Pipeline:
     """The TFX pipeline; local runs pass an MLMD sqlite config, Kubeflow passes none."""
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root or config.pipeline_root,
-        components=create_components(config, push_destination or config.push_destination, baseline),
+        components=create_components(config, push_destination or config.push_destination, baseline,
+                                     parameters),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam.args))

@@ -36,19 +36,32 @@ def compiled(tmp_path_factory):
 
     setup = make_setup(tmp_path_factory.mktemp("vertex"))
     root = setup["root"]
-    config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""})
+    # Compiled with 2 epochs; the "submission" below overrides the epochs runtime parameter to 1.
+    config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""},
+                     train={"epochs": 2, "batch_size": 8})
     path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
                             "example.com/bert-qa:test", check_root=False)  # a local root: we are the launcher
     return json.load(open(path))["pipelineSpec"], root
 
 
+SUBMITTED_PARAMETERS = {"epochs": 1}  # what `PipelineJob(parameter_values=...)` would send
+
+
+def pipeline_parameter(spec: dict, name: str):
+    """A runtime parameter's value: the submission's, else the compiled default."""
+    declared = spec["root"]["inputDefinitions"]["parameters"][name]
+    return SUBMITTED_PARAMETERS.get(name, declared["defaultValue"])
+
+
 def executor_input(spec: dict, task_name: str, produced: dict, root) -> dict:
     task = spec["root"]["dag"]["tasks"][task_name]
     component = spec["components"][task["componentRef"]["name"]]
-    # Schema 2.1: constants are plain JSON values (runtimeValue.constant), handed to the
-    # container as ExecutorInput.inputs.parameterValues, as the Vertex/KFP launchers do.
+    # Schema 2.1: constants are plain JSON values (runtimeValue.constant), runtime parameters
+    # are componentInputParameter references; both reach the container as
+    # ExecutorInput.inputs.parameterValues, as the Vertex/KFP launchers hand them.
     assert spec["schemaVersion"] == "2.1.0"
-    parameters = {name: value["runtimeValue"]["constant"]
+    parameters = {name: (value["runtimeValue"]["constant"] if "runtimeValue" in value
+                         else pipeline_parameter(spec, value["componentInputParameter"]))
                   for name, value in task["inputs"].get("parameters", {}).items()}
     artifacts = {}
     for name, value in task["inputs"].get("artifacts", {}).items():
@@ -99,6 +112,9 @@ def test_every_component_runs_from_its_container_entrypoint(compiled):
     assert sorted(json.loads(examples["metadata"]["split_names"])) == ["eval", "train"]
     features = produced["FeatureWindowing"]["features"][0]
     assert features["metadata"]["num_features_train"] > 0
+    # The submitted runtime parameter won over the compiled default.
+    run_dir = produced["QaTrainer"]["model_run"][0]["uri"]
+    assert json.load(open(os.path.join(run_dir, "training_summary.json")))["epochs"] == 1
     # The features and the model record the encoder as "default", never this machine's cache path.
     assert features["metadata"]["encoder_uri"] == "default"
     serving = os.path.join(produced["QaTrainer"]["model"][0]["uri"], "Format-Serving")

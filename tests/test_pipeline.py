@@ -284,6 +284,31 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     assert job.pipeline_spec["schemaVersion"] == "2.1.0"
     assert {next(iter(e)) for e in executors.values()} == {"container", "resolver"}
 
+    # Runtime parameters: wired as componentInputParameter, with the config's values as defaults
+    # both in the spec and in the job's runtimeConfig.
+    declared = spec["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert declared["epochs"] == {"parameterType": "NUMBER_INTEGER", "defaultValue": 1, "isOptional": True}
+    assert json.loads(declared["input_patterns"]["defaultValue"])["eval"] == config.data.eval
+    assert tasks["QaTrainer"]["inputs"]["parameters"]["epochs"] == {"componentInputParameter": "epochs"}
+    assert tasks["QaEvaluator"]["inputs"]["parameters"]["min_f1"] == {"componentInputParameter": "min_f1"}
+    assert spec["runtimeConfig"]["parameterValues"]["learning_rate"] == config.model.learning_rate
+
+    # The real Vertex SDK takes overrides of them (and refuses names the pipeline does not have);
+    # building the PipelineJob submits nothing.
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    vertex_job = aiplatform.PipelineJob(
+        display_name="bert-qa", template_path=path, pipeline_root="gs://bucket/root",
+        parameter_values={"epochs": 3, "min_f1": 40.0}, project="p", location="us-central1",
+        credentials=AnonymousCredentials())
+    values = dict(vertex_job._gca_resource.runtime_config.parameter_values)
+    assert (values["epochs"], values["min_f1"], values["batch_size"]) == (3, 40.0, 8)
+    with pytest.raises(ValueError, match="not found in the pipeline job input definitions"):
+        aiplatform.PipelineJob(display_name="bert-qa", template_path=path, pipeline_root="gs://bucket/root",
+                               parameter_values={"epoch": 3}, project="p", location="us-central1",
+                               credentials=AnonymousCredentials())
+
 
 def test_kubeflow_pipelines_target_runs_container_tasks_only(setup, tmp_path):
     """Kubeflow's backend refuses non-container, non-importer executors and schemas other than 2.1.0."""

@@ -8,6 +8,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components.artifacts import float_param
 from bert_qa_pipeline.components.qa_evaluator import executor
 from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds
 
@@ -71,14 +72,14 @@ class QaEvaluator(base_beam_component.BaseBeamComponent):
             baseline_model=baseline_model, eval_split=eval_split,
             version_2_with_negative=int(version_2_with_negative),
             max_answer_length=max_answer_length,
-            null_score_diff_threshold=float(null_score_diff_threshold),
+            null_score_diff_threshold=float_param(null_score_diff_threshold),
             predict_batch_size=predict_batch_size,
-            min_exact_match=float(thresholds.min_exact_match), min_f1=float(thresholds.min_f1),
-            max_f1_drop_vs_baseline=float(thresholds.max_f1_drop_vs_baseline),
-            max_quantized_f1_drop=float(thresholds.max_quantized_f1_drop),
+            min_exact_match=float_param(thresholds.min_exact_match), min_f1=float_param(thresholds.min_f1),
+            max_f1_drop_vs_baseline=float_param(thresholds.max_f1_drop_vs_baseline),
+            max_quantized_f1_drop=float_param(thresholds.max_quantized_f1_drop),
             quantized_variant=quantized_variant or "",
             evaluate_untrained=int(evaluate_untrained),
-            min_f1_gain_over_untrained=float(thresholds.min_f1_gain_over_untrained),
+            min_f1_gain_over_untrained=float_param(thresholds.min_f1_gain_over_untrained),
             baseline_destination=baseline_destination,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

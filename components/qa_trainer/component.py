@@ -21,6 +21,8 @@ class QaTrainerSpec(types.ComponentSpec):
         "batch_size": ExecutionParameter(type=int),  # 0: the spec's default_batch_size
         "steps_per_epoch": ExecutionParameter(type=int),  # 0: features // batch_size
         "shuffle": ExecutionParameter(type=int),
+        # > 0: overrides spec_args' learning_rate (a runtime parameter when compiled).
+        "learning_rate": ExecutionParameter(type=float, optional=True),
         "seed": ExecutionParameter(type=int),
         "train_split": ExecutionParameter(type=str),
         # Where per-epoch checkpoints live until training completes (a re-run after a kill
@@ -50,11 +52,12 @@ class QaTrainer(base_component.BaseComponent):
     def __init__(self, features: types.BaseChannel, spec: str = "BertQaSpec",
                  spec_args: Optional[Dict[str, Any]] = None, epochs: int = 2, batch_size: int = 0,
                  steps_per_epoch: int = 0, shuffle: bool = True, seed: int = 42,
-                 train_split: str = "train", checkpoint_root: Optional[str] = None):
+                 train_split: str = "train", checkpoint_root: Optional[str] = None,
+                 learning_rate: Optional[float] = None):
         super().__init__(spec=QaTrainerSpec(
             features=features, spec=spec, spec_args=json.dumps(spec_args or {}, sort_keys=True),
             epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
             shuffle=int(shuffle), seed=seed, train_split=train_split,
-            checkpoint_root=checkpoint_root,
+            checkpoint_root=checkpoint_root, learning_rate=learning_rate,
             model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun)))

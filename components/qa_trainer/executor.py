@@ -93,6 +93,8 @@ class Executor(base_executor.BaseExecutor):
         model_run = artifacts.single(output_dict["model_run"], "model_run")
         spec_name = exec_properties["spec"]
         spec_args = artifacts.parse_json_param(exec_properties["spec_args"], "spec_args", {})
+        if float(exec_properties.get("learning_rate") or 0) > 0:
+            spec_args = {**spec_args, "learning_rate": float(exec_properties["learning_rate"])}
         split = exec_properties.get("train_split") or "train"
 
         fingerprint = {"features": features.uri, **{k: v for k, v in exec_properties.items()

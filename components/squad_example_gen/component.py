@@ -39,11 +39,13 @@ class SquadExampleGen(base_component.BaseComponent):
 
     def __init__(self, input_patterns: Union[Dict[str, List[str]], List[str]],
                  hash_buckets: Optional[Dict[str, int]] = None):
+        from bert_qa_pipeline.components.artifacts import json_param
+
         if isinstance(input_patterns, dict) and hash_buckets:
             raise ValueError("give either patterns per split or hash_buckets, not both")
         if isinstance(input_patterns, (list, tuple)) and not hash_buckets:
             raise ValueError("a list of patterns needs hash_buckets, e.g. {'train': 4, 'eval': 1}")
         super().__init__(spec=SquadExampleGenSpec(
-            input_patterns=json.dumps(input_patterns, sort_keys=True),
+            input_patterns=json_param(input_patterns),
             hash_buckets=json.dumps(hash_buckets, sort_keys=True) if hash_buckets else None,
             examples=types.Channel(type=standard_artifacts.Examples)))
