@@ -98,10 +98,16 @@ class PushConfig:
 
 @dataclasses.dataclass
 class BeamConfig:
-    # DirectRunner in one process by default (fastest for the shipped data); e.g.
-    # ["--direct_running_mode=multi_processing", "--direct_num_workers=2"] or Dataflow args.
+    """Beam options of the two Beam steps only (other steps' containers never get them)."""
+
+    # Both Beam steps. DirectRunner in one process by default (fastest for the shipped data);
+    # e.g. ["--direct_running_mode=multi_processing", "--direct_num_workers=2"].
     args: List[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory",
                                                                   "--direct_num_workers=1"])
+    # Added after `args` for one step, e.g. Dataflow for windowing alone:
+    # ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://..."].
+    windowing: List[str] = dataclasses.field(default_factory=list)
+    evaluator: List[str] = dataclasses.field(default_factory=list)  # TFMA's Beam pipeline
 
 
 @dataclasses.dataclass

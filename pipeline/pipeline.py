@@ -63,7 +63,8 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
     windowing = FeatureWindowing(
         examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
-        multi_answer=d.multi_answer, **config.windowing())
+        multi_answer=d.multi_answer, **config.windowing()
+    ).with_beam_pipeline_args(list(config.beam.args) + list(config.beam.windowing))
     trainer = QaTrainer(
         features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(),
         epochs=p.get("epochs", t.epochs), batch_size=p.get("batch_size", t.batch_size),
@@ -90,7 +91,8 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
         thresholds=Thresholds(*(p.get(name, getattr(e, name)) for name in (
             "min_exact_match", "min_f1", "max_f1_drop_vs_baseline", "max_quantized_f1_drop",
             "min_f1_gain_over_untrained"))),
-        quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained)
+        quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained
+    ).with_beam_pipeline_args(list(config.beam.args) + list(config.beam.evaluator))
     pusher = TflitePusher(
         tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"], push_destination=push_destination,
@@ -110,5 +112,4 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
         components=create_components(config, push_destination or config.push_destination, baseline,
                                      parameters),
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam.args))
+        metadata_connection_config=metadata_connection_config)  # Beam args: per Beam step only

@@ -259,7 +259,7 @@ def test_cli_print_config(capsys):
 def test_kubeflow_v2_compile(setup, tmp_path):
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
-    config = _config(setup)
+    config = _config(setup, beam={"windowing": ["--runner=DataflowRunner"], "evaluator": ["--direct_num_workers=3"]})
     config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
     path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://bucket/root",
                             "example.com/bert-qa:1")
@@ -272,6 +272,13 @@ def test_kubeflow_v2_compile(setup, tmp_path):
                       "qa_evaluator", "tflite_pusher"):
         assert f"bert_qa_pipeline.components.{component}.executor.Executor" in text
     assert "example.com/bert-qa:1" in text
+    # Beam options reach the two Beam steps only, each with its own additions.
+    args = {name.split("_executor")[0]: " ".join(e["container"]["args"])
+            for name, e in executors.items() if "container" in e}
+    assert "--direct_running_mode=in_memory" in args["FeatureWindowing"] and "--runner=DataflowRunner" in args["FeatureWindowing"]
+    assert "--direct_num_workers=3" in args["QaEvaluator"] and "DataflowRunner" not in args["QaEvaluator"]
+    for name in ("SquadExampleGen", "QaTrainer", "TfliteExport", "TflitePusher"):
+        assert "--direct" not in args[name], name
     assert "/pipeline/data/new_wiki_train.json" in json.dumps(spec)  # repo data -> image path
     assert "gs://bucket/root/pushed" in json.dumps(spec)
     dockerfile = open(os.path.join(fixtures.REPO_ROOT, "kubeflow", "Dockerfile")).read()
