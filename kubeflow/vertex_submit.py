@@ -17,7 +17,7 @@ def _job(spec_path: str, project: str, region: str, params: Mapping[str, object]
     from google.cloud import aiplatform
 
     spec = pipeline_parameters.load_spec(spec_path)
-    typed = pipeline_parameters.coerce(params, spec)
+    typed = pipeline_parameters.coerce_params(dict(params), pipeline_parameters.declared_parameters(spec))
     init = {"project": project, "location": region}
     if api_endpoint:  # a private or test endpoint
         init.update(api_endpoint=api_endpoint, api_transport="rest")

@@ -211,6 +211,21 @@ def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup)
     assert os.listdir(config.push_destination) == ["1"]
 
 
+def test_changed_input_file_is_not_a_cache_hit(first_run, setup):
+    """Same pattern, different file: the driver's fingerprint makes SquadExampleGen run again."""
+    config, _ = first_run
+    before = _artifact(config, "SquadExampleGen", "examples")
+    with open(setup["train"], encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    fixtures.write_squad(setup["train"], [{"title": data[0]["title"], "paragraphs": data[0]["paragraphs"][:1]}]
+                         + data[1:])
+    run = runner.run(_config(setup))
+    assert _states(run)["SquadExampleGen"] == "COMPLETE", run.format()
+    after = _artifact(config, "SquadExampleGen", "examples")
+    assert after.get_string_custom_property("input_fingerprint") != before.get_string_custom_property("input_fingerprint")
+    assert after.get_int_custom_property("num_questions_train") < before.get_int_custom_property("num_questions_train")
+
+
 def test_windowing_goes_to_the_features_only_and_checkpoint_root_to_the_trainer(setup):
     from bert_qa_pipeline.pipeline.pipeline import create_components
 

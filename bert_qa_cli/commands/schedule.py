@@ -43,8 +43,11 @@ def run(args) -> int:
                                             experiment=args.experiment or "bert-qa", namespace=args.namespace,
                                             name=args.name, max_concurrent=args.max_concurrent,
                                             enable_caching=caching)
-    except ValueError as err:
+    except ValueError as err:  # bad input: nothing was sent
         print(f"bertqa schedule: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # the server refused or could not be reached (kfp_submit.SubmitError)
+        print(f"bertqa schedule: {err}", file=sys.stderr)
+        return 1
     print(f"Created schedule {schedule_id}\n{url}")
     return 0

@@ -101,8 +101,11 @@ def run(args) -> int:
             run_id, url = submit_kfp(path, args.host, params, experiment=args.experiment or "bert-qa",
                                      namespace=args.namespace, run_name=args.run_name,
                                      enable_caching=caching)
-    except ValueError as err:
+    except ValueError as err:  # bad input: nothing was sent
         print(f"bertqa submit: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # the server refused or could not be reached (kfp_submit.SubmitError)
+        print(f"bertqa submit: {err}", file=sys.stderr)
+        return 1
     print(f"Submitted run {run_id}\n{url}")
     return 0

@@ -9,7 +9,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from bert_qa_pipeline.components.squad_example_gen import executor
+from bert_qa_pipeline.components.squad_example_gen import driver, executor
 
 
 class SquadExampleGenSpec(types.ComponentSpec):
@@ -21,6 +21,8 @@ class SquadExampleGenSpec(types.ComponentSpec):
         "input_patterns": ExecutionParameter(type=str),
         # JSON: {"train": 4, "eval": 1}; only with a list of patterns.
         "hash_buckets": ExecutionParameter(type=str, optional=True),
+        # Set by the driver before the cache check: the matched files' fingerprint.
+        "input_fingerprint": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -36,6 +38,7 @@ class SquadExampleGen(base_component.BaseComponent):
 
     SPEC_CLASS = SquadExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    DRIVER_CLASS = driver.Driver  # the input files' fingerprint joins the cache key
 
     def __init__(self, input_patterns: Union[Dict[str, List[str]], List[str]],
                  hash_buckets: Optional[Dict[str, int]] = None):

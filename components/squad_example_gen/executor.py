@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 
 from bert_qa import squad_data
 from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components.squad_example_gen import driver
 
 
 def expand_patterns(patterns: Sequence[str]) -> List[str]:
@@ -135,6 +136,8 @@ class Executor(base_executor.BaseExecutor):
             print(f"SquadExampleGen: warning: {len(overlap)} question ids occur in several splits, "
                   f"e.g. {sorted(overlap)[:3]}", file=sys.stderr, flush=True)
         examples.set_string_custom_property("file_format", artifacts.EXAMPLES_FILE_FORMAT)
+        counts["input_fingerprint"] = (exec_properties.get("input_fingerprint")
+                                       or driver.input_fingerprint(exec_properties["input_patterns"]))
         artifacts.record_counts(examples, counts)
         print("SquadExampleGen: " + ", ".join(
             f"{s}: {counts[f'num_questions_{s}']} questions / {counts[f'num_articles_{s}']} articles"
