@@ -14,7 +14,17 @@ from bert_qa_pipeline.kubeflow import parameters as pipeline_parameters
 def _job(spec_path: str, project: str, region: str, params: Mapping[str, object],
          labels: Optional[Dict[str, str]], enable_caching: Optional[bool], display_name: Optional[str],
          api_endpoint: Optional[str], credentials):
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import aiplatform
+
+    if credentials is None:
+        try:
+            credentials, _ = google.auth.default()
+        except DefaultCredentialsError as err:
+            raise ValueError(f"no Google Cloud credentials on this machine ({err}); run "
+                             f"`gcloud auth application-default login` or set "
+                             f"GOOGLE_APPLICATION_CREDENTIALS") from err
 
     spec = pipeline_parameters.load_spec(spec_path)
     typed = pipeline_parameters.coerce_params(dict(params), pipeline_parameters.declared_parameters(spec))

@@ -104,10 +104,22 @@ def test_the_fake_refuses_undeclared_parameters(compiled, vertex):
     assert err.value.code == 400
 
 
-def test_cli_submit_and_schedule(compiled, vertex, capsys):
+def test_cli_submit_and_schedule(compiled, vertex, capsys, monkeypatch):
     """`bertqa submit` / `schedule --target vertex` end to end (the fake stands in for Google)."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
     from bert_qa_cli.main import main
 
+    def no_credentials(*args, **kwargs):
+        raise DefaultCredentialsError("not found")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    base = ["--target", "vertex", "--compiled", compiled, "--project", "p", "--api-endpoint", vertex.endpoint]
+    assert main(["submit", *base]) == 2
+    assert "no Google Cloud credentials" in capsys.readouterr().err
+    # As if `gcloud auth application-default login` had been run.
+    monkeypatch.setattr(google.auth, "default", lambda *args, **kwargs: (_credentials(), "my-project"))
     common = ["--target", "vertex", "--compiled", compiled, "--project", "my-project", "--region", "us-central1",
               "--api-endpoint", vertex.endpoint, "--service-account", "sa@my-project.iam.gserviceaccount.com",
               "--labels", "team=qa,env=prod", "--param", "epochs=4"]

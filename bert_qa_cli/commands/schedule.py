@@ -1,8 +1,6 @@
 """`bertqa schedule`: run the compiled pipeline on a cron schedule (Vertex AI or Kubeflow)."""
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers):
     from bert_qa_cli.commands.submit import add_submission_arguments
@@ -21,14 +19,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from bert_qa_cli.commands.submit import check_target_arguments, compiled_file, labels
-    from bert_qa_pipeline.kubeflow.parameters import parse_assignments
+    from bert_qa_cli.commands.submit import execute, labels
 
-    try:
-        check_target_arguments(args)
-        params = parse_assignments(args.param)
-        path = compiled_file(args, "schedule")
-        caching = False if args.no_cache else None
+    def send(path, params, caching):
         if args.target == "vertex":
             from bert_qa_pipeline.kubeflow.vertex_submit import schedule_vertex
 
@@ -43,11 +36,7 @@ def run(args) -> int:
                                             experiment=args.experiment or "bert-qa", namespace=args.namespace,
                                             name=args.name, max_concurrent=args.max_concurrent,
                                             enable_caching=caching)
-    except ValueError as err:  # bad input: nothing was sent
-        print(f"bertqa schedule: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:  # the server refused or could not be reached (kfp_submit.SubmitError)
-        print(f"bertqa schedule: {err}", file=sys.stderr)
-        return 1
-    print(f"Created schedule {schedule_id}\n{url}")
-    return 0
+        print(f"Created schedule {schedule_id}\n{url}")
+        return 0
+
+    return execute(args, "schedule", send)

@@ -79,14 +79,26 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def execute(args, command: str, send) -> int:
+    """Checks, parameters and the compiled file, then ``send(path, params, caching)``, which
+    returns (id, link); bad input exits 2 before any request, a server refusal exits 1."""
     from bert_qa_pipeline.kubeflow.parameters import parse_assignments
 
     try:
         check_target_arguments(args)
         params = parse_assignments(args.param)
-        path = compiled_file(args, "submit")
-        caching = False if args.no_cache else None
+        path = compiled_file(args, command)
+        return send(path, params, False if args.no_cache else None)
+    except ValueError as err:  # bad input: nothing was sent
+        print(f"bertqa {command}: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # the server refused or could not be reached (kfp_submit.SubmitError)
+        print(f"bertqa {command}: {err}", file=sys.stderr)
+        return 1
+
+
+def run(args) -> int:
+    def send(path, params, caching):
         if args.target == "vertex":
             from bert_qa_pipeline.kubeflow.vertex_submit import submit_vertex
 
@@ -101,11 +113,7 @@ def run(args) -> int:
             run_id, url = submit_kfp(path, args.host, params, experiment=args.experiment or "bert-qa",
                                      namespace=args.namespace, run_name=args.run_name,
                                      enable_caching=caching)
-    except ValueError as err:  # bad input: nothing was sent
-        print(f"bertqa submit: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:  # the server refused or could not be reached (kfp_submit.SubmitError)
-        print(f"bertqa submit: {err}", file=sys.stderr)
-        return 1
-    print(f"Submitted run {run_id}\n{url}")
-    return 0
+        print(f"Submitted run {run_id}\n{url}")
+        return 0
+
+    return execute(args, "submit", send)
