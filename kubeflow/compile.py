@@ -128,6 +128,11 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
             job = json.load(f)
     spec = job["pipelineSpec"]
     set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})
+    # The cache key of a task is its parameters and inputs; SquadExampleGen's are patterns, so
+    # new files under the same pattern would be a cache hit (tensorflow/tfx#4226). Locally its
+    # driver adds the files' fingerprint to the key; Kubeflow and Vertex run no custom driver for
+    # it, so there it always reads its inputs (cheap), and downstream steps re-run on its new output.
+    spec["root"]["dag"]["tasks"]["SquadExampleGen"]["cachingOptions"] = {"enableCache": False}
     if spec.get("schemaVersion") != SCHEMA_VERSION:
         raise RuntimeError(f"TFX compiled schema {spec.get('schemaVersion')}, expected {SCHEMA_VERSION}")
     os.makedirs(os.path.dirname(output_path), exist_ok=True)

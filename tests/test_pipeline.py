@@ -305,6 +305,9 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     job = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob(), ignore_unknown_fields=False)
     assert job.pipeline_spec["schemaVersion"] == "2.1.0"
     assert {next(iter(e)) for e in executors.values()} == {"container", "resolver"}
+    # No custom driver runs there: SquadExampleGen never reuses a cached read of its patterns.
+    assert tasks["SquadExampleGen"]["cachingOptions"] == {"enableCache": False}
+    assert tasks["QaTrainer"]["cachingOptions"] == {"enableCache": True}
 
     # Runtime parameters: wired as componentInputParameter, with the config's values as defaults
     # both in the spec and in the job's runtimeConfig.
