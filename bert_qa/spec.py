@@ -236,6 +236,11 @@ class BertQaSpec:
         # tf_keras's BackupAndRestore refuses OneDeviceStrategy (NotImplementedError).
         if not isinstance(self.strategy, tf.distribute.OneDeviceStrategy):
             callbacks.insert(0, tf_keras.callbacks.BackupAndRestore(os.path.join(self.model_dir, "backup")))
+        else:
+            log.warning("distribution_strategy='one_device': a killed run cannot resume here (tf_keras's "
+                        "BackupAndRestore refuses OneDeviceStrategy); per-epoch checkpoints are still "
+                        "written to %s. Use 'off' or 'mirrored' to resume after a kill.",
+                        os.path.join(self.model_dir, "checkpoints"))
         return callbacks
 
     # -- inference ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
@@ -105,9 +106,27 @@ def tfrecord_files(directory: str) -> List[str]:
 
 
 def write_json(path: str, value) -> None:
+    """Whole or not at all: a kill mid-write never leaves a truncated file for a reader.
+
+    Local files are written beside and renamed (atomic on POSIX); an object store's upload
+    only becomes visible once complete.
+    """
     tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
+    text = json.dumps(value, indent=1, sort_keys=True)
+    if "://" in path:
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
+    staging = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(staging, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
 
 
 def write_json_at(value, path: str) -> str:

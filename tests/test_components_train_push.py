@@ -273,3 +273,35 @@ def test_pusher_failure_leaves_no_partial_version(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert os.path.dirname(copies[0]).startswith(os.path.join(destination, ".staging-"))
     assert os.listdir(destination) == []  # neither a version nor the staging directory
+
+
+def test_a_truncated_progress_file_does_not_block_resume(tmp_path, capsys):
+    """progress.json is written whole or not at all; one truncated by other means is not fatal."""
+    state = tmp_path / "state"
+    state.mkdir()
+    artifacts.write_json(str(state / "progress.json"), {"history": [{"epoch": 1}]})
+    assert [p.name for p in state.iterdir()] == ["progress.json"]  # no staging file left behind
+    assert trainer_executor.ProgressLogger(10, 3, str(state)).history == [{"epoch": 1}]
+    (state / "progress.json").write_text('{"history": [{"epo')  # as a kill mid-write used to leave it
+    assert trainer_executor.ProgressLogger(10, 3, str(state)).history == []
+    assert "is unreadable" in capsys.readouterr().err
+
+
+def test_secret_beam_options_are_hidden_in_logs():
+    from bert_qa_pipeline.components.feature_windowing.executor import redacted
+
+    assert redacted(["--runner=DataflowRunner", "--s3_secret_access_key=abc", "--hdfs_password", "pw",
+                     "--project=p"]) == ["--runner=DataflowRunner", "--s3_secret_access_key=***",
+                                         "--hdfs_password", "***", "--project=p"]
+
+
+def test_one_device_warns_that_resume_is_off(caplog):
+    import logging
+
+    from bert_qa import BertQaSpec
+
+    spec = BertQaSpec(uri="/unused", distribution_strategy="one_device")
+    with caplog.at_level(logging.WARNING, logger="bert_qa.spec"):
+        callbacks = spec._training_callbacks()
+    assert "cannot resume" in caplog.text
+    assert not any(type(c).__name__ == "BackupAndRestore" for c in callbacks)

@@ -93,6 +93,12 @@ def test_first_run_executes_everything_and_pushes(first_run):
     assert summary.pushed == os.path.join(config.push_destination, "1")
     pushed = sorted(os.listdir(summary.pushed))
     assert pushed == ["f1_by_slice.png", "manifest.json", "model.tflite", "report.md", "scores.json", "vocab.txt"]
+    # The manifest carries the scores of the file it ships (the dynamic variant's), not the float model's.
+    manifest = json.load(open(os.path.join(summary.pushed, "manifest.json")))
+    # (summary.scores come from MLMD, which keeps doubles to about 8 significant digits.)
+    assert manifest["scores_of"] == "dynamic"
+    assert manifest["f1"] == pytest.approx(summary.scores["f1_dynamic"], abs=1e-5)
+    assert manifest["saved_model_f1"] == pytest.approx(summary.scores["f1_saved_model"], abs=1e-5)
     # The pushed model is the quantized variant the evaluator scored, and it runs.
     export = _artifact(config, "TfliteExport", "tflite_model")
     with open(os.path.join(export.uri, "model_dynamic.tflite"), "rb") as a, \

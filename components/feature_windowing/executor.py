@@ -156,6 +156,27 @@ def build_split(pipeline, split: str, in_dir: str, out_dir: str, vocab_file: str
          | f"WriteStats{label}" >> beam.Map(artifacts.write_json_at, stats_path))
 
 
+_SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+
+
+def redacted(beam_args) -> list:
+    """Beam args for a log line: values of secret-looking options (--s3_secret_access_key=...) hidden."""
+    shown, hide_next = [], False
+    for arg in map(str, beam_args):
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+            continue
+        name = arg.split("=", 1)[0].lower()
+        secret = arg.startswith("--") and any(word in name for word in _SECRET_WORDS)
+        if secret and "=" in arg:
+            shown.append(arg.split("=", 1)[0] + "=***")
+        else:
+            shown.append(arg)
+            hide_next = secret
+    return shown
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Copies the vocab into the output, then windows every split in one Beam pipeline."""
 
@@ -177,7 +198,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         stats_paths = {s: artifacts.windowing_stats_path(features.uri, s) for s in splits}
         print(f"FeatureWindowing: windowing splits {splits} (seq_len={params['seq_len']}, "
               f"query_len={params['query_len']}, doc_stride={params['doc_stride']}) with Beam args "
-              f"{self._beam_pipeline_args}", file=sys.stderr, flush=True)
+              f"{redacted(self._beam_pipeline_args)}", file=sys.stderr, flush=True)
         with self._make_beam_pipeline() as pipeline:
             for split in splits:
                 out_dir = artifacts.split_uri(features, split)

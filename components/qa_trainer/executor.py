@@ -33,7 +33,11 @@ class ProgressLogger(callbacks.LogsCallback):
         self.first_epoch = None  # 0-based epoch this process started at
         self.history = []
         if tf.io.gfile.exists(self._path):  # epochs a killed run finished
-            self.history = artifacts.read_json(self._path)["history"]
+            try:
+                self.history = list(artifacts.read_json(self._path)["history"])
+            except (ValueError, KeyError, TypeError) as err:  # only the log of epochs: start it again
+                print(f"QaTrainer: {self._path} is unreadable ({err}); the epoch log restarts "
+                      f"(the checkpoints still decide where training resumes)", file=sys.stderr, flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:

@@ -77,6 +77,23 @@ def find_pushed(destination: str, sha256: str) -> Optional[int]:
     return None
 
 
+def pushed_scores(blessing, evaluation, variant: str) -> dict:
+    """The scores of the file being pushed (its variant's), and the float model's beside them.
+
+    Whoever deploys from the manifest must read the scores of what they deploy; the blessing
+    carries the float SavedModel's.
+    """
+    scores = {"saved_model_f1": blessing.get_float_custom_property("f1"),
+              "saved_model_exact_match": blessing.get_float_custom_property("exact_match")}
+    path = os.path.join(evaluation.uri, artifacts.SCORES_FILE) if evaluation is not None else ""
+    if path and tf.io.gfile.exists(path):
+        variant_scores = artifacts.read_json(path).get("scores", {}).get(variant)
+        if variant_scores:
+            return {**scores, "f1": variant_scores["f1"], "exact_match": variant_scores["exact_match"],
+                    "scores_of": variant}
+    return {**scores, "scores_of": "saved_model (no evaluation of the pushed variant given)"}
+
+
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -114,8 +131,7 @@ class Executor(base_executor.BaseExecutor):
             return
         manifest = {"sha256": sha256, "variant": variant, "source_model": tflite_model.uri,
                     "blessing": blessing.uri, "files": sorted(files),
-                    "f1": blessing.get_float_custom_property("f1"),
-                    "exact_match": blessing.get_float_custom_property("exact_match")}
+                    **pushed_scores(blessing, evaluation, variant)}
         target = publish(files, destination, manifest)
         version = int(os.path.basename(target))
         # The pushed copy is also kept inside the artifact (TFX's Pusher does the same).
