@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import warnings
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import yaml
 

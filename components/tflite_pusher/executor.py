@@ -5,7 +5,7 @@ import hashlib
 import os
 import sys
 import uuid
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
