@@ -38,13 +38,14 @@ def score(dataset: List[dict], predictions: Dict[str, str], na_probs: Optional[D
 
 
 def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[str] = None) -> dict:
-    with open(data_file, encoding="utf-8") as f:
+    # utf-8-sig: a byte-order mark is accepted, as everywhere data is read.
+    with open(data_file, encoding="utf-8-sig") as f:
         dataset = json.load(f)["data"]
-    with open(predictions_file, encoding="utf-8") as f:
+    with open(predictions_file, encoding="utf-8-sig") as f:
         predictions = json.load(f)
     na_probs = None
     if na_prob_file:
-        with open(na_prob_file, encoding="utf-8") as f:
+        with open(na_prob_file, encoding="utf-8-sig") as f:
             na_probs = json.load(f)
     return score(dataset, predictions, na_probs)
 

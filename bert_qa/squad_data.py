@@ -53,6 +53,9 @@ ANSWER_OUT_OF_RANGE = "answer_start outside the context"
 ANSWER_NOT_ALIGNED = "answer text not recoverable from the context tokens"
 
 
+BOM = "\ufeff"
+
+
 def load_squad_json(path: str) -> dict:
     """The parsed file; any I/O or JSON error names the file."""
     import tensorflow as tf  # gfile: local paths and gs://, hdfs://, ...
@@ -66,6 +69,8 @@ def load_squad_json(path: str) -> dict:
 
 
 def parse_squad_json(text: str, source: str) -> dict:
+    # A UTF-8 byte-order mark (common in files saved on Windows) is unambiguous: accept it.
+    text = text[1:] if text.startswith(BOM) else text
     try:
         dataset = json.loads(text)
     except json.JSONDecodeError as err:

@@ -46,7 +46,7 @@ class Report:
 def validate_file(path: str) -> Report:
     report = Report(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is accepted, as ingestion does
             text = f.read()
     except (OSError, UnicodeDecodeError) as err:
         report.problems.append(Problem("error", path, None, f"cannot read: {err}"))

@@ -167,6 +167,8 @@ def test_metadata_round_trip(exported):
         assert md.options == {"do_lower_case": True, "query_len": QUERY_LEN,
                               "doc_stride": DOC_STRIDE, "quantization": name}
         assert md.info.license == "Apache-2.0" and md.info.name == "BertQuestionAnswerer"
+        # seq_len 64: the metadata says the Task Library (kMaxSeqLen 384) cannot run it.
+        assert "Built for seq_len 64: the TFLite Task Library's BertQuestionAnswerer needs seq_len 384." in md.info.description
         # Metadata tensor entries follow the model's tensor order, with Task Library names.
         info = describe(path)
         role = {"serving_default_input_word_ids:0": "ids", "serving_default_input_mask:0": "mask",
@@ -180,17 +182,21 @@ def test_metadata_round_trip(exported):
     assert units[0]["options"]["vocab_file"][0]["name"] == "vocab.txt"
 
 
-def test_custom_metadata_fields_and_cased_tokenizer(exported, tmp_path):
+def test_custom_metadata_fields_and_cased_tokenizer(exported, tmp_path, caplog):
+    import logging
+
     from bert_qa.answering import TfliteQuestionAnswerer
     from bert_qa.export import export_tflite, read_metadata
 
-    path = export_tflite(exported["saved"], str(tmp_path / "cased.tflite"), "float32",
-                         vocab_file=exported["vocab"], do_lower_case=False, model_name="MyQA",
-                         version="2.1", description="d", author="me", license="MIT",
-                         metadata_options={"query_len": QUERY_LEN})
+    with caplog.at_level(logging.WARNING, logger="bert_qa.export.tflite"):
+        path = export_tflite(exported["saved"], str(tmp_path / "cased.tflite"), "float32",
+                             vocab_file=exported["vocab"], do_lower_case=False, model_name="MyQA",
+                             version="2.1", description="d", author="me", license="MIT",
+                             metadata_options={"query_len": QUERY_LEN})
+    assert "takes seq_len 64: the TFLite Task Library's BertQuestionAnswerer runs only seq_len 384" in caplog.text
     md = read_metadata(path)
-    assert (md.info.name, md.info.version, md.info.description, md.info.author, md.info.license) == \
-        ("MyQA", "2.1", "d", "me", "MIT")
+    assert (md.info.name, md.info.version, md.info.author, md.info.license) == ("MyQA", "2.1", "me", "MIT")
+    assert md.info.description.startswith("d Built for seq_len 64")
     assert md.do_lower_case is False
     answerer = TfliteQuestionAnswerer(path)
     assert answerer.tokenizer.do_lower_case is False and answerer.query_len == QUERY_LEN

@@ -62,3 +62,28 @@ def test_malformed_json_and_exit_status(tmp_path, shared_data):
     assert proc.returncode == 1 and "bad.json" in proc.stdout and "malformed JSON" in proc.stdout
     proc = _run(f"{shared_data}/english_tydiqa_dev.json")
     assert proc.returncode == 0 and "440 questions" in proc.stdout
+
+
+def test_a_utf8_byte_order_mark_is_accepted_everywhere(tmp_path, shared_data):
+    """validate, ingestion (SquadExampleGen and the DataLoader read through squad_data) and score
+    all take a file saved with a BOM, and see the same questions as without it."""
+    from bert_qa import scoring, squad_data
+
+    data = fixtures.load_squad("new_wiki_v1.0.json")
+    data["data"] = data["data"][:1]
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(data), encoding="utf-8")
+    bom = tmp_path / "bom.json"
+    bom.write_text(json.dumps(data), encoding="utf-8-sig")
+    assert bom.read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert validate_file(str(bom)).problems == []
+    import dataclasses
+
+    def unsourced(path):  # a Question also names the file it came from
+        return [dataclasses.replace(q, source="") for q in squad_data.read_questions(path)]
+
+    assert unsourced(str(bom)) == unsourced(str(plain)) and len(unsourced(str(bom))) > 10
+    questions = squad_data.read_questions(str(plain))
+    predictions = tmp_path / "pred.json"
+    predictions.write_text(json.dumps({q.id: q.answer_texts[0] for q in questions}), encoding="utf-8-sig")
+    assert scoring.score_files(str(bom), str(predictions))["exact_match"] == 1.0

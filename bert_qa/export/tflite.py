@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 DEFAULT_VARIANTS = ("float32", "dynamic", "float16", "int8")
 
 
+# The Task Library's BertQuestionAnswerer has kMaxSeqLen = 384 built in.
+TASK_LIBRARY_SEQ_LEN = 384
 EXTRA_DIR = "assets.extra"  # TF Serving's place for files beside a SavedModel
 EXPORT_INFO = "bert_qa_export.json"
 
@@ -152,6 +154,14 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
         with tempfile.TemporaryDirectory() as tmp:
             saved = export_saved_model(saved_model_dir_or_model, os.path.join(tmp, "saved_model"))
             buffer = convert(saved, quantization, representative_features, quantization_steps)
+    seq_len = _input_seq_len(buffer)
+    if seq_len != TASK_LIBRARY_SEQ_LEN:
+        log.warning("%s takes seq_len %d: the TFLite Task Library's BertQuestionAnswerer runs only "
+                    "seq_len %d models (kMaxSeqLen); it loads this file and then fails on every question "
+                    "(\"Bad StatusOr access\"). `bertqa predict` and bert_qa.answering run it.",
+                    tflite_path, seq_len, TASK_LIBRARY_SEQ_LEN)
+        description = (f"{description} Built for seq_len {seq_len}: the TFLite Task Library's "
+                       f"BertQuestionAnswerer needs seq_len {TASK_LIBRARY_SEQ_LEN}.")
     if vocab_file is not None:
         info = qa_metadata.ModelInfo(name=model_name, version=version, description=description,
                                      author=author, license=license)
@@ -168,6 +178,12 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
         f.write(buffer)
     os.replace(tmp_path, tflite_path)  # never leave a half-written model behind
     return tflite_path
+
+
+def _input_seq_len(buffer: bytes) -> int:
+    import tensorflow as tf
+
+    return int(tf.lite.Interpreter(model_content=buffer).get_input_details()[0]["shape"][1])
 
 
 def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
