@@ -10,6 +10,7 @@ normalisation and token F1.
 from __future__ import annotations
 
 import json
+import math
 from typing import Dict, List, Optional
 
 from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
@@ -37,16 +38,71 @@ def score(dataset: List[dict], predictions: Dict[str, str], na_probs: Optional[D
     return metrics
 
 
-def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[str] = None) -> dict:
+class ScoringInputError(ValueError):
+    """A data, predictions or null-odds file the scorers would mis-score; names file and question."""
+
+
+def _load(path: str, what: str):
     # utf-8-sig: a byte-order mark is accepted, as everywhere data is read.
-    with open(data_file, encoding="utf-8-sig") as f:
-        dataset = json.load(f)["data"]
-    with open(predictions_file, encoding="utf-8-sig") as f:
-        predictions = json.load(f)
-    na_probs = None
-    if na_prob_file:
-        with open(na_prob_file, encoding="utf-8-sig") as f:
-            na_probs = json.load(f)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:  # missing, not UTF-8, malformed or truncated JSON
+        raise ScoringInputError(f"{what} {path}: cannot read it as JSON: {err}") from err
+
+
+def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predictions_file: str = "predictions",
+                 na_prob_file: str = "na_probs", allow_missing: bool = False) -> Dict[str, str]:
+    """What the official scorers take on trust, checked: every question accounted for.
+
+    Returns the predictions to score: with ``allow_missing`` a question without a prediction
+    is scored as answered with the empty string (wrong when it has an answer), not dropped, as
+    the official v2.0 script would silently do.
+    """
+    if not isinstance(dataset, list):
+        raise ScoringInputError(f"data {data_file}: needs a top-level object with a 'data' list")
+    if not isinstance(predictions, dict):
+        raise ScoringInputError(f"predictions {predictions_file}: must be an object {{question id: answer "
+                                f"text}}, not a JSON {type(predictions).__name__}")
+    ids = []
+    for article in dataset:
+        for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
+            for qa in paragraph.get("qas", []):
+                qid = qa.get("id")
+                if not isinstance(qid, str):
+                    raise ScoringInputError(f"data {data_file}: a question has id {qid!r}; ids are strings")
+                if "is_impossible" in qa and not isinstance(qa["is_impossible"], bool):
+                    raise ScoringInputError(f"data {data_file}: question {qid}: is_impossible must be true "
+                                            f"or false, not {qa['is_impossible']!r}")
+                ids.append(qid)
+    for qid, answer in predictions.items():
+        if not isinstance(answer, str):
+            raise ScoringInputError(f"predictions {predictions_file}: question {qid}: the answer must be a "
+                                    f"string, not {answer!r}")
+    missing = [qid for qid in ids if qid not in predictions]
+    if missing and not allow_missing:
+        raise ScoringInputError(f"predictions {predictions_file}: {len(missing)} of {len(ids)} questions have "
+                                f"no prediction (first: {missing[:3]}); pass allow_missing to score them as "
+                                f"unanswered")
+    if na_probs is not None:
+        if not isinstance(na_probs, dict):
+            raise ScoringInputError(f"null odds {na_prob_file}: must be an object {{question id: number}}")
+        for qid in ids:
+            value = na_probs.get(qid)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ScoringInputError(f"null odds {na_prob_file}: question {qid}: needs a finite number, "
+                                        f"not {value!r}")
+    return {**{qid: "" for qid in missing}, **predictions}
+
+
+def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[str] = None,
+                allow_missing: bool = False) -> dict:
+    data = _load(data_file, "data")
+    dataset = data.get("data") if isinstance(data, dict) else None
+    predictions = _load(predictions_file, "predictions")
+    na_probs = _load(na_prob_file, "null odds") if na_prob_file else None
+    predictions = check_inputs(dataset, predictions, na_probs, data_file, predictions_file,
+                               na_prob_file or "", allow_missing)
     return score(dataset, predictions, na_probs)
 
 

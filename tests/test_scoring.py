@@ -1,6 +1,7 @@
 """Scores equal tf-models-official's official SQuAD scorers; per-question scores add up."""
 import json
 import random
+import re
 import subprocess
 import sys
 
@@ -102,3 +103,56 @@ def test_score_cli_prints_official_metrics(tmp_path):
     official = squad_evaluate_v2_0.evaluate(v2, preds, na)
     for key, value in official.items():
         assert printed[key] == pytest.approx(value, abs=1e-9), key
+
+
+def _squad(*qas):
+    return {"version": "2.0", "data": [{"title": "t", "paragraphs": [{"context": "Paris is in France.",
+                                                                     "qas": list(qas)}]}]}
+
+
+def _qa(qid, answer="Paris", impossible=False):
+    return {"id": qid, "question": "Where?", "is_impossible": impossible,
+            "answers": [] if impossible else [{"text": answer, "answer_start": 0}]}
+
+
+@pytest.mark.parametrize("data,predictions,na_probs,message", [
+    (_squad(_qa("a"), _qa("b", impossible=True)), {"a": "Paris"}, None, r"1 of 2 questions have no prediction"),
+    (_squad(_qa("a")), ["Paris"], None, r"must be an object \{question id: answer text\}, not a JSON list"),
+    (_squad(_qa("a")), {"a": None}, None, r"question a: the answer must be a string, not None"),
+    (_squad(_qa("a")), {"a": 3}, None, r"question a: the answer must be a string, not 3"),
+    ({"version": "1.1"}, {"a": "x"}, None, r"needs a top-level object with a 'data' list"),
+    (_squad({**_qa("a"), "is_impossible": "false"}), {"a": "Paris"}, None, r"is_impossible must be true or false"),
+    (_squad({**_qa("a"), "id": 7}), {"7": "Paris"}, None, r"has id 7; ids are strings"),
+    (_squad(_qa("a")), {"a": "Paris"}, {"a": "0.5"}, r"question a: needs a finite number, not '0.5'"),
+    (_squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.1}, r"question b: needs a finite number, not None"),
+])
+def test_score_refuses_inputs_the_official_scorers_would_misscore(tmp_path, capsys, data, predictions,
+                                                                  na_probs, message):
+    """Each case once silently gave a wrong score or a traceback: now exit 1 naming file and question."""
+    from bert_qa_cli.main import main
+
+    args = ["score", "--data", str(tmp_path / "d.json"), "--predictions", str(tmp_path / "p.json")]
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    (tmp_path / "p.json").write_text(json.dumps(predictions))
+    if na_probs is not None:
+        (tmp_path / "na.json").write_text(json.dumps(na_probs))
+        args += ["--na-prob", str(tmp_path / "na.json")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def test_missing_predictions_are_scored_not_dropped_when_allowed(tmp_path):
+    """The official v2.0 script drops a question without prediction (2 questions, 1 predicted:
+    exact 100); with allow_missing it counts as unanswered: wrong for the answerable one."""
+    data = _squad(_qa("a"), _qa("b"))
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    (tmp_path / "p.json").write_text(json.dumps({"a": "Paris"}))
+    (tmp_path / "na.json").write_text(json.dumps({"a": 0.0, "b": 0.0}))
+    metrics = scoring.score_files(str(tmp_path / "d.json"), str(tmp_path / "p.json"), str(tmp_path / "na.json"),
+                                  allow_missing=True)
+    assert (metrics["total"], metrics["exact"]) == (2, 50.0)
+    with pytest.raises(scoring.ScoringInputError, match="cannot read it as JSON"):
+        (tmp_path / "t.json").write_text('{"a": "Par')
+        scoring.score_files(str(tmp_path / "d.json"), str(tmp_path / "t.json"))

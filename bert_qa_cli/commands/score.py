@@ -16,11 +16,20 @@ def register(subparsers):
     p.add_argument("--predictions", required=True, metavar="PRED.json",
                    help="{question id: answer text}")
     p.add_argument("--na-prob", metavar="NA.json", help="{question id: null score} (v2.0 null_odds.json)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score questions without a prediction as unanswered (default: refuse them)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from bert_qa.scoring import score_files
+    import sys
 
-    print(json.dumps(score_files(args.data, args.predictions, args.na_prob), indent=2, sort_keys=True))
+    from bert_qa.scoring import ScoringInputError, score_files
+
+    try:
+        metrics = score_files(args.data, args.predictions, args.na_prob, args.allow_missing)
+    except ScoringInputError as err:  # the input is bad: exit 1, no traceback
+        print(f"bertqa score: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False))
     return 0
