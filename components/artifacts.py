@@ -213,9 +213,12 @@ def write_blessing(blessing, blessed: bool, model, properties: Mapping[str, obje
         **properties})
 
 
-def set_blessing_baseline(blessing, baseline_uri: str, baseline_id: int) -> None:
-    record_counts(blessing, {evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY: baseline_uri,
-                             evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY: int(baseline_id or 0)})
+def set_blessing_baseline(blessing, baseline_uri: str, baseline_id: Optional[int]) -> None:
+    """The baseline's URI, and its MLMD id when it is an artifact (a published file is not: TFX's
+    V2 entrypoint maps every recorded id to an artifact name and fails on one it did not see)."""
+    record_counts(blessing, {evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY: baseline_uri})
+    if baseline_id is not None:
+        record_counts(blessing, {evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY: int(baseline_id)})
 
 
 def is_blessed(blessing) -> bool:

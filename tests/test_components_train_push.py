@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -305,3 +306,23 @@ def test_one_device_warns_that_resume_is_off(caplog):
         callbacks = spec._training_callbacks()
     assert "cannot resume" in caplog.text
     assert not any(type(c).__name__ == "BackupAndRestore" for c in callbacks)
+
+
+def test_blessing_ids_are_what_tfx_v2_entrypoint_can_rename():
+    """TFX's V2 entrypoint renames every recorded model id to a runtime artifact name; a
+    published-file baseline (no MLMD id) must not record one, or the entrypoint fails."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as v2
+
+    model = standard_artifacts.Model()
+    model.uri, model.id = "/m", 11
+    names = {11: "projects/p/locations/l/metadataStores/default/artifacts/m"}
+    for baseline_id, recorded in ((None, False), (12, True)):
+        blessing = standard_artifacts.ModelBlessing()
+        blessing.uri = tempfile.mkdtemp()
+        artifacts.write_blessing(blessing, True, model, {})
+        artifacts.set_blessing_baseline(blessing, "/pushed/1", baseline_id)
+        assert blessing.has_custom_property("baseline_model_id") is recorded
+        if recorded:
+            names[12] = "projects/p/locations/l/metadataStores/default/artifacts/b"
+        v2.refactor_model_blessing(blessing, names)  # what the container entrypoint does
+        assert blessing.get_string_custom_property("current_model_id") == names[11]

@@ -196,7 +196,7 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
     input_pipeline.write_features(windows, path, is_training=False)
     result = evaluate_one(spec, "baseline", dataclasses.replace(data, features=windows, feature_files=[path]),
                           params, work_dir, tflite_file=tflite_file)
-    return {"uri": directory, "id": 0, **result["scores"]}
+    return {"uri": directory, "id": None, **result["scores"]}  # a file, not an MLMD artifact
 
 
 def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dict[str, float]:
