@@ -66,15 +66,13 @@ def check_pipeline_root(target: str, pipeline_root: str) -> None:
 
 
 def baseline_for(target: str, config: PipelineConfig) -> str:
-    """``evaluation.baseline`` resolved for the target (Kubeflow runs no resolver tasks)."""
-    baseline = config.evaluation.baseline
-    if target == "kfp":
-        if baseline == "latest_blessed":
-            raise CompileError("evaluation.baseline=latest_blessed needs TFX's resolver, which Kubeflow "
-                               "Pipelines cannot run (container and importer tasks only); use "
-                               "latest_published (the newest pushed model, re-scored) or none")
-        return "latest_published" if baseline == "auto" else baseline
-    return "latest_blessed" if baseline == "auto" else baseline
+    """``evaluation.baseline`` for the target (Kubeflow runs no resolver tasks)."""
+    baseline = config.baseline(runs_resolvers=target != "kfp")
+    if target == "kfp" and baseline == "latest_blessed":
+        raise CompileError("evaluation.baseline=latest_blessed needs TFX's resolver, which Kubeflow "
+                           "Pipelines cannot run (container and importer tasks only); use "
+                           "latest_published (the newest pushed model, re-scored) or none")
+    return baseline
 
 
 def set_parameter_defaults(job: dict, defaults: dict) -> None:

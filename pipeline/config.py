@@ -147,6 +147,20 @@ class PipelineConfig:
 
         return portable_uri(self.model.encoder)
 
+    def input_patterns(self):
+        """SquadExampleGen's patterns: ``{"train": [...], "eval": [...]}``, or the list of
+        ``data.patterns`` that ``data.hash_buckets`` splits."""
+        d = self.data
+        return list(d.patterns) if d.patterns else {"train": list(d.train), "eval": list(d.eval)}
+
+    def baseline(self, runs_resolvers: bool = True) -> str:
+        """``evaluation.baseline`` with "auto" resolved: TFX's resolver where the orchestrator
+        runs one (local, Vertex), else the newest published model (Kubeflow Pipelines)."""
+        baseline = self.evaluation.baseline
+        if baseline == "auto":
+            return "latest_blessed" if runs_resolvers else "latest_published"
+        return baseline
+
     def windowing(self) -> Dict[str, Any]:
         """FeatureWindowing's parameters; every later step takes them from its features."""
         m = self.model

@@ -34,9 +34,8 @@ def runtime_parameters(config: PipelineConfig) -> Dict[str, data_types.RuntimePa
     ``input_patterns`` is SquadExampleGen's JSON (``{"train": [...], "eval": [...]}``, or a
     list of patterns with ``data.hash_buckets``).
     """
-    d, t, e = config.data, config.train, config.evaluation
-    patterns = list(d.patterns) if d.patterns else {"train": list(d.train), "eval": list(d.eval)}
-    values = {"input_patterns": (str, json.dumps(patterns, sort_keys=True)),
+    t, e = config.train, config.evaluation
+    values = {"input_patterns": (str, json.dumps(config.input_patterns(), sort_keys=True)),
               "epochs": (int, t.epochs), "batch_size": (int, t.batch_size),
               "learning_rate": (float, config.model.learning_rate),
               "min_exact_match": (float, e.min_exact_match), "min_f1": (float, e.min_f1),
@@ -49,17 +48,13 @@ def runtime_parameters(config: PipelineConfig) -> Dict[str, data_types.RuntimePa
 
 def create_components(config: PipelineConfig, push_destination: str, baseline: Optional[str] = None,
                       parameters: Optional[Dict[str, data_types.RuntimeParameter]] = None) -> list:
-    """``baseline``: the resolved ``evaluation.baseline`` ("auto" is the caller's to resolve);
+    """``baseline``: ``evaluation.baseline`` resolved for the orchestrator (default: local);
     ``parameters``: runtime parameters (compiled pipelines) standing in for config values."""
     d, m, t, e = config.data, config.model, config.train, config.evaluation
-    baseline = baseline or (e.baseline if e.baseline != "auto" else "latest_blessed")
+    baseline = baseline or config.baseline()
     p = parameters or {}
-    if d.patterns:
-        example_gen = SquadExampleGen(input_patterns=p.get("input_patterns", list(d.patterns)),
-                                      hash_buckets=dict(d.hash_buckets))
-    else:
-        example_gen = SquadExampleGen(
-            input_patterns=p.get("input_patterns", {"train": list(d.train), "eval": list(d.eval)}))
+    example_gen = SquadExampleGen(input_patterns=p.get("input_patterns", config.input_patterns()),
+                                  hash_buckets=dict(d.hash_buckets) or None)
     windowing = FeatureWindowing(
         examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,

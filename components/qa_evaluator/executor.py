@@ -118,24 +118,32 @@ def check_same_windowing(spec, features, model) -> None:
                          f"but model {model.uri} was trained with {windowing_of(spec)}")
 
 
-def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
-    """The evaluation data windowed as ``spec`` windows (re-windowed if the features differ)."""
+def rewindowed(data: EvalData, convert, work_dir: str, name: str) -> EvalData:
+    """``data`` with features from ``convert(output_fn)``; padding features are only written
+    (as Model Maker's DataLoader does), never mapped back to questions."""
     from bert_qa import input_pipeline
-    from bert_qa.spec import windowing_of
 
-    if windowing_of(spec) == artifacts.windowing_of(features):
-        return data
     windows, records = [], []
 
-    def output_fn(feature, is_padding=False):  # as Model Maker's DataLoader: padding is only written
+    def output_fn(feature, is_padding=False):
         records.append(feature)
         if not is_padding:
             windows.append(feature)
 
-    spec.convert_examples_to_features(data.examples, False, output_fn, batch_size=spec.predict_batch_size)
-    path = os.path.join(work_dir, "rewindowed_features.tfrecord")
+    convert(output_fn)
+    path = os.path.join(work_dir, f"{name}_features.tfrecord")
     input_pipeline.write_features(records, path, is_training=False)
     return dataclasses.replace(data, features=windows, feature_files=[path])
+
+
+def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
+    """The evaluation data windowed as ``spec`` windows (re-windowed if the features differ)."""
+    from bert_qa.spec import windowing_of
+
+    if windowing_of(spec) == artifacts.windowing_of(features):
+        return data
+    return rewindowed(data, lambda output_fn: spec.convert_examples_to_features(
+        data.examples, False, output_fn, batch_size=spec.predict_batch_size), work_dir, "rewindowed")
 
 
 def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, out_dir: str) -> Dict[str, dict]:
@@ -170,7 +178,7 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
     the .tflite file alone says how to use it (Task Library metadata: vocab, casing, query_len,
     doc_stride; seq_len from its inputs), so the questions are windowed from that.
     """
-    from bert_qa import input_pipeline, windowing
+    from bert_qa import windowing
     from bert_qa.export import read_metadata
     from bert_qa.spec import BertQaSpec
     from bert_qa.tflite_runner import LiteRunner
@@ -188,14 +196,10 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
                       do_lower_case=metadata.do_lower_case, distribution_strategy="off")
     tokenizer = CachedFullTokenizer(metadata.write_vocab(os.path.join(work_dir, "published_vocab.txt")),
                                     metadata.do_lower_case)
-    windows = []
-    windowing.convert_examples_to_features(data.examples, tokenizer, spec.seq_len, spec.doc_stride,
-                                           spec.query_len, False,
-                                           lambda f, is_padding=False: windows.append(f), pad_to_batch=False)
-    path = os.path.join(work_dir, "published_features.tfrecord")
-    input_pipeline.write_features(windows, path, is_training=False)
-    result = evaluate_one(spec, "baseline", dataclasses.replace(data, features=windows, feature_files=[path]),
-                          params, work_dir, tflite_file=tflite_file)
+    published = rewindowed(data, lambda output_fn: windowing.convert_examples_to_features(
+        data.examples, tokenizer, spec.seq_len, spec.doc_stride, spec.query_len, False, output_fn,
+        pad_to_batch=False), work_dir, "published")
+    result = evaluate_one(spec, "baseline", published, params, work_dir, tflite_file=tflite_file)
     return {"uri": directory, "id": None, **result["scores"]}  # a file, not an MLMD artifact
 
 

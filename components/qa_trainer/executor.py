@@ -74,15 +74,14 @@ def resume_dir(model_uri: str, checkpoint_root: str, fingerprint_inputs: Dict[st
 
 def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: str):
     """The spec to train: its arguments, with the windowing the features were made with."""
-    from bert_qa.spec import SPEC_CLASSES, WINDOWING_ARGS
+    from bert_qa.spec import WINDOWING_ARGS, spec_from_record
 
-    if spec_name not in SPEC_CLASSES:
-        raise ValueError(f"spec must be one of {sorted(SPEC_CLASSES)}, not {spec_name!r}")
     doubled = sorted(set(spec_args) & set(WINDOWING_ARGS))
     if doubled:
         raise ValueError(f"spec_args {doubled}: windowing parameters travel with the features "
                          f"(set them on FeatureWindowing), not in the trainer's spec_args")
-    return SPEC_CLASSES[spec_name](**spec_args, **artifacts.windowing_of(features), model_dir=model_dir)
+    return spec_from_record({"spec": spec_name, "args": spec_args}, **artifacts.windowing_of(features),
+                            model_dir=model_dir)
 
 
 class Executor(base_executor.BaseExecutor):
