@@ -198,6 +198,10 @@ def variants_of(tflite_model) -> List[str]:
     return parse_json_param(tflite_model.get_string_custom_property("variants"), "variants")
 
 
+# The blessing's pipeline: what a compiled baseline query filters on (``kubeflow/compile.py``).
+BLESSING_PIPELINE_KEY = "pipeline_name"
+
+
 def write_blessing(blessing, blessed: bool, model, properties: Mapping[str, object]) -> None:
     """TFX Evaluator's blessing layout: a BLESSED / NOT_BLESSED file and its properties."""
     tf.io.gfile.makedirs(blessing.uri)  # not every launcher creates output directories (Vertex does not)

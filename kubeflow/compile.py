@@ -89,6 +89,27 @@ def set_parameter_defaults(job: dict, defaults: dict) -> None:
     job.setdefault("runtimeConfig", {})["parameterValues"] = dict(defaults)
 
 
+def scope_baseline_query(spec: dict, pipeline_name: str) -> int:
+    """Keeps TFX's latest-blessed-model query to this pipeline's blessings.
+
+    On Vertex the resolver is a query over the region's whole ML Metadata store, so without this
+    the newest blessing of any pipeline in the project would be the baseline. QaEvaluator records
+    the pipeline name on its blessing (``BLESSING_PIPELINE_KEY``), which Vertex keeps as artifact
+    metadata; the filter syntax is AIP-160's ``metadata.<key>.string_value``. Returns how many
+    queries were scoped.
+    """
+    from bert_qa_pipeline.components.artifacts import BLESSING_PIPELINE_KEY
+
+    scoped = 0
+    for executor in spec["deploymentSpec"]["executors"].values():
+        for query in executor.get("resolver", {}).get("outputArtifactQueries", {}).values():
+            if 'schema_title="tfx.ModelBlessing"' in query["filter"]:
+                query["filter"] += (f' AND metadata.{BLESSING_PIPELINE_KEY}.string_value='
+                                    f'{json.dumps(pipeline_name)}')
+                scoped += 1
+    return scoped
+
+
 def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: str, image: str,
                      push_destination: Optional[str] = None, target: str = "vertex",
                      check_root: bool = True) -> str:
@@ -125,6 +146,8 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
         with open(os.path.join(tmp, "pipeline_job.json")) as f:
             job = json.load(f)
     spec = job["pipelineSpec"]
+    if baseline == "latest_blessed" and scope_baseline_query(spec, config.name) != 1:
+        raise RuntimeError("expected one latest-blessed-model query in the compiled spec")
     set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})
     # The cache key of a task is its parameters and inputs; SquadExampleGen's are patterns, so
     # new files under the same pattern would be a cache hit (tensorflow/tfx#4226). Locally its

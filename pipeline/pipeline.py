@@ -86,7 +86,8 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
         thresholds=Thresholds(*(p.get(name, getattr(e, name)) for name in (
             "min_exact_match", "min_f1", "max_f1_drop_vs_baseline", "max_quantized_f1_drop",
             "min_f1_gain_over_untrained"))),
-        quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained
+        quantized_variant=e.quantized_variant, evaluate_untrained=e.evaluate_untrained,
+        pipeline_name=config.name
     ).with_beam_pipeline_args(list(config.beam.args) + list(config.beam.evaluator))
     pusher = TflitePusher(
         tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],

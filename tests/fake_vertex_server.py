@@ -66,3 +66,45 @@ def _undeclared(job: dict) -> str:
     declared = job.get("pipelineSpec", {}).get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     unknown = sorted(set(job.get("runtimeConfig", {}).get("parameterValues", {})) - set(declared))
     return f"parameters {unknown} are not declared by the pipeline" if unknown else ""
+
+
+# -- Vertex ML Metadata artifact filters (what a compiled resolver task queries) ----------------
+# The subset of AIP-160 that Vertex documents for ListArtifacts and TFX's compiler emits:
+# clauses joined by AND, each ``field=value`` with field schema_title, state, name or
+# ``metadata.<key>.string_value|number_value``. Anything else is refused, so a filter this
+# matcher does not understand fails the test instead of passing it.
+
+def _clause_value(text: str):
+    text = text.strip()
+    if text.startswith('"'):
+        return json.loads(text)
+    if text == "LIVE":
+        return "LIVE"
+    return float(text)
+
+
+def artifact_matches(query: str, artifact: dict) -> bool:
+    """Whether a Vertex artifact (``schemaTitle``, ``state``, ``name``, ``metadata``) matches."""
+    for clause in query.split(" AND "):
+        field, sep, value = clause.partition("=")
+        if not sep:
+            raise ValueError(f"unsupported filter clause {clause!r}")
+        field, value = field.strip(), _clause_value(value)
+        if field == "schema_title":
+            actual = artifact["schemaTitle"]
+        elif field in ("state", "name"):
+            actual = artifact.get(field, "LIVE" if field == "state" else None)
+        elif field.startswith("metadata.") and field.count(".") == 2:
+            _, key, kind = field.split(".")
+            if kind not in ("string_value", "number_value"):
+                raise ValueError(f"unsupported metadata value kind in {clause!r}")
+            actual = artifact.get("metadata", {}).get(key)
+            if kind == "number_value" and not isinstance(actual, (int, float)):
+                return False
+            if kind == "string_value" and not isinstance(actual, str):
+                return False
+        else:
+            raise ValueError(f"unsupported filter field in {clause!r}")
+        if actual != value:
+            return False
+    return True

@@ -23,6 +23,7 @@ import sys
 import pytest
 
 from tests import fixtures
+from tests.fake_vertex_server import artifact_matches
 from tests.test_pipeline import _config, make_setup
 
 ORDER = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
@@ -101,6 +102,24 @@ def run_task(spec: dict, task_name: str, produced: dict, root) -> dict:
     return reported
 
 
+def as_vertex(artifact: dict) -> dict:
+    """An artifact as Vertex ML Metadata stores it: its type's schema title as ``schemaTitle``."""
+    import yaml
+
+    kind = artifact["type"]
+    title = kind.get("schemaTitle") or yaml.safe_load(kind["instanceSchema"])["title"]
+    return {**artifact, "schemaTitle": title}
+
+
+def resolver_queries(spec: dict):
+    """The compiled latest-blessed-model resolver's two queries: blessing, then model."""
+    queries = {}
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        for key, query in executor.get("resolver", {}).get("outputArtifactQueries", {}).items():
+            queries[key] = query["filter"]
+    return queries["model_blessing"], queries["model"]
+
+
 def test_every_component_runs_from_its_container_entrypoint(compiled):
     spec, root = compiled
     assert set(ORDER) <= set(spec["root"]["dag"]["tasks"])
@@ -125,6 +144,18 @@ def test_every_component_runs_from_its_container_entrypoint(compiled):
     # TFX's V2 entrypoint rewrote the model id to the runtime artifact name, which is what the
     # latest-blessed-model resolver matches on Vertex (refactor_model_blessing).
     assert blessing["metadata"]["current_model_id"] == produced["QaTrainer"]["model"][0]["name"]
+    # The next run's resolver tasks, as the Vertex service evaluates their queries: the blessing
+    # query finds this blessing (and not another pipeline's), the model query then finds this model.
+    blessing_query, model_query = resolver_queries(spec)
+    assert artifact_matches(blessing_query, as_vertex(blessing))
+    other_pipeline = {**blessing, "metadata": {**blessing["metadata"], "pipeline_name": "someone-else"}}
+    assert not artifact_matches(blessing_query, as_vertex(other_pipeline))
+    not_blessed = {**blessing, "metadata": {**blessing["metadata"], "blessed": 0}}
+    assert not artifact_matches(blessing_query, as_vertex(not_blessed))
+    model_query = model_query.replace("{{$.inputs.artifacts['input'].metadata['current_model_id']}}",
+                                      blessing["metadata"]["current_model_id"])
+    assert artifact_matches(model_query, as_vertex(produced["QaTrainer"]["model"][0]))
+    assert not artifact_matches(model_query, as_vertex(produced["TfliteExport"]["tflite_model"][0]))
     assert os.path.exists(os.path.join(blessing["uri"], "BLESSED"))
     evaluation = produced["QaEvaluator"]["evaluation"][0]["uri"]
     assert os.path.exists(os.path.join(evaluation, "report.md"))

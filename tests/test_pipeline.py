@@ -311,6 +311,12 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     job = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob(), ignore_unknown_fields=False)
     assert job.pipeline_spec["schemaVersion"] == "2.1.0"
     assert {next(iter(e)) for e in executors.values()} == {"container", "resolver"}
+    # Its baseline query sees this pipeline's blessings only (ML Metadata is shared per region).
+    filters = [q["filter"] for e in executors.values()
+               for q in e.get("resolver", {}).get("outputArtifactQueries", {}).values()]
+    assert [f for f in filters if "tfx.ModelBlessing" in f] == [
+        'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
+        f' AND metadata.pipeline_name.string_value="{config.name}"']
     # No custom driver runs there: SquadExampleGen never reuses a cached read of its patterns.
     assert tasks["SquadExampleGen"]["cachingOptions"] == {"enableCache": False}
     assert tasks["QaTrainer"]["cachingOptions"] == {"enableCache": True}

@@ -33,6 +33,9 @@ class QaEvaluatorSpec(types.ComponentSpec):
         # Without a baseline_model input: the newest model published under this push
         # destination is the baseline (where no MLMD resolver can run, e.g. Kubeflow).
         "baseline_destination": ExecutionParameter(type=str, optional=True),
+        # Recorded on the blessing, so a baseline query can keep to this pipeline's models
+        # (Vertex ML Metadata is shared by every pipeline in a project and region).
+        "pipeline_name": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),   # questions (references)
@@ -66,7 +69,8 @@ class QaEvaluator(base_beam_component.BaseBeamComponent):
                  version_2_with_negative: bool = False, max_answer_length: int = 30,
                  null_score_diff_threshold: float = 0.0, predict_batch_size: int = 8,
                  thresholds: Thresholds = Thresholds(), quantized_variant: str = "dynamic",
-                 evaluate_untrained: bool = True, baseline_destination: Optional[str] = None):
+                 evaluate_untrained: bool = True, baseline_destination: Optional[str] = None,
+                 pipeline_name: Optional[str] = None):
         super().__init__(spec=QaEvaluatorSpec(
             examples=examples, features=features, model=model, tflite_model=tflite_model,
             baseline_model=baseline_model, eval_split=eval_split,
@@ -80,6 +84,6 @@ class QaEvaluator(base_beam_component.BaseBeamComponent):
             quantized_variant=quantized_variant or "",
             evaluate_untrained=int(evaluate_untrained),
             min_f1_gain_over_untrained=float_param(thresholds.min_f1_gain_over_untrained),
-            baseline_destination=baseline_destination,
+            baseline_destination=baseline_destination, pipeline_name=pipeline_name,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

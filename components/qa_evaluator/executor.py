@@ -297,7 +297,7 @@ def bless(params: dict, results: Dict[str, dict], tflite_model, baseline: dict,
 
 
 def write_outputs(evaluation, blessing, model, data: EvalData, results: Dict[str, dict], slice_rows,
-                  checks, baseline: dict, untrained: Dict[str, float]) -> bool:
+                  checks, baseline: dict, untrained: Dict[str, float], params: dict) -> bool:
     """Report, chart, scores.json and properties on the evaluation; TFX's blessing layout."""
     blessed = all(c.passed for c in checks)
     overall = {v: r["scores"] for v, r in results.items()}
@@ -325,6 +325,7 @@ def write_outputs(evaluation, blessing, model, data: EvalData, results: Dict[str
     artifacts.write_blessing(blessing, blessed, model, {
         "f1": overall[SAVED_MODEL]["f1"], "exact_match": overall[SAVED_MODEL]["exact_match"],
         "failed_checks": failed, "report": report_path,
+        **({artifacts.BLESSING_PIPELINE_KEY: params["pipeline_name"]} if params.get("pipeline_name") else {}),
         "blessing_message": (f"blessed: all {len(checks)} checks passed" if blessed
                              else f"not blessed: failed {', '.join(failed)}")})
     if baseline:
@@ -368,7 +369,7 @@ class Executor(tfx_evaluator_executor.Executor):
             slice_rows = slice_with_tfma(evaluation.uri, data.questions, results, self._beam_pipeline_args)
             checks = bless(params, results, tflite_model, baseline, untrained)
             blessed = write_outputs(evaluation, blessing, model, data, results, slice_rows, checks,
-                                    baseline, untrained)
+                                    baseline, untrained, params)
         finally:
             tf.io.gfile.rmtree(work_dir)
         print(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report "
