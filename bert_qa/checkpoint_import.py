@@ -28,6 +28,7 @@ import numpy as np
 
 from bert_qa import _env  # noqa: F401
 from bert_qa import hub_format
+from bert_qa.errors import InputError
 
 PROVENANCE_FILE = "bert_qa_import.json"
 FORMAT_VERSION = 1
@@ -38,7 +39,7 @@ _BUFFERS = ("embeddings.position_ids",)
 _HEAD_PREFIXES = ("cls.", "qa_outputs.", "classifier.")
 
 
-class CheckpointImportError(ValueError):
+class CheckpointImportError(InputError):
     """The checkpoint does not map one-to-one onto a BERT encoder."""
 
 

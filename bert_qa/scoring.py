@@ -15,6 +15,8 @@ from typing import Dict, List, Optional
 
 from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
 
+from bert_qa.errors import InputError
+
 
 def is_v2(dataset: List[dict]) -> bool:
     """A dataset is SQuAD v2.0-style if any question is marked impossible."""
@@ -38,7 +40,7 @@ def score(dataset: List[dict], predictions: Dict[str, str], na_probs: Optional[D
     return metrics
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(InputError):
     """A data, predictions or null-odds file the scorers would mis-score; names file and question."""
 
 

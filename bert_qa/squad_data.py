@@ -13,9 +13,10 @@ import json
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.errors import InputError
 
 
-class SquadFormatError(ValueError):
+class SquadFormatError(InputError):
     """A SQuAD file that cannot be read; the message names the file and question id."""
 
     def __init__(self, source: str, message: str, question_id: Optional[str] = None):

@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 from bert_qa import _env  # noqa: F401  (before anything imports TensorFlow)
+from bert_qa.errors import EXIT_BAD_INPUT, EXIT_TOOL_FAILED, InputError
 from bert_qa_cli import commands
 
 
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bertqa",
         description="Fine-tune BERT-family encoders for extractive QA (SQuAD format) and "
                     "ship Task Library TFLite models; TFLite Model Maker BertQaSpec parity.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (default: one line)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -30,8 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Exit 0 done, 1 the input is bad (``InputError``: fix the file, flag or config named),
+    2 usage (argparse), 3 the tool failed (anything else; ``--debug`` for the traceback)."""
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print(f"bertqa {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except InputError as err:
+        if args.debug:
+            raise
+        print(f"bertqa {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # noqa: BLE001 (the one place that turns failures into a status)
+        if args.debug:
+            raise
+        print(f"bertqa {args.command}: failed: {type(err).__name__}: {err}\n"
+              f"(this is the tool's failure, not a problem with your input as far as it can tell; "
+              f"rerun with `bertqa --debug {args.command} ...` for the traceback)", file=sys.stderr)
+        return EXIT_TOOL_FAILED
     return int(result or 0)
 
 

@@ -18,6 +18,7 @@ from typing import Optional
 from bert_qa import _env  # noqa: F401
 
 from bert_qa_pipeline.pipeline.config import REPO_ROOT, PipelineConfig
+from bert_qa.errors import InputError
 
 CONTAINER_REPO_ROOT = "/pipeline"
 
@@ -50,7 +51,7 @@ KFP_EXECUTOR_KINDS = ("container", "importer")
 SCHEMA_VERSION = "2.1.0"  # what the Kubeflow Pipelines API server accepts (v2_template.go)
 
 
-class CompileError(ValueError):
+class CompileError(InputError):
     """A configuration the chosen target cannot run; says why and what to use instead."""
 
 

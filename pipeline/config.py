@@ -13,6 +13,8 @@ import os
 import typing
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from bert_qa.errors import InputError
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO_ROOT, "data")
 
@@ -181,7 +183,7 @@ class PipelineConfig:
 BASELINES = ("auto", "latest_blessed", "latest_published", "none")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key or value that does not fit the schema; names the key."""
 
 
