@@ -1,8 +1,11 @@
 """Model Maker's ``DataLoader.from_squad``: SQuAD file -> windowed features for a spec.
 
-Features are written once to a TFRecord file in ``cache_dir`` under a key built from the
-spec's ``get_config()`` (the preprocessing parameters), the file's content hash and the
-mode, so a second load with the same spec reuses them. Every question is accounted for:
+Features are written once to a TFRecord file in ``cache_dir`` (default: the per-user
+``~/.cache/bert_qa/features``, or ``$BERT_QA_CACHE/features``, never a shared temp directory)
+under a key built from everything that decides them: the file's content, the spec's
+``get_config()``, the vocabulary's content, ``do_lower_case``, the mode and the answer policy.
+A cached file is used only when its SHA-256 matches the one recorded when it was written, so a
+truncated or replaced cache file is rebuilt rather than trained on. Every question is accounted for:
 ``size`` counts features, ``num_questions`` the questions read, ``skipped`` those left out
 (training answers that cannot be aligned), each with its reason.
 """
@@ -12,13 +15,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import time
+import uuid
 from typing import List, Optional
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 
-from bert_qa import input_pipeline, squad_data
+from bert_qa import input_pipeline, pretrained, squad_data
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +71,11 @@ class DataLoader:
         model_spec.build()
         with tf.io.gfile.GFile(filename, "rb") as f:
             content = f.read()
-        key = _cache_key(content, model_spec.get_config(), is_training, version_2_with_negative,
+        key = _cache_key(content, _windowing_identity(model_spec), is_training, version_2_with_negative,
                          multi_answer)
-        cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "bert_qa_features")
+        cache_dir = cache_dir or default_cache_dir()
+        tf.io.gfile.makedirs(cache_dir)
+        _sweep_stale_temporaries(cache_dir)
         tfrecord_file = os.path.join(cache_dir, f"{key}.tfrecord")
         meta_file = os.path.join(cache_dir, f"{key}.meta.json")
 
@@ -85,22 +91,21 @@ class DataLoader:
             output_fn = features.append
         else:
             output_fn = lambda feature, is_padding: features.append(feature)  # noqa: E731
-        cached = tf.io.gfile.exists(meta_file) and tf.io.gfile.exists(tfrecord_file)
+        meta = _verified_meta(meta_file, tfrecord_file)
+        cached = meta is not None
         if cached and is_training:
-            with tf.io.gfile.GFile(meta_file) as f:
-                size = json.load(f)["size"]
+            size = meta["size"]
             features = None  # training never maps predictions back; keep memory free
         else:
             model_spec.convert_examples_to_features(examples, is_training, output_fn,
                                                     model_spec.predict_batch_size)
             size = len(features)
             if not cached:
-                _write_atomically(features, tfrecord_file, is_training)
-                with tf.io.gfile.GFile(meta_file + ".tmp", "w") as f:
-                    json.dump({"size": size, "squad_file": filename, "config": model_spec.get_config(),
-                               "is_training": is_training, "questions": len(questions),
-                               "skipped": len(skipped)}, f)
-                tf.io.gfile.rename(meta_file + ".tmp", meta_file, overwrite=True)
+                digest = _write_atomically(features, tfrecord_file, is_training)
+                _write_text_atomically(meta_file, json.dumps({
+                    "size": size, "sha256": digest, "squad_file": filename,
+                    "windowing": _windowing_identity(model_spec), "is_training": is_training,
+                    "questions": len(questions), "skipped": len(skipped)}, sort_keys=True))
         log.info("%s: %d questions -> %d examples -> %d features (%s)", filename, len(questions),
                  len(examples), size, "cached" if cached else "new")
         return QuestionAnswerDataLoader(tfrecord_file, size, version_2_with_negative, examples,
@@ -113,7 +118,94 @@ def _cache_key(content: bytes, config: dict, is_training: bool, v2: bool, multi_
     return h.hexdigest()[:24]
 
 
-def _write_atomically(features, path: str, is_training: bool):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    input_pipeline.write_features(features, tmp, is_training)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+# Temporaries: unique per writer (processes on different machines can share a cache and a pid).
+_TMP_SUFFIX = ".tmp"
+_STALE_TMP_SECONDS = 24 * 3600
+
+
+def default_cache_dir() -> str:
+    """Per user (``~/.cache/bert_qa/features`` or ``$BERT_QA_CACHE/features``), private to them:
+    features decide what a model learns, so nobody else may plant them."""
+    path = os.path.join(pretrained.cache_root(), "features")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _windowing_identity(model_spec) -> dict:
+    """Everything in the spec that decides the features: its config and its tokenizer."""
+    with tf.io.gfile.GFile(model_spec.vocab_file, "rb") as f:
+        vocab_sha = hashlib.sha256(f.read()).hexdigest()
+    return {"config": model_spec.get_config(), "vocab_sha256": vocab_sha,
+            "do_lower_case": bool(model_spec.do_lower_case)}
+
+
+def _cache_key(content: bytes, identity: dict, is_training: bool, v2: bool, multi_answer: str) -> str:
+    h = hashlib.sha256(content)
+    h.update(json.dumps([identity, is_training, v2, multi_answer], sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+def _sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verified_meta(meta_file: str, tfrecord_file: str) -> Optional[dict]:
+    """The cache entry's record if the features file is the one it describes, else None
+    (missing, unreadable, from an older version without a digest, truncated or replaced)."""
+    if not (tf.io.gfile.exists(meta_file) and tf.io.gfile.exists(tfrecord_file)):
+        return None
+    try:
+        with tf.io.gfile.GFile(meta_file) as f:
+            meta = json.load(f)
+        if isinstance(meta, dict) and meta.get("sha256") == _sha256_of(tfrecord_file):
+            return meta
+    except (ValueError, OSError, tf.errors.OpError):
+        pass
+    log.warning("feature cache entry %s does not match its record; rebuilding it", tfrecord_file)
+    return None
+
+
+def _temporary(path: str) -> str:
+    return f"{path}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
+
+
+def _write_atomically(features, path: str, is_training: bool) -> str:
+    """Writes beside ``path`` and renames into place; returns the file's SHA-256."""
+    tmp = _temporary(path)
+    try:
+        input_pipeline.write_features(features, tmp, is_training)
+        digest = _sha256_of(tmp)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+    return digest
+
+
+def _write_text_atomically(path: str, text: str) -> None:
+    tmp = _temporary(path)
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
+def _sweep_stale_temporaries(cache_dir: str) -> None:
+    """Temporaries of writers killed long ago (a day: no live writer takes that long)."""
+    now = time.time()
+    for name in tf.io.gfile.listdir(cache_dir):
+        if not name.endswith(_TMP_SUFFIX):
+            continue
+        path = os.path.join(cache_dir, name)
+        try:
+            if now - tf.io.gfile.stat(path).mtime_nsec / 1e9 > _STALE_TMP_SECONDS:
+                tf.io.gfile.remove(path)
+        except (OSError, tf.errors.OpError):
+            pass  # another process swept it first
