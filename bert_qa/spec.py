@@ -210,6 +210,15 @@ class BertQaSpec:
                 training_dataset = tf_keras.utils.experimental.DatasetCreator(train_input_fn)
             else:
                 training_dataset = train_input_fn()
+                resumed = self._epochs_done_before_kill()
+                if resumed and isinstance(training_dataset, tf.data.Dataset):
+                    # BackupAndRestore restores weights and optimizer, not the input pipeline:
+                    # without this, the resumed epochs would see epoch 1's batches again. The
+                    # shuffled, repeated stream is deterministic, so skipping what was consumed
+                    # continues it where the killed run stopped.
+                    log.info("resuming after epoch %d: skipping its %d batches", resumed,
+                             resumed * steps_per_epoch)
+                    training_dataset = training_dataset.skip(resumed * steps_per_epoch)
             model = self.create_model()
             optimizer = optimization.create_optimizer(
                 self.optimizer_recipe, self.learning_rate, total_steps, warmup_steps)
@@ -225,6 +234,21 @@ class BertQaSpec:
                   callbacks=callbacks, **kwargs)
         return model
 
+    def _backup_dir(self) -> str:
+        return os.path.join(self.model_dir, "backup")
+
+    def _epochs_done_before_kill(self) -> int:
+        """Epochs a killed run completed, from the state BackupAndRestore will restore (its
+        ``ckpt_saved_epoch``, 0-based; tf_keras resumes at the next epoch)."""
+        latest = tf.train.latest_checkpoint(os.path.join(self._backup_dir(), "chief"))
+        if not latest:
+            return 0
+        try:
+            saved = int(tf.train.load_variable(latest, "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+        except (tf.errors.NotFoundError, ValueError):
+            return 0
+        return max(saved + 1, 0)
+
     def _training_callbacks(self) -> List[tf_keras.callbacks.Callback]:
         callbacks = [
             tf_keras.callbacks.ModelCheckpoint(
@@ -235,7 +259,7 @@ class BertQaSpec:
         ]
         # tf_keras's BackupAndRestore refuses OneDeviceStrategy (NotImplementedError).
         if not isinstance(self.strategy, tf.distribute.OneDeviceStrategy):
-            callbacks.insert(0, tf_keras.callbacks.BackupAndRestore(os.path.join(self.model_dir, "backup")))
+            callbacks.insert(0, tf_keras.callbacks.BackupAndRestore(self._backup_dir()))
         else:
             log.warning("distribution_strategy='one_device': a killed run cannot resume here (tf_keras's "
                         "BackupAndRestore refuses OneDeviceStrategy); per-epoch checkpoints are still "

@@ -48,6 +48,9 @@ class RunSummary:
         return "\n".join(lines)
 
 
+RUN_LOCK_FILE = ".bertqa-run.lock"
+
+
 def metadata_config(path: str):
     from tfx.orchestration import metadata
 
@@ -60,13 +63,18 @@ def run(config: PipelineConfig) -> RunSummary:
 
     from bert_qa_pipeline.pipeline.pipeline import create_pipeline
 
+    from bert_qa import locks
+
     os.makedirs(config.output_dir, exist_ok=True)
-    start = time.time()
-    tfx_pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config.metadata_path))
-    print(f"bertqa run: pipeline {config.name!r} under {config.output_dir} (encoder {config.encoder_uri})",
-          file=sys.stderr, flush=True)
-    LocalDagRunner().run(tfx_pipeline)
-    return summarize(config, time.time() - start)
+    # One run per output directory: two would share the MLMD sqlite file and the trainer's
+    # resume state, which the first to finish deletes under the other.
+    with locks.exclusive(os.path.join(config.output_dir, RUN_LOCK_FILE), f"output directory {config.output_dir}"):
+        start = time.time()
+        tfx_pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config.metadata_path))
+        print(f"bertqa run: pipeline {config.name!r} under {config.output_dir} (encoder {config.encoder_uri})",
+              file=sys.stderr, flush=True)
+        LocalDagRunner().run(tfx_pipeline)
+        return summarize(config, time.time() - start)
 
 
 def summarize(config: PipelineConfig, seconds: float) -> RunSummary:

@@ -1,6 +1,7 @@
 """QaTrainer's executor: thin over ``BertQaSpec.train`` and ``bert_qa.export``."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -72,6 +73,20 @@ def resume_dir(model_uri: str, checkpoint_root: str, fingerprint_inputs: Dict[st
     return os.path.join(root, digest)
 
 
+@contextlib.contextmanager
+def owning(state_dir: str):
+    """Exclusive use of a local resume state; on object stores (no locks) the resume key
+    already differs per model URI unless a shared ``checkpoint_root`` is configured."""
+    if "://" in state_dir:
+        yield
+        return
+    from bert_qa import locks
+
+    # Inside the state directory, so it goes with it when training succeeds.
+    with locks.exclusive(os.path.join(state_dir, ".owner.lock"), f"training state {state_dir}"):
+        yield
+
+
 def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: str):
     """The spec to train: its arguments, with the windowing the features were made with."""
     from bert_qa.spec import WINDOWING_ARGS, spec_from_record
@@ -87,10 +102,6 @@ def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: st
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        from bert_qa import input_pipeline
-        from bert_qa.export import export_saved_model
-        from bert_qa.spec import spec_record
-
         features = artifacts.single(input_dict["features"], "features")
         model = artifacts.single(output_dict["model"], "model")
         model_run = artifacts.single(output_dict["model_run"], "model_run")
@@ -104,6 +115,17 @@ class Executor(base_executor.BaseExecutor):
                                                     if k != "checkpoint_root"}}
         state_dir = resume_dir(model.uri, exec_properties.get("checkpoint_root") or "", fingerprint)
         tf.io.gfile.makedirs(state_dir)
+        # Two trainers on one resume state (two runs, one checkpoint_root) would restore each
+        # other's checkpoints and the first to finish would delete it under the other.
+        with owning(state_dir):
+            self._train(features, model, model_run, exec_properties, spec_name, spec_args, split, state_dir)
+
+    def _train(self, features, model, model_run, exec_properties, spec_name, spec_args, split,
+               state_dir) -> None:
+        from bert_qa import input_pipeline
+        from bert_qa.export import export_saved_model
+        from bert_qa.spec import spec_record
+
         seed = int(exec_properties.get("seed", 42))
         tf_keras.utils.set_random_seed(seed)
         spec = make_spec(spec_name, spec_args, features, state_dir)
