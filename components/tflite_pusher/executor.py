@@ -27,11 +27,15 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
     Staged in ``<destination>/.staging-<uuid>/`` and renamed into place: a rename is atomic
     on POSIX file systems (and HDFS), and renaming onto an existing, non-empty version fails,
     so a version is never overwritten. If another pusher takes the version first, the next
-    one is tried. On object stores without atomic directory renames (gs://, s3://) gfile
-    copies object by object; consumers there should read a version only once its
-    ``manifest.json`` (written last into the staging directory) is present.
+    one is tried. Object stores (gs://, s3://) have no directory rename (gfile would copy
+    object by object, in any order): there the files are copied into the version one by one
+    and ``manifest.json`` last, so a version whose manifest exists is whole, which is what
+    every reader (``artifacts.latest_published``) requires. Two pushers racing for one
+    version on an object store are not excluded there (no conditional create in gfile).
+    Staging directories of pushers killed long ago are swept.
     """
     tf.io.gfile.makedirs(destination)
+    sweep_stale_staging(destination)
     staging = os.path.join(destination, f".staging-{uuid.uuid4().hex}")
     tf.io.gfile.makedirs(staging)
     try:
@@ -45,12 +49,15 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
                 continue
             try:
                 if "://" in destination:
-                    tf.io.gfile.rename(staging, target, overwrite=False)
+                    _copy_manifest_last(staging, target)
                 else:
                     os.rename(staging, target)  # rename(2): atomic; fails onto a non-empty dir
-            except (tf.errors.OpError, OSError):
-                if tf.io.gfile.exists(target):
-                    continue  # lost a race for this version; take the next one
+            except (tf.errors.OpError, OSError) as err:
+                lost_race = (isinstance(err, (FileExistsError, tf.errors.AlreadyExistsError))
+                             or tf.io.gfile.exists(os.path.join(target, MANIFEST))
+                             or ("://" not in destination and tf.io.gfile.exists(target)))
+                if lost_race:
+                    continue  # another pusher has this version; take the next one
                 raise
             return target
         raise VersionExistsError(f"could not claim a new version under {destination} "
@@ -58,6 +65,35 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
     finally:
         if tf.io.gfile.exists(staging):
             tf.io.gfile.rmtree(staging)
+
+
+_STALE_STAGING_SECONDS = 24 * 3600
+
+
+def _copy_manifest_last(staging: str, target: str) -> None:
+    if tf.io.gfile.exists(os.path.join(target, MANIFEST)):
+        raise FileExistsError(target)
+    tf.io.gfile.makedirs(target)  # a prefix only, on object stores
+    names = sorted(tf.io.gfile.listdir(staging), key=lambda n: n == MANIFEST)
+    for name in names:
+        tf.io.gfile.copy(os.path.join(staging, name), os.path.join(target, name), overwrite=False)
+
+
+def sweep_stale_staging(destination: str) -> None:
+    """``.staging-*`` left by pushers killed at least a day ago (no live push takes that long)."""
+    import time
+
+    for name in tf.io.gfile.listdir(destination):
+        if not name.rstrip("/").startswith(".staging-"):
+            continue
+        path = os.path.join(destination, name.rstrip("/"))
+        try:
+            newest = max([tf.io.gfile.stat(os.path.join(path, f)).mtime_nsec
+                          for f in tf.io.gfile.listdir(path)] or [tf.io.gfile.stat(path).mtime_nsec])
+            if time.time() - newest / 1e9 > _STALE_STAGING_SECONDS:
+                tf.io.gfile.rmtree(path)
+        except (tf.errors.OpError, OSError):
+            pass  # swept by another pusher
 
 
 def sha256_of(path: str) -> str:
