@@ -14,6 +14,7 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.export.metadata import TfliteModelError  # noqa: F401  (re-exported)
 
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30
@@ -49,12 +50,22 @@ class TfliteQuestionAnswerer:
         from bert_qa.tflite_runner import LiteRunner
         from bert_qa.tokenization import CachedFullTokenizer
 
+        # The interpreter first: it verifies the flatbuffer, so a corrupt or truncated file is
+        # reported as such rather than as unreadable metadata. Both raise TfliteModelError
+        # (an InputError naming the file).
+        self.runner = LiteRunner(tflite_path, num_threads=num_threads)
         self.metadata = read_metadata(tflite_path)
+        try:
+            vocab_text = self.metadata.vocab_bytes.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TfliteModelError(f"{tflite_path}: the vocabulary packed in its metadata is not "
+                                   f"UTF-8 (damaged file?): {err}") from err
+        if not vocab_text.strip():
+            raise TfliteModelError(f"{tflite_path}: the vocabulary packed in its metadata is empty")
         with tempfile.TemporaryDirectory() as tmp:  # FullTokenizer reads the vocab eagerly
             vocab_path = self.metadata.write_vocab(os.path.join(tmp, "vocab.txt"))
             self.tokenizer = CachedFullTokenizer(vocab_path, self.metadata.do_lower_case)
         self.do_lower_case = self.metadata.do_lower_case
-        self.runner = LiteRunner(tflite_path, num_threads=num_threads)
         self.seq_len = self.runner.seq_len
         options = self.metadata.options
         self.query_len = int(query_len or options.get("query_len") or _spec_default("query_len"))

@@ -40,7 +40,21 @@ _HEAD_PREFIXES = ("cls.", "qa_outputs.", "classifier.")
 
 
 class CheckpointImportError(InputError):
-    """The checkpoint does not map one-to-one onto a BERT encoder."""
+    """The checkpoint cannot be converted: a file is missing, unreadable or malformed, or the
+    checkpoint does not map one-to-one onto a BERT encoder. The message names the file."""
+
+
+class CheckpointFileNotFoundError(CheckpointImportError, FileNotFoundError):
+    """A file the checkpoint directory must hold is absent (still a FileNotFoundError)."""
+
+
+class ExportExistsError(CheckpointImportError, FileExistsError):
+    """The export directory already holds something (still a FileExistsError)."""
+
+
+# config.json keys that fix the encoder's shape: without them the weights cannot be checked.
+_REQUIRED_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                  "intermediate_size")
 
 
 def sha256_file(path: str, chunk_size: int = 1 << 22) -> str:
@@ -54,28 +68,75 @@ def sha256_file(path: str, chunk_size: int = 1 << 22) -> str:
 def read_config(checkpoint_dir: str) -> dict:
     path = os.path.join(checkpoint_dir, "config.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No config.json in checkpoint directory {checkpoint_dir!r}")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        raise CheckpointFileNotFoundError(f"No config.json in checkpoint directory {checkpoint_dir!r}")
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        raise CheckpointImportError(f"{path}: must hold a JSON object, not {type(config).__name__}")
+    return config
 
 
-def encoder_config_from_hf(config: dict) -> hub_format.EncoderConfig:
-    """EncoderConfig from a Hugging Face BERT ``config.json`` (refusing what BertEncoder can't do)."""
+def _read_json(path: str):
+    """A JSON file; unreadable, non-UTF-8 or malformed is a CheckpointImportError naming it."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise CheckpointImportError(f"{path}: cannot read it: {err.strerror or err}") from err
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointImportError(f"{path}: not UTF-8 text (byte offset {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointImportError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, "
+                                    f"column {err.colno}") from None
+
+
+def encoder_config_from_hf(config: dict, source: str = "config.json") -> hub_format.EncoderConfig:
+    """EncoderConfig from a Hugging Face BERT ``config.json`` (refusing what BertEncoder can't do).
+
+    The shape keys must be there (``_REQUIRED_KEYS``; the others default as in Hugging Face's
+    BertConfig); every value must have its type (positive integers, non-negative numbers with
+    dropout below 1, a known activation); ``source`` names the file in errors.
+    """
+    def fail(message: str):
+        raise CheckpointImportError(f"{source}: {message}")
+
     model_type = config.get("model_type", "bert")
     if model_type != "bert":
-        raise CheckpointImportError(
-            f"model_type {model_type!r} is not BERT; only BERT-architecture checkpoints convert")
+        fail(f"model_type {model_type!r} is not BERT; only BERT-architecture checkpoints convert")
     position_type = config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
-        raise CheckpointImportError(
-            f"position_embedding_type {position_type!r} is not supported (BertEncoder: absolute)")
-    fields = {f.name for f in dataclasses.fields(hub_format.EncoderConfig)}
+        fail(f"position_embedding_type {position_type!r} is not supported (BertEncoder: absolute)")
+    missing = [k for k in _REQUIRED_KEYS if k not in config]
+    if missing:
+        fail(f"missing key(s) {missing}: a BERT config.json gives the encoder's shape "
+             f"({', '.join(_REQUIRED_KEYS)})")
+    fields = {f.name: f for f in dataclasses.fields(hub_format.EncoderConfig)}
     values = {k: v for k, v in config.items() if k in fields}
+    for key, value in values.items():
+        kind = fields[key].type
+        if kind in ("int", int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                fail(f"{key} must be a positive integer, not {value!r}")
+        elif kind in ("float", float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                fail(f"{key} must be a non-negative number, not {value!r}")
+            if key.endswith("dropout_prob") and value >= 1:
+                fail(f"{key} must be below 1, not {value!r}")
+        elif kind in ("str", str) and not isinstance(value, str):
+            fail(f"{key} must be a string, not {value!r}")
     encoder_config = hub_format.EncoderConfig(**values)
     if encoder_config.hidden_size % encoder_config.num_attention_heads:
-        raise CheckpointImportError(
-            f"hidden_size {encoder_config.hidden_size} is not divisible by "
-            f"num_attention_heads {encoder_config.num_attention_heads}")
+        fail(f"hidden_size {encoder_config.hidden_size} is not divisible by "
+             f"num_attention_heads {encoder_config.num_attention_heads}")
+    if abs(encoder_config.layer_norm_eps - 1e-12) > 1e-15:
+        fail(f"layer_norm_eps {encoder_config.layer_norm_eps} is not supported (BertEncoder's "
+             f"layer norms use 1e-12)")
+    try:
+        hub_format.activation(encoder_config.hidden_act)
+    except ValueError:
+        fail(f"hidden_act {encoder_config.hidden_act!r} is not an activation BertEncoder knows "
+             f"(e.g. gelu, gelu_new, relu)")
     return encoder_config
 
 
@@ -85,8 +146,14 @@ def resolve_do_lower_case(checkpoint_dir: str, config: dict,
     declared = None
     tokenizer_config = os.path.join(checkpoint_dir, "tokenizer_config.json")
     if os.path.isfile(tokenizer_config):
-        with open(tokenizer_config, encoding="utf-8") as f:
-            declared = json.load(f).get("do_lower_case")
+        settings = _read_json(tokenizer_config)
+        if not isinstance(settings, dict):
+            raise CheckpointImportError(f"{tokenizer_config}: must hold a JSON object, not "
+                                        f"{type(settings).__name__}")
+        declared = settings.get("do_lower_case")
+        if declared is not None and not isinstance(declared, bool):
+            raise CheckpointImportError(f"{tokenizer_config}: do_lower_case must be true or "
+                                        f"false, not {declared!r}")
     if declared is None:
         declared = config.get("do_lower_case")
     if do_lower_case is not None:
@@ -107,16 +174,21 @@ def resolve_do_lower_case(checkpoint_dir: str, config: dict,
 
 def load_hf_tensors(checkpoint_dir: str) -> Dict[str, np.ndarray]:
     """The checkpoint's tensors, names normalised to ``BertModel``'s (no "bert." prefix)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = os.path.join(checkpoint_dir, "model.safetensors")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model.safetensors in checkpoint directory {checkpoint_dir!r}")
+        raise CheckpointFileNotFoundError(
+            f"No model.safetensors in checkpoint directory {checkpoint_dir!r}")
     try:
         raw = load_file(path)
     except TypeError as err:  # e.g. bfloat16, which numpy has no dtype for
         raise CheckpointImportError(f"Cannot read {path!r} with numpy: {err}; save it as "
                                     f"float32 or float16") from err
+    except SafetensorError as err:  # a truncated or overwritten file: header or data incomplete
+        raise CheckpointImportError(f"{path}: not a readable safetensors file (truncated or "
+                                    f"corrupt? {err})") from err
     return _normalise_names(raw)
 
 
@@ -265,13 +337,15 @@ def import_hf_checkpoint(checkpoint_dir: str, export_dir: str,
     checkpoint_dir = os.path.abspath(checkpoint_dir)
     export_dir = os.path.abspath(export_dir.rstrip("/"))
     _refuse_existing(export_dir)
+    if not os.path.isdir(checkpoint_dir):
+        raise CheckpointFileNotFoundError(f"Checkpoint directory {checkpoint_dir!r} not found")
     vocab_file = os.path.join(checkpoint_dir, "vocab.txt")
     if not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"No vocab.txt in checkpoint directory {checkpoint_dir!r}")
+        raise CheckpointFileNotFoundError(f"No vocab.txt in checkpoint directory {checkpoint_dir!r}")
 
     start = time.time()
     config = read_config(checkpoint_dir)
-    encoder_config = encoder_config_from_hf(config)
+    encoder_config = encoder_config_from_hf(config, os.path.join(checkpoint_dir, "config.json"))
     lower = resolve_do_lower_case(checkpoint_dir, config, do_lower_case)
     _check_vocab(vocab_file, encoder_config.vocab_size)
     tensors = load_hf_tensors(checkpoint_dir)
@@ -306,7 +380,7 @@ def import_hf_checkpoint(checkpoint_dir: str, export_dir: str,
 
 def _refuse_existing(export_dir: str) -> None:
     if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
-        raise FileExistsError(f"Export directory {export_dir!r} already exists and is not empty")
+        raise ExportExistsError(f"Export directory {export_dir!r} already exists and is not empty")
 
 
 def _rename_into_place(staging: str, export_dir: str) -> None:
@@ -314,14 +388,19 @@ def _rename_into_place(staging: str, export_dir: str) -> None:
         os.rename(staging, export_dir)  # atomic; replaces only an empty directory
     except OSError as err:
         if os.path.isdir(export_dir) and os.listdir(export_dir):
-            raise FileExistsError(
+            raise ExportExistsError(
                 f"Export directory {export_dir!r} appeared while converting") from err
         raise
 
 
 def _check_vocab(vocab_file: str, vocab_size: int) -> None:
-    with open(vocab_file, encoding="utf-8") as f:
-        lines = sum(1 for _ in f)
+    try:
+        with open(vocab_file, encoding="utf-8") as f:
+            lines = sum(1 for _ in f)
+    except UnicodeDecodeError as err:
+        raise CheckpointImportError(f"{vocab_file}: not UTF-8 text ({err.reason})") from None
+    if lines == 0:
+        raise CheckpointImportError(f"{vocab_file}: the vocabulary is empty")
     if lines > vocab_size:
         raise CheckpointImportError(
-            f"vocab.txt has {lines} tokens but the model's vocab_size is {vocab_size}")
+            f"{vocab_file} has {lines} tokens but the model's vocab_size is {vocab_size}")

@@ -80,7 +80,7 @@ class DataLoader:
         meta_file = os.path.join(cache_dir, f"{key}.meta.json")
 
         questions = list(squad_data.iter_questions(
-            squad_data.parse_squad_json(content.decode("utf-8"), filename), filename))
+            squad_data.parse_squad_json(_decoded(content, filename), filename), filename))
         examples, skipped = squad_data.to_squad_examples(
             questions, is_training, version_2_with_negative, multi_answer)
         if skipped:
@@ -112,6 +112,15 @@ class DataLoader:
                                         features, filename, is_training, len(questions), skipped)
 
 
+def _decoded(content: bytes, filename: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = content[:err.start].count(b"\n") + 1
+        raise squad_data.SquadFormatError(filename, f"not UTF-8 text (byte {err.start}, line {line}): "
+                                                    f"save it as UTF-8") from None
+
+
 def _cache_key(content: bytes, config: dict, is_training: bool, v2: bool, multi_answer: str) -> str:
     h = hashlib.sha256(content)
     h.update(json.dumps([config, is_training, v2, multi_answer], sort_keys=True).encode())
@@ -137,6 +146,15 @@ def _windowing_identity(model_spec) -> dict:
         vocab_sha = hashlib.sha256(f.read()).hexdigest()
     return {"config": model_spec.get_config(), "vocab_sha256": vocab_sha,
             "do_lower_case": bool(model_spec.do_lower_case)}
+
+
+def _decoded(content: bytes, filename: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = content[:err.start].count(b"\n") + 1
+        raise squad_data.SquadFormatError(filename, f"not UTF-8 text (byte {err.start}, line {line}): "
+                                                    f"save it as UTF-8") from None
 
 
 def _cache_key(content: bytes, identity: dict, is_training: bool, v2: bool, multi_answer: str) -> str:

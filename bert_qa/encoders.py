@@ -36,13 +36,25 @@ def resolve(uri: str) -> str:
     return hub_format.resolve_uri(uri)
 
 
+def is_hub_handle(uri: str) -> bool:
+    """An http(s) TF Hub handle (which only tensorflow_hub can resolve, not ``tf.io.gfile``)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def vocab_of(uri: str) -> str:
-    """The WordPiece vocab of an encoder (or ``uri`` itself when it is a vocab file)."""
+    """The WordPiece vocab of an encoder (or ``uri`` itself when it is a vocab file).
+
+    Resolution failures keep their kind (``hub_format.EncoderError`` and subclasses: not
+    found, cannot download, corrupt module), each naming the handle or path.
+    """
     import tensorflow as tf
 
     from bert_qa import hub_format
 
-    if not is_default(uri) and tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
+    # tf.io.gfile has no http(s) file system (it raises UnimplementedError): handles go
+    # straight to the TF Hub resolver.
+    if not is_default(uri) and not is_hub_handle(uri) and tf.io.gfile.exists(uri) \
+            and not tf.io.gfile.isdir(uri):
         return uri
     vocab, _ = hub_format.find_vocab(resolve(uri))
     return vocab

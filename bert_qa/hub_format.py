@@ -15,15 +15,24 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
+import logging
 import os
 import socket
+import ssl
+import tarfile
+import urllib.error
+import zlib
 from typing import Dict, Optional, Tuple
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.errors import InputError
 import tensorflow as tf
 import tf_keras
 import tensorflow_hub as hub
 from official.nlp.modeling import networks
+
+log = logging.getLogger(__name__)
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 TF1_INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -57,7 +66,7 @@ def build_bert_encoder(config: EncoderConfig) -> tf_keras.Model:
         num_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
         inner_dim=config.intermediate_size,
-        inner_activation=_activation(config.hidden_act),
+        inner_activation=activation(config.hidden_act),
         max_sequence_length=config.max_position_embeddings,
         type_vocab_size=config.type_vocab_size,
         output_dropout=config.hidden_dropout_prob,
@@ -67,7 +76,8 @@ def build_bert_encoder(config: EncoderConfig) -> tf_keras.Model:
     )
 
 
-def _activation(name: str):
+def activation(name: str):
+    """The Keras activation for a Hugging Face ``hidden_act``; ValueError if unknown."""
     # Hugging Face "gelu" is the exact (erf) GELU; "gelu_new"/"gelu_pytorch_tanh" the tanh one.
     if name == "gelu":
         return lambda x: tf_keras.activations.gelu(x, approximate=False)
@@ -107,14 +117,45 @@ def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
     return export_dir
 
 
-class HubHandleError(RuntimeError):
-    """A TF Hub handle that cannot be resolved here (no network, not cached)."""
+class EncoderError(InputError):
+    """An encoder (TF Hub handle or directory) that cannot be used; names the handle or path."""
+
+
+class EncoderNotFoundError(EncoderError, FileNotFoundError):
+    """No encoder directory (or no vocabulary in it) where the uri says."""
+
+
+class CorruptEncoderError(EncoderError):
+    """The encoder's files are there but cannot be read: not a SavedModel, a saved_model.pb
+    that does not parse, truncated variables. Names the path."""
+
+
+class HubHandleError(EncoderError, RuntimeError):
+    """A TF Hub handle that cannot be resolved here; the subclasses say why."""
+
+
+class HubDownloadError(HubHandleError):
+    """Not cached and cannot be downloaded: no network, DNS failure, timeout, HTTP error."""
+
+
+class HubHandleNotFoundError(HubHandleError):
+    """The server answered that there is no such handle (HTTP 404 / 410)."""
+
+
+class HubModuleCorruptError(HubHandleError, CorruptEncoderError):
+    """What was downloaded (or is in the cache) is not a usable SavedModel / TF Hub module."""
 
 
 # tensorflow_hub opens its URLs without a timeout: where DNS works but packets are dropped,
 # resolving an uncached handle would block for minutes. The timeout bounds each socket
 # operation (connect, one read), not a whole download, so large models still download.
 HUB_SOCKET_TIMEOUT_S = float(os.environ.get("BERT_QA_HUB_TIMEOUT", "30"))
+
+# Failures of the connection itself (urlopen wraps most in URLError; a read can raise the rest).
+_NETWORK_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror,
+                   socket.herror, ssl.SSLError, http.client.HTTPException)
+# A download that is not a tar archive of a module (truncated, HTML error page, ...).
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error)
 
 
 def hub_cache_location(uri: str) -> str:
@@ -126,29 +167,112 @@ def hub_cache_location(uri: str) -> str:
 
 
 def resolve_uri(uri: str, timeout: Optional[float] = None) -> str:
-    """A local directory for ``uri``: itself if local, else TF Hub's cache (or a download)."""
+    """A local directory for ``uri``: itself if local, else TF Hub's cache (or a download).
+
+    Failures say which they are: ``EncoderNotFoundError`` (no such directory),
+    ``HubDownloadError`` (not cached and no network / DNS / HTTP error: "cannot download"),
+    ``HubHandleNotFoundError`` (the server has no such handle), ``HubModuleCorruptError`` (the
+    download or the cached copy is not a usable module; names the cache path). Anything else
+    (e.g. a TF Hub cache directory that cannot be written) propagates as raised.
+    """
     if tf.io.gfile.isdir(uri):
         return uri
     if "://" not in uri:
-        raise FileNotFoundError(f"Encoder directory not found: {uri!r}")
+        raise EncoderNotFoundError(f"Encoder directory not found: {uri!r}")
     previous_timeout = socket.getdefaulttimeout()
     if timeout is None:
         timeout = previous_timeout if previous_timeout is not None else HUB_SOCKET_TIMEOUT_S
     socket.setdefaulttimeout(timeout)
     try:
-        return hub.resolve(uri)
-    except Exception as err:  # tensorflow_hub raises several types for network failures
-        cache = os.environ.get("TFHUB_CACHE_DIR", "<system temp>/tfhub_modules")
-        raise HubHandleError(
-            f"Cannot resolve TF Hub handle {uri!r}: {type(err).__name__}: {err}\n"
+        path = hub.resolve(uri)
+    except urllib.error.HTTPError as err:  # before URLError, its base class
+        if err.code in (404, 410):
+            raise HubHandleNotFoundError(
+                f"TF Hub handle {uri!r} does not exist: the server answered HTTP {err.code} "
+                f"{err.reason}. Check the handle (publisher, model name, version), or pass "
+                f"uri=<local directory of the SavedModel>.") from err
+        raise HubDownloadError(_cannot_download(uri, f"HTTP {err.code} {err.reason}")) from err
+    except _NETWORK_ERRORS as err:
+        raise HubDownloadError(_cannot_download(uri, f"{type(err).__name__}: {err}")) from err
+    except _ARCHIVE_ERRORS as err:
+        raise HubModuleCorruptError(_corrupt_download(uri, err)) from err
+    except OSError as err:
+        # tensorflow_hub turns an unreadable archive into IOError("... does not appear to be a
+        # valid module."), raised while handling the tarfile error.
+        if isinstance(err.__context__, _ARCHIVE_ERRORS):
+            raise HubModuleCorruptError(_corrupt_download(uri, err)) from err
+        if not uri.startswith(("http://", "https://")) and not tf.io.gfile.exists(uri):
+            raise EncoderNotFoundError(f"Encoder not found: {uri!r} ({err})") from err
+        raise
+    except tf.errors.UnimplementedError as err:  # "File system scheme 'x' not implemented"
+        raise EncoderError(f"Encoder {uri!r}: {err.message}; give a TF Hub handle (https://...) or "
+                           f"a directory (local, gs://, ...)") from err
+    except ValueError as err:
+        if _raised_in(err, os.path.join("tensorflow_hub", "file_utils.py")):
+            # "Unexpected object type in tar archive", "Relative path ... is invalid"
+            raise HubModuleCorruptError(_corrupt_download(uri, err)) from err
+        raise
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    if path != uri:  # a download, or TF Hub's cached copy of one
+        try:
+            check_saved_model_files(path)
+        except CorruptEncoderError as err:
+            raise HubModuleCorruptError(f"TF Hub handle {uri!r}: the downloaded module is not "
+                                        f"usable: {err}") from err
+    return path
+
+
+def _cannot_download(uri: str, reason: str) -> str:
+    cache = os.environ.get("TFHUB_CACHE_DIR", "<system temp>/tfhub_modules")
+    return (f"Cannot resolve TF Hub handle {uri!r}: {reason}\n"
             f"It is not in the TF Hub cache (looked for {hub_cache_location(uri)}) and this "
             f"machine cannot download it. Either pre-download it where the network is "
             f"reachable (TFHUB_CACHE_DIR={cache} python -c \"import tensorflow_hub as hub; "
             f"hub.resolve('{uri}')\") and copy the cache here with TFHUB_CACHE_DIR set, or "
             f"pass uri=<local directory of the SavedModel> (see `bertqa import-checkpoint` "
-            f"to convert a Hugging Face BERT checkpoint).") from err
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
+            f"to convert a Hugging Face BERT checkpoint).")
+
+
+def _corrupt_download(uri: str, err: BaseException) -> str:
+    return (f"TF Hub handle {uri!r}: the download is not a TF Hub module archive (corrupt, "
+            f"truncated or unsupported: {type(err).__name__}: {err}); nothing was cached at "
+            f"{hub_cache_location(uri)}. Retry, or pass uri=<local directory of the SavedModel>.")
+
+
+def _raised_in(err: BaseException, filename_suffix: str) -> bool:
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and last.tb_frame.f_code.co_filename.endswith(filename_suffix)
+
+
+def check_saved_model_files(path: str) -> None:
+    """Refuses, naming the file, a module directory that is not a SavedModel or TF Hub module or
+    whose saved_model.pb does not parse (``CorruptEncoderError``)."""
+    from tensorflow.python.saved_model import loader_impl
+
+    names = ("saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb")
+    if not any(tf.io.gfile.exists(os.path.join(path, name)) for name in names):
+        raise CorruptEncoderError(f"{path} is not a SavedModel or TF Hub module (no "
+                                  f"saved_model.pb){_cache_hint(path)}")
+    if is_tf1_hub_module(path):
+        return
+    try:
+        loader_impl.parse_saved_model(path)
+    except OSError as err:  # "Cannot parse file ...: Error parsing message"
+        raise CorruptEncoderError(f"{os.path.join(path, 'saved_model.pb')} is corrupt or truncated "
+                                  f"(it does not parse as a SavedModel){_cache_hint(path)}") from err
+
+
+def _cache_hint(path: str) -> str:
+    from tensorflow_hub import resolver
+
+    cache_dir = os.path.abspath(resolver.tfhub_cache_dir(use_temp=True))
+    if os.path.dirname(os.path.abspath(path)) == cache_dir:
+        return f"; it is TF Hub's cached copy of a download: delete {path} to download it again"
+    return ""
 
 
 def is_tf1_hub_module(path: str) -> bool:
@@ -156,19 +280,37 @@ def is_tf1_hub_module(path: str) -> bool:
 
 
 def find_vocab(path: str) -> Tuple[str, Optional[bool]]:
-    """(vocab file, do_lower_case or None if the module does not say) of a local module."""
+    """(vocab file, do_lower_case or None if the module does not say) of a local module.
+
+    A TF2 module's ``vocab_file`` asset wins; ``assets/vocab.txt`` is the fallback for TF1
+    modules and SavedModels without that asset. A SavedModel that cannot be read (corrupt or
+    truncated saved_model.pb or variables) is a ``CorruptEncoderError`` naming it, never a
+    silent fallback to whatever ``assets/vocab.txt`` holds.
+    """
     candidate = os.path.join(path, "assets", "vocab.txt")
     if not is_tf1_hub_module(path):
+        check_saved_model_files(path)
         try:
             loaded = tf.saved_model.load(path)
-            if hasattr(loaded, "vocab_file"):
-                lower = bool(loaded.do_lower_case.numpy()) if hasattr(loaded, "do_lower_case") else None
-                return loaded.vocab_file.asset_path.numpy().decode("utf-8"), lower
-        except (OSError, ValueError):
-            pass
+        except (OSError, IndexError, tf.errors.DataLossError) as err:
+            # IndexError: "Read less bytes than requested" from truncated variables
+            raise CorruptEncoderError(f"{path}: the SavedModel cannot be loaded (corrupt or "
+                                      f"truncated files?): {type(err).__name__}: {err}"
+                                      f"{_cache_hint(path)}") from err
+        except ValueError as err:  # a valid SavedModel that is not a TF2 object graph
+            if not tf.io.gfile.exists(candidate):
+                raise EncoderNotFoundError(
+                    f"No vocabulary in encoder {path!r}: it cannot be loaded as a TF2 SavedModel "
+                    f"to read a `vocab_file` asset ({err}) and has no assets/vocab.txt") from err
+            log.warning("%s: cannot load it as a TF2 SavedModel to read its vocab_file asset (%s); "
+                        "using %s", path, err, candidate)
+            loaded = None
+        if loaded is not None and hasattr(loaded, "vocab_file"):
+            lower = bool(loaded.do_lower_case.numpy()) if hasattr(loaded, "do_lower_case") else None
+            return loaded.vocab_file.asset_path.numpy().decode("utf-8"), lower
     if tf.io.gfile.exists(candidate):
         return candidate, None
-    raise FileNotFoundError(
+    raise EncoderNotFoundError(
         f"No vocabulary in encoder {path!r}: expected a `vocab_file` asset or assets/vocab.txt")
 
 

@@ -9,13 +9,14 @@ normalisation and token F1.
 """
 from __future__ import annotations
 
-import json
 import math
-from typing import Dict, List, Optional
+import reprlib
+from typing import Dict, List, Optional, Tuple
 
 from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
 
 from bert_qa.errors import InputError
+from bert_qa.squad_data import JSONReadError, loads_json
 
 
 def is_v2(dataset: List[dict]) -> bool:
@@ -48,9 +49,77 @@ def _load(path: str, what: str):
     # utf-8-sig: a byte-order mark is accepted, as everywhere data is read.
     try:
         with open(path, encoding="utf-8-sig") as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:  # missing, not UTF-8, malformed or truncated JSON
+            text = f.read()
+    except (OSError, ValueError) as err:  # missing, a directory, not UTF-8
         raise ScoringInputError(f"{what} {path}: cannot read it as JSON: {err}") from err
+    try:
+        return loads_json(text)
+    except JSONReadError as err:  # malformed, truncated, nested too deeply
+        raise ScoringInputError(f"{what} {path}: cannot read it as JSON: {err}") from None
+
+
+def _scorable(dataset, data_file: str) -> Tuple[List[dict], List[str], bool]:
+    """(the ``data`` list as the official scorers read it, question ids, any is_impossible).
+
+    Every field the scorers index is checked, so that they cannot fail half-way with a
+    KeyError or TypeError: ``paragraphs`` and ``qas`` lists, string ids (each once),
+    ``is_impossible`` booleans, ``answers`` lists of objects with a string ``text`` (an
+    unanswerable question may leave ``answers`` out). Other fields are not the scorers'
+    business (``bertqa validate`` checks them).
+    """
+    def bad(message: str):
+        return ScoringInputError(f"data {data_file}: {message}")
+
+    if not isinstance(dataset, list):
+        raise ScoringInputError(f"data {data_file}: needs a top-level object with a 'data' list")
+    scorable, ids, any_impossible = [], [], False
+    seen: Dict[str, str] = {}
+    for a_i, article in enumerate(dataset):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise bad(f"data[{a_i}]: needs a 'paragraphs' list")
+        paragraphs = []
+        for p_i, paragraph in enumerate(article["paragraphs"]):
+            where = f"data[{a_i}].paragraphs[{p_i}]"
+            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("qas"), list):
+                raise bad(f"{where}: needs a 'qas' list")
+            qas = []
+            for q_i, qa in enumerate(paragraph["qas"]):
+                if not isinstance(qa, dict):
+                    raise bad(f"{where}.qas[{q_i}]: a question must be an object")
+                qid = qa.get("id")
+                if not isinstance(qid, str):
+                    raise bad(f"a question has id {reprlib.repr(qid)}; ids are strings")
+                if qid in seen:
+                    raise bad(f"question {qid} occurs twice ({seen[qid]} and {where}.qas[{q_i}]): "
+                              f"one prediction cannot score both")
+                seen[qid] = f"{where}.qas[{q_i}]"
+                impossible = qa.get("is_impossible", False)
+                if not isinstance(impossible, bool):
+                    raise bad(f"question {qid}: is_impossible must be true or false, not "
+                              f"{reprlib.repr(impossible)}")
+                answers = qa.get("answers", [] if impossible else None)
+                if not isinstance(answers, list):
+                    raise bad(f"question {qid}: 'answers' must be a list, not {reprlib.repr(answers)}")
+                texts = []
+                for k, answer in enumerate(answers):
+                    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+                        raise bad(f"question {qid}: answers[{k}] needs a string 'text'")
+                    texts.append(answer["text"])
+                any_impossible = any_impossible or impossible
+                ids.append(qid)
+                qas.append({"id": qid, "is_impossible": impossible, "answers": [{"text": t} for t in texts]})
+            paragraphs.append({"qas": qas})
+        scorable.append({"paragraphs": paragraphs})
+    return scorable, ids, any_impossible
+
+
+def _finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predictions_file: str = "predictions",
@@ -61,26 +130,24 @@ def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predic
     is scored as answered with the empty string (wrong when it has an answer), not dropped, as
     the official v2.0 script would silently do.
     """
-    if not isinstance(dataset, list):
-        raise ScoringInputError(f"data {data_file}: needs a top-level object with a 'data' list")
+    dataset, ids, any_impossible = _scorable(dataset, data_file)
+    if not ids:
+        raise ScoringInputError(f"data {data_file}: has no questions to score")
+    if na_probs is None and not any_impossible:  # SQuAD v1.1: every question needs a gold answer
+        for article in dataset:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    if not qa["answers"]:
+                        raise ScoringInputError(
+                            f"data {data_file}: question {qa['id']} has no answers: SQuAD v1.1 scoring "
+                            f"needs one (mark unanswerable questions is_impossible: true for v2.0)")
     if not isinstance(predictions, dict):
         raise ScoringInputError(f"predictions {predictions_file}: must be an object {{question id: answer "
                                 f"text}}, not a JSON {type(predictions).__name__}")
-    ids = []
-    for article in dataset:
-        for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
-            for qa in paragraph.get("qas", []):
-                qid = qa.get("id")
-                if not isinstance(qid, str):
-                    raise ScoringInputError(f"data {data_file}: a question has id {qid!r}; ids are strings")
-                if "is_impossible" in qa and not isinstance(qa["is_impossible"], bool):
-                    raise ScoringInputError(f"data {data_file}: question {qid}: is_impossible must be true "
-                                            f"or false, not {qa['is_impossible']!r}")
-                ids.append(qid)
     for qid, answer in predictions.items():
         if not isinstance(answer, str):
             raise ScoringInputError(f"predictions {predictions_file}: question {qid}: the answer must be a "
-                                    f"string, not {answer!r}")
+                                    f"string, not {reprlib.repr(answer)}")
     missing = [qid for qid in ids if qid not in predictions]
     if missing and not allow_missing:
         raise ScoringInputError(f"predictions {predictions_file}: {len(missing)} of {len(ids)} questions have "
@@ -91,9 +158,9 @@ def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predic
             raise ScoringInputError(f"null odds {na_prob_file}: must be an object {{question id: number}}")
         for qid in ids:
             value = na_probs.get(qid)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not _finite_number(value):
                 raise ScoringInputError(f"null odds {na_prob_file}: question {qid}: needs a finite number, "
-                                        f"not {value!r}")
+                                        f"not {reprlib.repr(value)}")
     return {**{qid: "" for qid in missing}, **predictions}
 
 
@@ -105,7 +172,10 @@ def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[st
     na_probs = _load(na_prob_file, "null odds") if na_prob_file else None
     predictions = check_inputs(dataset, predictions, na_probs, data_file, predictions_file,
                                na_prob_file or "", allow_missing)
-    return score(dataset, predictions, na_probs)
+    scorable, ids, _ = _scorable(dataset, data_file)
+    if na_probs is not None:  # the v2.0 scorer sorts every key: ids not in the data would break it
+        na_probs = {qid: na_probs[qid] for qid in ids}
+    return score(scorable, predictions, na_probs)
 
 
 def question_scores(ground_truths: List[str], prediction: str, version_2_with_negative: bool = False

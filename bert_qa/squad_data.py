@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import unicodedata
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
@@ -55,6 +57,117 @@ ANSWER_NOT_ALIGNED = "answer text not recoverable from the context tokens"
 
 
 BOM = "\ufeff"
+INT64_MAX = 2 ** 63 - 1
+
+
+# -- reading JSON that may be hostile ---------------------------------------------------------
+
+class HugeInt:
+    """An integer literal too long for ``int()`` (Python's ``int_max_str_digits`` limit).
+
+    ``json.loads`` raises a bare ValueError, with no position, on such a literal; we keep
+    its digits instead so that the field holding it is reported like any other wrong type.
+    Deliberately neither an ``int`` nor a ``str``: no type check accepts it.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<{len(self.digits.lstrip('-'))}-digit integer>"
+
+    __str__ = __repr__
+
+
+def _parse_int(literal: str):
+    try:
+        return int(literal)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return HugeInt(literal)
+
+
+class JSONReadError(ValueError):
+    """A text that is not JSON Python can load; the message says where, not which file."""
+
+
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _deepest_nesting(text: str) -> Tuple[int, int, int]:
+    """(depth, line, column) of the deepest nesting of ``text`` (strings skipped)."""
+    depth = deepest = position = 0
+    for match in _JSON_NESTING.finditer(text):
+        c = match.group()
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, position = depth, match.start()
+        elif c in "]}":
+            depth -= 1
+    line = text.count("\n", 0, position) + 1
+    column = position - text.rfind("\n", 0, position)
+    return deepest, line, column
+
+
+def loads_json(text: str):
+    """``json.loads`` that fails only with ``JSONReadError`` (position in the message).
+
+    Malformed JSON, nesting deeper than Python's recursion limit lets the parser go
+    (``RecursionError``) and anything else the parser raises all become ``JSONReadError``;
+    integer literals too long for ``int()`` load as ``HugeInt``.
+    """
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as err:
+        raise JSONReadError(f"malformed JSON: {err}") from None
+    except RecursionError:
+        depth, line, column = _deepest_nesting(text)
+        raise JSONReadError(f"JSON nested too deeply to load: {depth} levels of arrays/objects "
+                            f"(deepest at line {line} column {column})") from None
+    except ValueError as err:
+        raise JSONReadError(f"cannot load JSON: {err}") from None
+
+
+# -- text the pipeline can store and tokenize -------------------------------------------------
+
+def lone_surrogate(s: str) -> Optional[int]:
+    """Offset of the first unpaired surrogate (``"\\ud800"`` in JSON) in ``s``, else None.
+
+    Such a string is not valid Unicode: it cannot be written as UTF-8 (tf.Example, TFRecord,
+    any output file), so it must be refused where the file is read.
+    """
+    if s.isascii():
+        return None
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
+def describe_surrogate(s: str, offset: int) -> str:
+    return (f"a lone surrogate {s[offset]!r} at character {offset} (an unpaired "
+            f"\\ud800-\\udfff escape): not valid Unicode, cannot be written as UTF-8")
+
+
+def has_tokens(text: str) -> bool:
+    """Whether BERT's tokenizer keeps any character of ``text``.
+
+    ``BasicTokenizer`` deletes NUL, U+FFFD and control/format characters (Cc, Cf), turns
+    whitespace (space, tab, CR, LF, Zs) into separators and, when lower-casing, deletes
+    combining marks (Mn). A context made only of those gives no tokens, hence no features:
+    its questions would vanish without a trace; an answer made only of those has no token
+    span. (Mn is counted as deleted whatever the casing: the conservative choice.)
+    """
+    for c in text:
+        if c in " \t\r\n" or c == "\ufffd" or c == "\x00" or c.isspace():
+            continue  # isspace: U+2028/U+2029 too, which whitespace_tokenize's str.split() drops
+        if unicodedata.category(c) in ("Zs", "Cc", "Cf", "Mn"):
+            continue
+        return True
+    return False
 
 
 def load_squad_json(path: str) -> dict:
@@ -73,53 +186,115 @@ def parse_squad_json(text: str, source: str) -> dict:
     # A UTF-8 byte-order mark (common in files saved on Windows) is unambiguous: accept it.
     text = text[1:] if text.startswith(BOM) else text
     try:
-        dataset = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SquadFormatError(source, f"malformed JSON: {err}") from err
+        dataset = loads_json(text)
+    except JSONReadError as err:
+        raise SquadFormatError(source, str(err)) from None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise SquadFormatError(source, "top level must be an object with a 'data' list")
     return dataset
 
 
 def iter_questions(dataset: dict, source: str) -> Iterator[Question]:
-    """Every question of a parsed SQuAD file, in file order, type-checked."""
+    """Every question of a parsed SQuAD file, in file order, type-checked.
+
+    Refused (``SquadFormatError`` naming file, position and question id): wrong types at
+    any level (a bool is not a number, a string is not a bool), strings that are not valid
+    Unicode (lone surrogates), contexts with questions but nothing a tokenizer keeps, and
+    ``answer_start`` values no int64 holds. An ``answer_start`` outside the context
+    (negative included) is not refused here: training skips the question with a reason.
+    """
     for a_index, article in enumerate(dataset["data"]):
-        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+        if not isinstance(article, dict):
+            raise SquadFormatError(source, f"data[{a_index}] is not an object: {_short(article)}")
+        if not isinstance(article.get("paragraphs"), list):
             raise SquadFormatError(source, f"data[{a_index}] has no 'paragraphs' list")
         title = article.get("title", "")
+        if isinstance(title, (list, dict, HugeInt)):
+            raise SquadFormatError(source, f"data[{a_index}]: 'title' is not a string: {_short(title)}")
+        title = str(title)
+        offset = lone_surrogate(title)
+        if offset is not None:
+            raise SquadFormatError(source, f"data[{a_index}]: 'title' has {describe_surrogate(title, offset)}")
         for p_index, paragraph in enumerate(article["paragraphs"]):
             where = f"data[{a_index}].paragraphs[{p_index}]"
-            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str):
+            if not isinstance(paragraph, dict):
+                raise SquadFormatError(source, f"{where} is not an object: {_short(paragraph)}")
+            if not isinstance(paragraph.get("context"), str):
                 raise SquadFormatError(source, f"{where} has no 'context' string")
             if not isinstance(paragraph.get("qas"), list):
                 raise SquadFormatError(source, f"{where} has no 'qas' list")
+            context = paragraph["context"]
+            if paragraph["qas"]:
+                _check_context(context, paragraph["qas"], source, where)
             for qa in paragraph["qas"]:
-                yield _question(qa, title, paragraph["context"], source, where)
+                yield _question(qa, title, context, source, where)
+
+
+def _short(value) -> str:
+    import reprlib
+
+    return reprlib.repr(value)
+
+
+def _check_context(context: str, qas: list, source: str, where: str) -> None:
+    first = qas[0].get("id") if isinstance(qas[0], dict) else None
+    first = first if isinstance(first, str) else None
+    others = f" (and the other {len(qas) - 1} questions on it)" if len(qas) > 1 else ""
+    offset = lone_surrogate(context)
+    if offset is not None:
+        raise SquadFormatError(source, f"{where}: the context has {describe_surrogate(context, offset)}"
+                               f"{others}", first)
+    if not has_tokens(context):
+        raise SquadFormatError(source, f"{where}: the context is empty or has only whitespace/control "
+                               f"characters ({_short(context)}): no tokens, so its questions{others} "
+                               f"could not be windowed", first)
+
+
+def _check_text(value: str, field: str, source: str, qid: str) -> None:
+    offset = lone_surrogate(value)
+    if offset is not None:
+        raise SquadFormatError(source, f"{field} has {describe_surrogate(value, offset)}", qid)
 
 
 def _question(qa, title, context, source, where) -> Question:
     if not isinstance(qa, dict):
         raise SquadFormatError(source, f"{where}: a qas entry is not an object")
     qid = qa.get("id")
-    if not isinstance(qid, (str, int)):
-        raise SquadFormatError(source, f"{where}: question without an 'id'", None)
+    if not isinstance(qid, (str, int)) or isinstance(qid, bool):
+        raise SquadFormatError(source, f"{where}: question without a string 'id' "
+                               f"(found {_short(qid)})", None)
     qid = str(qid)
+    offset = lone_surrogate(qid)
+    if offset is not None:
+        raise SquadFormatError(source, f"{where}: the question 'id' {qid!r} has {describe_surrogate(qid, offset)}")
     if not isinstance(qa.get("question"), str):
         raise SquadFormatError(source, "missing or non-string 'question'", qid)
+    _check_text(qa["question"], "'question'", source, qid)
     answers = qa.get("answers", [])
+    if answers is None and qa.get("is_impossible") is True:
+        answers = []  # as validate accepts it: an unanswerable question with "answers": null
     if not isinstance(answers, list):
         raise SquadFormatError(source, "'answers' is not a list", qid)
     texts, starts = [], []
-    for answer in answers:
+    for k, answer in enumerate(answers):
         if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) \
                 or not isinstance(answer.get("answer_start"), int) or isinstance(answer.get("answer_start"), bool):
-            raise SquadFormatError(source, "each answer needs a string 'text' and an integer 'answer_start'", qid)
+            found = (f"answers[{k}] is {_short(answer)}" if not isinstance(answer, dict) else
+                     f"answers[{k}] has text {_short(answer.get('text'))}, "
+                     f"answer_start {_short(answer.get('answer_start'))}")
+            raise SquadFormatError(source, "each answer needs a string 'text' and an integer 'answer_start' "
+                                   f"(true/false are not integers); {found}", qid)
+        _check_text(answer["text"], f"answers[{k}] 'text'", source, qid)
+        start = answer["answer_start"]
+        if not -INT64_MAX - 1 <= start <= INT64_MAX:
+            raise SquadFormatError(source, f"answers[{k}] 'answer_start' {start} is not a character "
+                                   f"position (the context has {len(context)} characters)", qid)
         texts.append(answer["text"])
-        starts.append(answer["answer_start"])
+        starts.append(start)
     is_impossible = qa.get("is_impossible", False)
     if not isinstance(is_impossible, bool):
-        raise SquadFormatError(source, "'is_impossible' must be true or false", qid)
-    return Question(qid, str(title), context, qa["question"], tuple(texts), tuple(starts),
+        raise SquadFormatError(source, f"'is_impossible' must be true or false, not {_short(is_impossible)}", qid)
+    return Question(qid, title, context, qa["question"], tuple(texts), tuple(starts),
                     is_impossible, source)
 
 
@@ -190,11 +365,17 @@ def to_squad_examples(questions: Iterable[Question], is_training: bool,
                         "(use multi_answer='first' to train on the first)", q.id)
             if not is_impossible:
                 text, offset = q.answer_texts[0], q.answer_starts[0]
+                # Never index with a negative offset: Python would count from the end.
                 if not 0 <= offset < len(q.context) or offset + len(text) > len(q.context) or not text:
                     skipped.append(Skipped(q.id, ANSWER_OUT_OF_RANGE, f"answer_start={offset}"))
                     continue
+                if not has_tokens(text):  # no token span: squad_lib would label end before start
+                    skipped.append(Skipped(q.id, ANSWER_NOT_ALIGNED, f"answer {text!r} has no tokens"))
+                    continue
                 orig_answer_text = text
-                start_position = char_to_word_offset[offset]
+                # An answer starting in the context's leading whitespace: squad_lib's offset
+                # is -1 there (a negative index, into the last token); the first token is meant.
+                start_position = max(0, char_to_word_offset[offset])
                 end_position = char_to_word_offset[offset + len(text) - 1]
                 actual_text = " ".join(doc_tokens[start_position:end_position + 1])
                 cleaned = " ".join(tokenization.whitespace_tokenize(text))

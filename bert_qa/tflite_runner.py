@@ -8,12 +8,13 @@ input/output tensors are (de)quantized with their scale and zero point, as Model
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from bert_qa import _env  # noqa: F401
 import numpy as np
 
-from bert_qa.export.metadata import TFLITE_OUTPUT_NAME
+from bert_qa.export.metadata import TFLITE_OUTPUT_NAME, TfliteModelError
 from bert_qa.export.quantization import FEATURE_NAMES
 
 _NO_QUANTIZATION = (0.0, 0)
@@ -28,19 +29,19 @@ class LiteRunner:
                  reorder_input_details: Optional[Callable] = None,
                  reorder_output_details: Optional[Callable] = None,
                  num_threads: Optional[int] = None, interpreter_class: Optional[Callable] = None):
-        if interpreter_class is None:
-            from ai_edge_litert.interpreter import Interpreter as interpreter_class
-
         self.tflite_path = tflite_path
-        self.interpreter = interpreter_class(model_path=tflite_path, num_threads=num_threads)
+        self.interpreter = open_interpreter(tflite_path, num_threads, interpreter_class)
         self.interpreter.allocate_tensors()
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
-        self.input_details = list((reorder_input_details or default_input_order)(inputs))
-        if reorder_output_details is not None:
-            self.output_details = list(reorder_output_details(outputs))
-        else:
-            self.output_details = default_output_order(self.interpreter, outputs)
+        try:
+            self.input_details = list((reorder_input_details or default_input_order)(inputs))
+            if reorder_output_details is not None:
+                self.output_details = list(reorder_output_details(outputs))
+            else:
+                self.output_details = default_output_order(self.interpreter, outputs)
+        except ValueError as err:
+            raise TfliteModelError(f"{tflite_path}: not a QA span model: {err}") from err
         self.seq_len = int(self.input_details[0]["shape"][1])
         self._batch = int(self.input_details[0]["shape"][0])
 
@@ -73,6 +74,23 @@ class LiteRunner:
                 ordered.append(np.asarray(features[max(matches, key=len)]))
             return ordered
         return [np.asarray(f) for f in features]
+
+
+def open_interpreter(tflite_path: str, num_threads: Optional[int] = None,
+                     interpreter_class: Optional[Callable] = None):
+    """The LiteRT interpreter of a .tflite file; a missing or corrupt/truncated file is a
+    ``TfliteModelError`` naming it (the interpreter verifies the flatbuffer on load)."""
+    if interpreter_class is None:
+        from ai_edge_litert.interpreter import Interpreter as interpreter_class
+    if not os.path.exists(tflite_path):
+        raise TfliteModelError(f"{tflite_path}: model file not found")
+    if os.path.isdir(tflite_path):
+        raise TfliteModelError(f"{tflite_path}: is a directory, not a .tflite file")
+    try:
+        return interpreter_class(model_path=tflite_path, num_threads=num_threads)
+    except ValueError as err:  # "not a valid Flatbuffer buffer", "mmap of size 0", ...
+        raise TfliteModelError(f"{tflite_path}: not a valid TFLite model (corrupt or truncated "
+                               f"file?): {' '.join(str(err).split())}") from err
 
 
 def default_input_order(input_details: Sequence[dict]) -> List[dict]:
@@ -122,9 +140,7 @@ def _dequantize(array: np.ndarray, detail: dict) -> np.ndarray:
 
 def describe(tflite_path: str) -> Dict[str, list]:
     """Names, shapes (signature), dtypes and quantization of a model's inputs and outputs."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=tflite_path)
+    interpreter = open_interpreter(tflite_path)
 
     def rows(details):
         return [dict(name=d["name"], shape=[int(x) for x in d["shape_signature"]],

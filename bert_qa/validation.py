@@ -1,12 +1,20 @@
 """`bertqa validate`: find every problem in a SQuAD file, not just the first.
 
 Pure Python (no TensorFlow) so it is quick to run on a laptop or in CI before a pipeline.
+Whatever the file holds, validation reports it as a problem naming the file (and position and
+question id where known) and goes on: nothing a file contains makes it raise.
+
+It is at least as strict as ingestion (``bert_qa.squad_data``): a file it passes is read,
+windowed and scored without error, every question accounted for.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import List, Optional
+import reprlib
+from typing import Dict, Iterable, List, Optional
+
+from bert_qa.squad_data import (HugeInt, JSONReadError, describe_surrogate, has_tokens, loads_json,
+                                lone_surrogate)
 
 
 @dataclasses.dataclass
@@ -43,7 +51,9 @@ class Report:
                 "problems": [str(p) for p in self.problems]}
 
 
-def validate_file(path: str) -> Report:
+def validate_file(path: str, seen_ids: Optional[Dict[str, str]] = None) -> Report:
+    """The report on one file. ``seen_ids`` (question id -> where first seen) is shared by
+    ``validate_files`` so that an id repeated in another file of the same call is reported."""
     report = Report(path)
     try:
         with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is accepted, as ingestion does
@@ -52,30 +62,46 @@ def validate_file(path: str) -> Report:
         report.problems.append(Problem("error", path, None, f"cannot read: {err}"))
         return report
     try:
-        dataset = json.loads(text)
-    except json.JSONDecodeError as err:
-        report.problems.append(Problem("error", path, None, f"malformed JSON: {err}"))
+        dataset = loads_json(text)
+    except JSONReadError as err:  # malformed, nested too deeply, ...
+        report.problems.append(Problem("error", path, None, str(err)))
         return report
-    validate_dataset(dataset, report)
+    validate_dataset(dataset, report, seen_ids)
     return report
 
 
-def validate_dataset(dataset, report: Report) -> Report:
+def validate_files(paths: Iterable[str]) -> List[Report]:
+    """One report per file; a question id used in two files is an error in the second."""
+    seen_ids: Dict[str, str] = {}
+    return [validate_file(path, seen_ids) for path in paths]
+
+
+def _surrogate_error(err, where, qid, field, value) -> bool:
+    offset = lone_surrogate(value)
+    if offset is not None:
+        err(where, qid, f"{field} has {describe_surrogate(value, offset)}")
+    return offset is not None
+
+
+def validate_dataset(dataset, report: Report, seen_ids: Optional[Dict[str, str]] = None) -> Report:
     err = lambda where, qid, msg: report.problems.append(Problem("error", where, qid, msg))  # noqa: E731
     warn = lambda where, qid, msg: report.problems.append(Problem("warning", where, qid, msg))  # noqa: E731
     path = report.path
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         err(path, None, "top level must be an object with a 'data' list")
         return report
-    seen_ids = {}
+    seen_ids = {} if seen_ids is None else seen_ids
     for a_i, article in enumerate(dataset["data"]):
         where_a = f"{path}: data[{a_i}]"
         if not isinstance(article, dict):
             err(where_a, None, "article is not an object")
             continue
         report.articles += 1
-        if not isinstance(article.get("title", ""), str):
-            err(where_a, None, "'title' is not a string")
+        title = article.get("title", "")
+        if not isinstance(title, str):
+            err(where_a, None, f"'title' is not a string: {reprlib.repr(title)}")
+        else:
+            _surrogate_error(err, where_a, None, "'title'", title)
         paragraphs = article.get("paragraphs")
         if not isinstance(paragraphs, list):
             err(where_a, None, "missing or non-list 'paragraphs'")
@@ -87,18 +113,34 @@ def validate_dataset(dataset, report: Report) -> Report:
                 continue
             report.paragraphs += 1
             context = paragraph.get("context")
+            qas = paragraph.get("qas")
+            first = _first_id(qas)
             if not isinstance(context, str):
-                err(where_p, None, "missing or non-string 'context'")
+                err(where_p, first, "missing or non-string 'context'")
+                context = None
+            elif _surrogate_error(err, where_p, first, "the context", context):
                 context = None
             elif not context.strip():
-                err(where_p, None, "empty context")
-            qas = paragraph.get("qas")
+                err(where_p, first, "empty context")
+            elif not has_tokens(context):
+                err(where_p, first, f"the context has only whitespace, control or format characters "
+                                    f"({reprlib.repr(context)}): no tokens, so its questions cannot be windowed")
             if not isinstance(qas, list):
                 err(where_p, None, "missing or non-list 'qas'")
                 continue
             for q_i, qa in enumerate(qas):
                 _validate_question(qa, f"{where_p}.qas[{q_i}]", context, seen_ids, report, err, warn)
+    if report.questions == 0 and not report.errors:
+        warn(path, None, "no questions")
     return report
+
+
+def _first_id(qas) -> Optional[str]:
+    """The id of a paragraph's first question, to name in a problem of the paragraph."""
+    if isinstance(qas, list) and qas and isinstance(qas[0], dict) and isinstance(qas[0].get("id"), str):
+        qid = qas[0]["id"]
+        return qid if lone_surrogate(qid) is None else None
+    return None
 
 
 def _validate_question(qa, where, context, seen_ids, report, err, warn):
@@ -108,20 +150,26 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
     report.questions += 1
     qid = qa.get("id")
     if not isinstance(qid, str) or not qid:
-        err(where, None, "missing or non-string 'id'")
+        err(where, None, f"missing or non-string 'id' (found {reprlib.repr(qid)})")
+        qid = None
+    elif _surrogate_error(err, where, None, f"'id' {qid!r}", qid):
         qid = None
     elif qid in seen_ids:
-        err(where, qid, f"duplicate id (first at {seen_ids[qid]})")
+        other = seen_ids[qid]
+        across = "" if other.startswith(f"{report.path}: ") else " in another file"
+        err(where, qid, f"duplicate id{across} (first at {other})")
     else:
         seen_ids[qid] = where
     question = qa.get("question")
     if not isinstance(question, str):
         err(where, qid, "missing or non-string 'question'")
+    elif _surrogate_error(err, where, qid, "'question'", question):
+        pass
     elif not question.strip():
         err(where, qid, "empty question")
     impossible = qa.get("is_impossible", False)
     if not isinstance(impossible, bool):
-        err(where, qid, "'is_impossible' must be true or false")
+        err(where, qid, f"'is_impossible' must be true or false, not {reprlib.repr(impossible)}")
         impossible = False
     answers = qa.get("answers")
     if answers is None and impossible:
@@ -146,13 +194,33 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
         if not isinstance(text, str):
             err(where, qid, f"answers[{k}] missing or non-string 'text'")
             continue
+        if _surrogate_error(err, where, qid, f"answers[{k}] 'text'", text):
+            continue
+        if isinstance(start, HugeInt):
+            err(where, qid, f"answers[{k}] 'answer_start' is a {start!r}: not a position in the context")
+            continue
         if not isinstance(start, int) or isinstance(start, bool):
-            err(where, qid, f"answers[{k}] missing or non-integer 'answer_start'")
+            err(where, qid, f"answers[{k}] missing or non-integer 'answer_start' (found {reprlib.repr(start)}"
+                            f"{'; true/false are not integers' if isinstance(start, bool) else ''})")
             continue
         if not text.strip():
             err(where, qid, f"answers[{k}] has empty text")
-        elif context is not None and context[start:start + len(text)] != text:
-            found = context.find(text)
-            hint = f"; the text occurs at {found}" if found >= 0 else "; the text is not in the context"
+            continue
+        if not has_tokens(text):
+            err(where, qid, f"answers[{k}] text {text!r} has only whitespace, control or format characters")
+            continue
+        if context is None:
+            continue
+        if start < 0:
+            err(where, qid, f"answers[{k}] 'answer_start' {start} is negative{_hint(context, text)}")
+        elif start + len(text) > len(context):
+            err(where, qid, f"answers[{k}] text {reprlib.repr(text)} at answer_start {start} runs past the end "
+                            f"of the context ({len(context)} characters){_hint(context, text)}")
+        elif context[start:start + len(text)] != text:
             err(where, qid, f"answers[{k}] text {text!r} is not at answer_start {start} "
-                            f"(context there: {context[start:start + len(text)]!r}){hint}")
+                            f"(context there: {context[start:start + len(text)]!r}){_hint(context, text)}")
+
+
+def _hint(context: str, text: str) -> str:
+    found = context.find(text)
+    return f"; the text occurs at {found}" if found >= 0 else "; the text is not in the context"

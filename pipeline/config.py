@@ -259,28 +259,83 @@ def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def read_file(path: str) -> Dict[str, Any]:
-    """A YAML (.yaml/.yml/.json) or TOML (.toml) file as a dict, data paths made absolute."""
+    """A YAML (.yaml/.yml/.json) or TOML (.toml) file as a dict, data paths made absolute.
+
+    Anything wrong with the file itself (missing, unreadable, not UTF-8, a syntax error, a top
+    level that is not a mapping, a path that is not a string) is a ``ConfigError`` naming the
+    file and, where the parser says, the line and column.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the configuration file: {err.strerror or err}") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} "
+                          f"at offset {err.start})") from None
     if path.endswith(".toml"):
         import tomllib
 
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:  # its message ends "(at line L, column C)"
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
     else:
         import yaml
 
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
+        if values is None:  # an empty file (or only comments): all defaults
+            values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+        raise ConfigError(f"{path}: the top level must be a mapping (section: {{key: value}}), "
+                          f"not {type(values).__name__} {_short(values)}")
+    for section, content in [("", values)] + [(k, v) for k, v in values.items() if isinstance(v, Mapping)]:
+        odd = [k for k in content if not isinstance(k, str)]
+        if odd:
+            where = f"{section}: " if section else ""
+            raise ConfigError(f"{path}: {where}keys must be names, not {_short(odd[0])}")
     base = os.path.dirname(os.path.abspath(path))
-    data = values.get("data") or {}
-    for key in ("train", "eval", "patterns"):
-        if key in data:
-            items = [data[key]] if isinstance(data[key], str) else data[key]
-            data[key] = [_absolute(p, base) for p in items]
+    data = values.get("data")
+    if isinstance(data, Mapping):  # anything else is reported by the schema check
+        for key in ("train", "eval", "patterns"):
+            if key in data:
+                items = [data[key]] if isinstance(data[key], str) else data[key]
+                if not isinstance(items, (list, tuple)) or not all(isinstance(p, str) for p in items):
+                    raise ConfigError(f"{path}: data.{key}: expected a path or a list of paths, "
+                                      f"got {_short(data[key])}")
+                data[key] = [_absolute(p, base) for p in items]
     if "output" in values:
+        if not isinstance(values["output"], str):
+            raise ConfigError(f"{path}: output: expected a directory path, got {_short(values['output'])}")
         values["output"] = _absolute(values["output"], base)
     return values
+
+
+def _yaml_problem(err) -> str:
+    """A YAML error as one line: what is wrong, and where (line/column, 1-based)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    context_mark = getattr(err, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    if context and context_mark is not None:
+        context += f" that starts at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _absolute(path: str, base: str) -> str:
@@ -294,7 +349,10 @@ def parse_override(text: str) -> Dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     dotted, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
     nested: Dict[str, Any] = {}
     cursor = nested
     parts = dotted.strip().split(".")
@@ -308,6 +366,10 @@ def load_config(path: Optional[str] = None, overrides: Sequence[Mapping[str, Any
     values: Dict[str, Any] = {}
     if path:
         values = read_file(path)
+        try:  # the file's own keys and types, so that a mistake there names the file
+            _build(PipelineConfig, _merge(PipelineConfig().to_dict(), values))
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
     for override in overrides:
         values = _merge(values, override)
     config = _build(PipelineConfig, _merge(PipelineConfig().to_dict(), values))

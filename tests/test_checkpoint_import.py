@@ -198,9 +198,14 @@ def test_cli_reports_errors_and_refuses_existing_export(tiny_checkpoint, tiny_ex
     from bert_qa_cli.main import main
 
     path, _ = tiny_checkpoint
-    assert main(["import-checkpoint", path, tiny_export]) == 2
+    assert main(["import-checkpoint", path, tiny_export]) == 1  # bad input: exit 1
     assert "already exists" in capsys.readouterr().err
-    assert main(["import-checkpoint", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert main(["import-checkpoint", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Checkpoint directory" in err and "nowhere" in err and "not found" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["import-checkpoint", str(empty), str(tmp_path / "out")]) == 1
     assert "No vocab.txt" in capsys.readouterr().err
 
 

@@ -124,7 +124,9 @@ def test_example_gen_bad_file_names_file_and_question(tmp_path):
     with pytest.raises(squad_data.SquadFormatError) as err:
         _run_example_gen(str(tmp_path), {"train": [bad], "eval": [good]})
     assert "bad.json" in str(err.value) and bad_id in str(err.value)
-    with pytest.raises(FileNotFoundError, match="no_such"):
+    from bert_qa.errors import InputError
+
+    with pytest.raises(InputError, match="no file matches input pattern .*no_such"):  # exit 1, not 3
         _run_example_gen(str(tmp_path), {"train": [str(tmp_path / "no_such*.json")], "eval": [bad]})
 
 

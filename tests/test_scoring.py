@@ -125,6 +125,17 @@ def _qa(qid, answer="Paris", impossible=False):
     (_squad({**_qa("a"), "id": 7}), {"7": "Paris"}, None, r"has id 7; ids are strings"),
     (_squad(_qa("a")), {"a": "Paris"}, {"a": "0.5"}, r"question a: needs a finite number, not '0.5'"),
     (_squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.1}, r"question b: needs a finite number, not None"),
+    # Each of these once escaped from the official scorers as a traceback (exit 3).
+    (_squad(_qa("a")), {"a": "Paris"}, {"a": 10 ** 400}, r"question a: needs a finite number"),  # OverflowError
+    ({"data": []}, {}, None, r"has no questions to score"),  # ZeroDivisionError
+    (_squad({"id": "a", "question": "?", "answers": []}), {"a": ""}, None,
+     r"question a has no answers: SQuAD v1.1 scoring needs one"),  # max() of an empty list
+    (_squad({"id": "a", "question": "?"}), {"a": ""}, None, r"question a: 'answers' must be a list"),  # KeyError
+    (_squad({"id": "a", "question": "?", "answers": [{"text": 5}]}), {"a": ""}, None,
+     r"question a: answers\[0\] needs a string 'text'"),  # AttributeError
+    ({"data": [{"paragraphs": [7]}]}, {}, None, r"data\[0\]\.paragraphs\[0\]: needs a 'qas' list"),
+    ({"data": [{"paragraphs": [{"qas": ["a"]}]}]}, {}, None, r"qas\[0\]: a question must be an object"),
+    (_squad(_qa("a"), _qa("a")), {"a": "Paris"}, None, r"question a occurs twice"),
 ])
 def test_score_refuses_inputs_the_official_scorers_would_misscore(tmp_path, capsys, data, predictions,
                                                                   na_probs, message):
@@ -143,6 +154,17 @@ def test_score_refuses_inputs_the_official_scorers_would_misscore(tmp_path, caps
     assert "Traceback" not in err
 
 
+def test_null_odds_of_ids_not_in_the_data_are_ignored(tmp_path):
+    """The official v2.0 scorer sorts every key of the null odds: an extra id with a
+    non-number once made it raise TypeError."""
+    data = _squad(_qa("a"), _qa("b", impossible=True))
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    (tmp_path / "p.json").write_text(json.dumps({"a": "Paris", "b": ""}))
+    (tmp_path / "na.json").write_text(json.dumps({"a": 0.0, "b": 0.9, "other": "n/a"}))
+    metrics = scoring.score_files(str(tmp_path / "d.json"), str(tmp_path / "p.json"), str(tmp_path / "na.json"))
+    assert (metrics["total"], metrics["exact"]) == (2, 100.0)
+
+
 def test_missing_predictions_are_scored_not_dropped_when_allowed(tmp_path):
     """The official v2.0 script drops a question without prediction (2 questions, 1 predicted:
     exact 100); with allow_missing it counts as unanswered: wrong for the answerable one."""
@@ -156,3 +178,34 @@ def test_missing_predictions_are_scored_not_dropped_when_allowed(tmp_path):
     with pytest.raises(scoring.ScoringInputError, match="cannot read it as JSON"):
         (tmp_path / "t.json").write_text('{"a": "Par')
         scoring.score_files(str(tmp_path / "d.json"), str(tmp_path / "t.json"))
+
+
+def test_scores_against_hand_computed_cases():
+    """EM/F1 worked out by hand (SQuAD normalisation: lower case, no punctuation or articles),
+    not by the official scorer that ``score`` wraps."""
+    def qa(qid, *golds):
+        return {"id": qid, "question": "?", "answers": [{"text": g, "answer_start": 0} for g in golds]}
+
+    data = [{"title": "t", "paragraphs": [{"context": "c", "qas": [
+        qa("q1", "the Eiffel Tower"),       # "Eiffel Tower": articles dropped -> EM 1, F1 1
+        qa("q2", "Paris, France"),          # "Paris": P 1, R 1/2 -> F1 2/3, EM 0
+        qa("q3", "1889", "in 1889"),        # "in 1889": the best gold counts -> EM 1, F1 1
+        qa("q4", "Gustave Eiffel"),         # "Alexandre Gustave Eiffel": P 2/3, R 1 -> F1 4/5
+    ]}]}]
+    preds = {"q1": "Eiffel Tower", "q2": "Paris", "q3": "in 1889", "q4": "Alexandre Gustave Eiffel"}
+    ours = scoring.score(data, preds)
+    assert ours["exact_match"] == pytest.approx(2 / 4, abs=1e-12)
+    assert ours["f1"] == pytest.approx((1 + 2 / 3 + 1 + 4 / 5) / 4, abs=1e-12)
+    assert scoring.question_scores(["Paris, France"], "Paris")["f1"] == pytest.approx(2 / 3, abs=1e-12)
+
+    # SQuAD v2.0 (percent): an unanswerable question answered "" is right, answered at all wrong.
+    data[0]["paragraphs"][0]["qas"] = data[0]["paragraphs"][0]["qas"][:2] + [
+        {"id": "q5", "question": "?", "answers": [], "is_impossible": True}]
+    for qa_ in data[0]["paragraphs"][0]["qas"][:2]:
+        qa_["is_impossible"] = False
+    v2 = scoring.score(data, {"q1": "Eiffel Tower", "q2": "Paris", "q5": ""}, {"q1": 0.0, "q2": 0.0, "q5": 0.0})
+    assert v2["exact"] == pytest.approx(100 * 2 / 3, abs=1e-9)
+    assert v2["f1"] == pytest.approx(100 * (1 + 2 / 3 + 1) / 3, abs=1e-9)
+    assert v2["NoAns_exact"] == pytest.approx(100.0)
+    wrong = scoring.score(data, {"q1": "Eiffel Tower", "q2": "Paris", "q5": "Paris"}, {"q1": 0.0, "q2": 0.0, "q5": 0.0})
+    assert wrong["NoAns_f1"] == pytest.approx(0.0) and wrong["exact"] == pytest.approx(100 / 3, abs=1e-9)

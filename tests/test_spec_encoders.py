@@ -8,11 +8,15 @@ reachable and tensorflow_hub 0.16 cannot write TF1 modules.
 from __future__ import annotations
 
 import filecmp
+import io
 import logging
 import os
 import shutil
 import socket
+import tarfile
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -23,7 +27,8 @@ import tensorflow_hub as hub
 import tf_keras
 from official.nlp.data import squad_lib
 
-from bert_qa import hub_format, input_pipeline
+from bert_qa import encoders, hub_format, input_pipeline
+from bert_qa.errors import InputError
 from bert_qa.hub_format import HubHandleError, TF1SignatureLayer
 from bert_qa.spec import MOBILEBERT_URI, BertQaSpec, MobileBertQaSpec, qa_loss
 from tests import fixtures, tf1_hub_fixtures
@@ -252,20 +257,92 @@ def test_tf1_module_with_is_tf2_true_says_so(tf1_module):
 
 # -- (d) TF Hub handles --------------------------------------------------------------------
 
+def _urlopen_raising(error, calls=None):
+    """A stand-in for urllib.request.urlopen (what tensorflow_hub downloads with)."""
+    def urlopen(request, *args, **kwargs):
+        if calls is not None:
+            calls.append(getattr(request, "full_url", request))
+        raise error
+    return urlopen
+
+
+def _urlopen_serving(payload: bytes):
+    def urlopen(request, *args, **kwargs):
+        return io.BytesIO(payload)
+    return urlopen
+
+
 def test_uncached_hub_handle_offline_fails_fast_with_instructions(tmp_path, monkeypatch):
+    """Offline on purpose (whatever this machine's network): the download fails as it does
+    with no DNS, and the user is told how to get the module here."""
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
+    calls = []
+    no_dns = urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_raising(no_dns, calls))
     spec = MobileBertQaSpec()  # Model Maker's default uri, a tfhub.dev handle
     assert spec.uri == MOBILEBERT_URI
     started = time.monotonic()
-    with pytest.raises(HubHandleError) as raised:
+    with pytest.raises(hub_format.HubDownloadError) as raised:
         spec.build()
     assert time.monotonic() - started < 10
+    assert calls and calls[0].startswith(MOBILEBERT_URI)  # it did try to download
+    assert isinstance(raised.value, HubHandleError) and isinstance(raised.value, InputError)
     message = str(raised.value)
-    assert MOBILEBERT_URI in message
+    assert MOBILEBERT_URI in message and "Name or service not known" in message
+    assert "cannot download" in message
     assert "pre-download" in message and f"hub.resolve('{MOBILEBERT_URI}')" in message
     assert "uri=<local directory" in message
     assert hub_format.hub_cache_location(MOBILEBERT_URI) in message
     assert not spec.is_built
+    # The pipeline's FeatureWindowing asks for the vocab alone: the same error, not
+    # tf.io.gfile's UnimplementedError for an https "file".
+    with pytest.raises(hub_format.HubDownloadError, match="cannot download"):
+        encoders.vocab_of(MOBILEBERT_URI)
+
+
+def test_hub_failures_say_which_they_are(tmp_path, monkeypatch):
+    """Not found (404), an HTTP error, a corrupt download and a corrupt cached copy are each
+    reported as what they are, not as "cannot download"; unrelated errors are not relabelled."""
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    handle = "https://tfhub.dev/example/no-such-model/1"
+
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_raising(
+        urllib.error.HTTPError(handle, 404, "Not Found", {}, None)))
+    with pytest.raises(hub_format.HubHandleNotFoundError, match="does not exist.*HTTP 404") as raised:
+        hub_format.resolve_uri(handle)
+    assert "cannot download" not in str(raised.value)
+
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_raising(
+        urllib.error.HTTPError(handle, 503, "Service Unavailable", {}, None)))
+    with pytest.raises(hub_format.HubDownloadError, match="HTTP 503 Service Unavailable"):
+        hub_format.resolve_uri(handle)
+
+    # Not a tar archive (e.g. a truncated download): nothing is cached.
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_serving(b"<html>Oops</html>" * 50))
+    with pytest.raises(hub_format.HubModuleCorruptError, match="not a TF Hub module archive") as raised:
+        hub_format.resolve_uri(handle)
+    assert hub_format.hub_cache_location(handle) in str(raised.value)
+    assert "cannot download" not in str(raised.value)
+    assert not os.path.exists(hub_format.hub_cache_location(handle))
+
+    # A tar archive whose saved_model.pb is garbage: cached, and named with the cache path.
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        garbage = bytes(range(256)) * 40
+        info = tarfile.TarInfo("saved_model.pb")
+        info.size = len(garbage)
+        tar.addfile(info, io.BytesIO(garbage))
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_serving(archive.getvalue()))
+    cached = hub_format.hub_cache_location(handle)
+    for _ in range(2):  # the download, then the cached copy
+        with pytest.raises(hub_format.HubModuleCorruptError, match="corrupt or truncated") as raised:
+            hub_format.resolve_uri(handle)
+        assert os.path.join(cached, "saved_model.pb") in str(raised.value)
+        assert f"delete {cached}" in str(raised.value)
+
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_raising(KeyError("unrelated")))
+    with pytest.raises(KeyError, match="unrelated"):
+        hub_format.resolve_uri(handle + "/other")
 
 
 def test_unresponsive_hub_server_times_out(tmp_path, monkeypatch):
@@ -286,6 +363,8 @@ def test_unresponsive_hub_server_times_out(tmp_path, monkeypatch):
 def test_cached_hub_handle_resolves_offline(tf1_module, tmp_path, monkeypatch):
     """A handle already in TF Hub's cache loads with no network, as hub.resolve does it."""
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(urllib.request, "urlopen", _urlopen_raising(
+        AssertionError("a cached handle must not be downloaded")))
     cached = hub_format.hub_cache_location(MOBILEBERT_URI)
     assert os.path.dirname(cached) == str(tmp_path / "cache")
     shutil.copytree(tf1_module, cached)
@@ -344,3 +423,36 @@ def test_vocab_from_assets_dir_and_missing_vocab(tf1_module, tmp_path):
     tf.saved_model.save(tf.Module(), bare)
     with pytest.raises(FileNotFoundError, match="No vocabulary"):
         BertQaSpec(uri=bare, distribution_strategy="off").build()
+
+
+def test_corrupt_saved_model_is_an_error_not_an_assets_vocab_fallback(tf2_encoder, tmp_path):
+    """A TF2 encoder whose saved_model.pb (or variables) cannot be read must not be taken for a
+    module whose vocabulary is whatever assets/vocab.txt holds."""
+    assert os.path.isfile(os.path.join(tf2_encoder, "assets", "vocab.txt"))  # the old fallback
+    corrupt = str(tmp_path / "corrupt_pb")
+    shutil.copytree(tf2_encoder, corrupt)
+    with open(os.path.join(corrupt, "saved_model.pb"), "r+b") as f:
+        f.truncate(os.path.getsize(os.path.join(corrupt, "saved_model.pb")) // 2)
+    pb = os.path.join(corrupt, "saved_model.pb")
+    with pytest.raises(hub_format.CorruptEncoderError, match="corrupt or truncated") as raised:
+        hub_format.find_vocab(corrupt)
+    assert pb in str(raised.value) and isinstance(raised.value, InputError)
+    spec = BertQaSpec(uri=corrupt, distribution_strategy="off", **SHAPE)
+    with pytest.raises(hub_format.CorruptEncoderError, match=pb):
+        spec.build()
+    assert not spec.is_built
+
+    truncated = str(tmp_path / "truncated_variables")
+    shutil.copytree(tf2_encoder, truncated)
+    data = [os.path.join(truncated, "variables", n) for n in os.listdir(os.path.join(truncated, "variables"))
+            if ".data-" in n][0]
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 3)
+    with pytest.raises(hub_format.CorruptEncoderError, match="cannot be loaded") as raised:
+        hub_format.find_vocab(truncated)
+    assert truncated in str(raised.value)
+
+    not_a_model = str(tmp_path / "vocab_only")
+    shutil.copytree(os.path.join(tf2_encoder, "assets"), os.path.join(not_a_model, "assets"))
+    with pytest.raises(hub_format.CorruptEncoderError, match="not a SavedModel"):
+        hub_format.find_vocab(not_a_model)

@@ -353,6 +353,18 @@ def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, trai
         return launch_training(tiny_encoder, train_shards, str(tmp_path / name), "--strategy", "off",
                                "--seed", str(seed), "--shuffle")
 
+    # Dropout is really active in training (else equal runs would prove little): the same
+    # batch through the encoder in training mode twice gives different outputs.
+    import tensorflow_hub as hub
+
+    encoder = hub.KerasLayer(tiny_encoder, trainable=True)
+    ids = tf.constant([[101, 2054, 2003, 1037, 3231, 102] + [0] * 10])
+    inputs = dict(input_word_ids=ids, input_mask=tf.cast(ids > 0, tf.int32), input_type_ids=tf.zeros_like(ids))
+    once, twice = (encoder(inputs, training=True)["sequence_output"] for _ in range(2))
+    assert float(tf.reduce_max(tf.abs(once - twice))) > 1e-3
+    inference = [encoder(inputs, training=False)["sequence_output"] for _ in range(2)]
+    assert float(tf.reduce_max(tf.abs(inference[0] - inference[1]))) == 0.0
+
     procs = [launch(7, "a"), launch(7, "b"), launch(8, "c")]
     first, second, other = collect(procs, time.monotonic() + WORKER_TIMEOUT_S)
     assert first["strategy"] == "_DefaultDistributionStrategy"

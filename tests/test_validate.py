@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bert_qa.validation import validate_file
 from tests import fixtures
 
@@ -87,3 +89,29 @@ def test_a_utf8_byte_order_mark_is_accepted_everywhere(tmp_path, shared_data):
     predictions = tmp_path / "pred.json"
     predictions.write_text(json.dumps({q.id: q.answer_texts[0] for q in questions}), encoding="utf-8-sig")
     assert scoring.score_files(str(bom), str(predictions))["exact_match"] == 1.0
+
+
+def test_a_failure_on_one_file_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
+    """Should validation itself fail on a file (a bug of ours), the other files are still
+    checked and reported, and the exit status says the tool failed (3), not the input (1)."""
+    from bert_qa import validation
+    from bert_qa_cli.main import main
+
+    good = fixtures.write_squad(str(tmp_path / "good.json"), [{"title": "t", "paragraphs": [
+        {"context": "Paris is big.", "qas": [{"id": "q", "question": "Which?",
+                                              "answers": [{"text": "Paris", "answer_start": 0}]}]}]}])
+    boom = fixtures.write_squad(str(tmp_path / "boom.json"), [])
+    real = validation.validate_file
+
+    def flaky(path, seen_ids=None):
+        if path == boom:
+            raise RuntimeError("simulated bug")
+        return real(path, seen_ids)
+
+    monkeypatch.setattr(validation, "validate_file", flaky)
+    assert main(["validate", boom, good]) == 3
+    out, err = capsys.readouterr()
+    assert f"{boom}: validation failed: RuntimeError: simulated bug" in err and "Traceback" not in err
+    assert f"{good}: 1 articles, 1 paragraphs, 1 questions" in out
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        main(["--debug", "validate", boom, good])

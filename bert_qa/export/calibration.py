@@ -41,7 +41,9 @@ def features_from_squad(path: str, vocab_file: str, do_lower_case: bool, seq_len
     except _Enough:
         pass
     if not features:
-        raise ValueError(f"No questions in {path} to calibrate with")
+        from bert_qa.errors import InputError
+
+        raise InputError(f"{path}: no questions to calibrate int8 with")
     return {
         "input_word_ids": np.array([f.input_ids for f in features], np.int32),
         "input_mask": np.array([f.input_mask for f in features], np.int32),

@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.errors import InputError
 
 # Model Maker's tensor names (what the TFLite converter produces from our SavedModel).
 TFLITE_INPUT_NAME = {
@@ -42,6 +44,11 @@ _OUTPUT_DESCRIPTIONS = {
     "start_logits": "Logits of each token being the first token of the answer span.",
     "end_logits": "Logits of each token being the last token of the answer span.",
 }
+
+
+class TfliteModelError(InputError):
+    """A .tflite file that cannot be used: missing, not a TFLite model (corrupt or truncated),
+    or without the QA metadata; the message names the file."""
 
 
 @dataclasses.dataclass
@@ -172,32 +179,54 @@ def read_metadata(model: Union[str, bytes]) -> QaMetadata:
     from tensorflow_lite_support.metadata.python import metadata as md_lib
 
     buffer = _read(model)
+    label = _label(model)
+    if not buffer:
+        raise TfliteModelError(f"{label}: the file is empty, not a TFLite model")
     try:
         displayer = md_lib.MetadataDisplayer.with_model_buffer(buffer)
     except ValueError as err:
-        raise ValueError(f"{_label(model)} has no TFLite metadata ({err}); export it with "
-                         "`bertqa export` or bert_qa.export.write_metadata") from err
-    model_md = md_fb.ModelMetadataT.InitFromObj(
-        md_fb.ModelMetadata.GetRootAsModelMetadata(displayer.get_metadata_buffer(), 0))
-    subgraph = model_md.subgraphMetadata[0]
-    vocab_name = _bert_vocab_name(subgraph, md_fb)
+        raise TfliteModelError(f"{label} has no TFLite metadata ({err}); export it with "
+                               "`bertqa export` or bert_qa.export.write_metadata") from err
+    except (struct.error, IndexError) as err:  # the flatbuffer's offsets point outside the file
+        raise TfliteModelError(f"{label}: not a valid TFLite model (corrupt or truncated: {err})") from err
+    try:
+        model_md = md_fb.ModelMetadataT.InitFromObj(
+            md_fb.ModelMetadata.GetRootAsModelMetadata(displayer.get_metadata_buffer(), 0))
+        if not model_md.subgraphMetadata:
+            raise TfliteModelError(f"{label}: its TFLite metadata describes no subgraph (not QA "
+                                   f"metadata); export it with `bertqa export`")
+        subgraph = model_md.subgraphMetadata[0]
+        vocab_name = _bert_vocab_name(subgraph, md_fb)
+        input_names = [_text(t.name) for t in subgraph.inputTensorMetadata or []]
+        output_names = [_text(t.name) for t in subgraph.outputTensorMetadata or []]
+        custom_data = [bytes(c.data) for c in subgraph.customMetadata or []
+                       if _text(c.name) == CUSTOM_METADATA_NAME]
+        info = ModelInfo(name=_text(model_md.name), version=_text(model_md.version),
+                         description=_text(model_md.description), author=_text(model_md.author),
+                         license=_text(model_md.license))
+    except (struct.error, IndexError, UnicodeDecodeError) as err:
+        raise TfliteModelError(f"{label}: its TFLite metadata is damaged (corrupt or truncated "
+                               f"file: {type(err).__name__}: {err})") from err
     if vocab_name is None:
-        raise ValueError(f"{_label(model)} has no BertTokenizer vocabulary in its metadata")
-    vocab_bytes = bytes(displayer.get_associated_file_buffer(vocab_name))
+        raise TfliteModelError(f"{label} has no BertTokenizer vocabulary in its metadata")
+    try:
+        vocab_bytes = bytes(displayer.get_associated_file_buffer(vocab_name))
+    except ValueError as err:
+        raise TfliteModelError(f"{label}: its metadata names the vocabulary {vocab_name!r} but the "
+                               f"file packed with the model is missing or damaged (truncated "
+                               f"file?): {err}") from err
     options: Dict[str, object] = {}
-    for custom in subgraph.customMetadata or []:
-        if _text(custom.name) == CUSTOM_METADATA_NAME:
-            options = json.loads(bytes(custom.data).decode("utf-8"))
-    info = ModelInfo(name=_text(model_md.name), version=_text(model_md.version),
-                     description=_text(model_md.description), author=_text(model_md.author),
-                     license=_text(model_md.license))
-    return QaMetadata(
-        info=info,
-        vocab_bytes=vocab_bytes,
-        vocab_file_name=vocab_name,
-        input_names=[_text(t.name) for t in subgraph.inputTensorMetadata or []],
-        output_names=[_text(t.name) for t in subgraph.outputTensorMetadata or []],
-        options=options)
+    for data in custom_data:
+        try:
+            options = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TfliteModelError(f"{label}: its {CUSTOM_METADATA_NAME!r} custom metadata is not "
+                                   f"JSON: {err}") from err
+        if not isinstance(options, dict):
+            raise TfliteModelError(f"{label}: its {CUSTOM_METADATA_NAME!r} custom metadata is not "
+                                   f"a JSON object")
+    return QaMetadata(info=info, vocab_bytes=vocab_bytes, vocab_file_name=vocab_name,
+                      input_names=input_names, output_names=output_names, options=options)
 
 
 def _bert_vocab_name(subgraph, md_fb) -> Optional[str]:
@@ -217,8 +246,13 @@ def _text(value) -> str:
 def _read(model: Union[str, bytes]) -> bytearray:
     if isinstance(model, (bytes, bytearray)):
         return bytearray(model)
-    with open(model, "rb") as f:
-        return bytearray(f.read())
+    try:
+        with open(model, "rb") as f:
+            return bytearray(f.read())
+    except FileNotFoundError:
+        raise TfliteModelError(f"{model}: model file not found") from None
+    except IsADirectoryError:
+        raise TfliteModelError(f"{model}: is a directory, not a .tflite file") from None
 
 
 def _label(model) -> str:

@@ -22,6 +22,7 @@ import time
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.errors import InputError
 from bert_qa.export import metadata as qa_metadata
 from bert_qa.export.quantization import DEFAULT_QUANTIZATION_STEPS, FEATURE_NAMES, QuantizationConfig
 
@@ -34,6 +35,11 @@ DEFAULT_VARIANTS = ("float32", "dynamic", "float16", "int8")
 TASK_LIBRARY_SEQ_LEN = 384
 EXTRA_DIR = "assets.extra"  # TF Serving's place for files beside a SavedModel
 EXPORT_INFO = "bert_qa_export.json"
+
+
+class ExportInputError(InputError):
+    """What an export reads cannot be used: a missing or corrupt SavedModel, a damaged
+    ``assets.extra`` record, a missing vocabulary; the message names the path."""
 
 
 def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
@@ -100,9 +106,12 @@ def saved_model_info(saved_model_dir: str) -> Dict[str, object]:
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             try:
-                info.update(json.load(f))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON: {err}") from err
+                record = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ExportInputError(f"{path} is not valid JSON: {err}") from err
+        if not isinstance(record, dict):
+            raise ExportInputError(f"{path} must hold a JSON object, not {type(record).__name__}")
+        info.update(record)
     if tf.io.gfile.exists(os.path.join(extra, "vocab.txt")):
         info["vocab_file"] = os.path.join(extra, "vocab.txt")
     return info
@@ -126,9 +135,27 @@ def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] =
     import tensorflow as tf
 
     config = _config(quantization, representative_features, quantization_steps)
+    check_saved_model(saved_model_dir)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter = config.get_converter_with_quantization(converter)
     return converter.convert()
+
+
+def check_saved_model(saved_model_dir: str) -> None:
+    """Refuses (``ExportInputError`` naming the path) a directory that is not a SavedModel or
+    whose saved_model.pb cannot be parsed (corrupt, truncated), before any conversion."""
+    import tensorflow as tf
+    from tensorflow.python.saved_model import loader_impl
+
+    if not tf.io.gfile.isdir(saved_model_dir):
+        raise ExportInputError(f"SavedModel directory not found: {saved_model_dir}")
+    if not tf.saved_model.contains_saved_model(saved_model_dir):
+        raise ExportInputError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb)")
+    try:
+        loader_impl.parse_saved_model(saved_model_dir)
+    except OSError as err:  # "Cannot parse file ...saved_model.pb: Error parsing message"
+        raise ExportInputError(f"{saved_model_dir}: saved_model.pb is corrupt or truncated "
+                               f"({err})") from err
 
 
 def export_tflite(saved_model_dir_or_model, tflite_path: str,
@@ -139,14 +166,27 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
                   description: str = qa_metadata.DEFAULT_DESCRIPTION, author: str = "",
                   license: str = "Apache-2.0",
                   quantization_steps: int = DEFAULT_QUANTIZATION_STEPS,
-                  metadata_options: Optional[Mapping[str, object]] = None) -> str:
-    """Writes one .tflite variant; with ``vocab_file`` it carries Task Library metadata.
+                  metadata_options: Optional[Mapping[str, object]] = None,
+                  metadata: bool = True) -> str:
+    """Writes one .tflite variant carrying Task Library metadata (vocabulary packed in).
 
     ``saved_model_dir_or_model``: a directory from ``export_saved_model`` or the Keras span
     model itself (saved to a temporary SavedModel first, as Model Maker does).
     ``metadata_options`` (e.g. ``query_len``, ``doc_stride``) are recorded for
     ``bertqa predict``.
+
+    Without metadata the Task Library (and ``bertqa predict``) cannot use the file, so the
+    metadata is required: no ``vocab_file`` is a ValueError, and a failure to write the
+    metadata propagates; nothing is written then. ``metadata=False`` asks for a bare model
+    (``vocab_file`` and the metadata arguments are then ignored).
     """
+    if metadata and vocab_file is None:
+        raise ValueError(f"{tflite_path}: no vocab_file, so the model would carry no Task Library "
+                         f"metadata and neither the Task Library nor `bertqa predict` could use it; "
+                         f"pass vocab_file (the spec's vocabulary), or metadata=False for a bare "
+                         f"model")
+    if metadata and not _exists(vocab_file):
+        raise ExportInputError(f"vocabulary file not found: {vocab_file}")
     if isinstance(saved_model_dir_or_model, (str, os.PathLike)):
         buffer = convert(os.fspath(saved_model_dir_or_model), quantization,
                          representative_features, quantization_steps)
@@ -155,22 +195,22 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
             saved = export_saved_model(saved_model_dir_or_model, os.path.join(tmp, "saved_model"))
             buffer = convert(saved, quantization, representative_features, quantization_steps)
     seq_len = _input_seq_len(buffer)
-    if seq_len != TASK_LIBRARY_SEQ_LEN:
+    if metadata and seq_len != TASK_LIBRARY_SEQ_LEN:
         log.warning("%s takes seq_len %d: the TFLite Task Library's BertQuestionAnswerer runs only "
                     "seq_len %d models (kMaxSeqLen); it loads this file and then fails on every question "
                     "(\"Bad StatusOr access\"). `bertqa predict` and bert_qa.answering run it.",
                     tflite_path, seq_len, TASK_LIBRARY_SEQ_LEN)
         description = (f"{description} Built for seq_len {seq_len}: the TFLite Task Library's "
                        f"BertQuestionAnswerer needs seq_len {TASK_LIBRARY_SEQ_LEN}.")
-    if vocab_file is not None:
+    if metadata:
         info = qa_metadata.ModelInfo(name=model_name, version=version, description=description,
                                      author=author, license=license)
         config = _config(quantization, representative_features, quantization_steps)
         options = {"quantization": config.name, **dict(metadata_options or {})}
         buffer = qa_metadata.add_metadata(buffer, vocab_file, do_lower_case, info, options=options)
     else:
-        log.warning("No vocab_file: %s has no metadata, so the Task Library cannot load it",
-                    tflite_path)
+        log.info("metadata=False: %s carries no Task Library metadata (the Task Library and "
+                 "`bertqa predict` cannot use it)", tflite_path)
     directory = os.path.dirname(os.path.abspath(tflite_path))
     os.makedirs(directory, exist_ok=True)
     tmp_path = tflite_path + ".partial"
@@ -178,6 +218,12 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
         f.write(buffer)
     os.replace(tmp_path, tflite_path)  # never leave a half-written model behind
     return tflite_path
+
+
+def _exists(path: str) -> bool:
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
 
 
 def _input_seq_len(buffer: bytes) -> int:

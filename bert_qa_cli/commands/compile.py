@@ -1,8 +1,6 @@
 """`bertqa compile`: the same pipeline as `bertqa run`, compiled for Kubeflow Pipelines / Vertex AI."""
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers):
     from bert_qa_cli.commands.run import add_config_arguments
@@ -32,21 +30,14 @@ def register(subparsers):
 
 def run(args) -> int:
     from bert_qa_cli.commands.run import config_from_args
-    from bert_qa_pipeline.pipeline.config import ConfigError
 
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        print(f"bertqa compile: configuration error: {err}", file=sys.stderr)
-        return 2
-    from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
+    # ConfigError (a bad --config file, key or value) and CompileError (a configuration the
+    # target cannot run) are InputErrors: `bertqa` prints them and exits 1.
+    config = config_from_args(args)
+    from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
     output = args.output or ("bert_qa_pipeline.yaml" if args.target == "kfp" else "bert_qa_pipeline.json")
-    try:
-        path = compile_pipeline(config, output, args.pipeline_root, args.image, args.push_destination,
-                                target=args.target)
-    except CompileError as err:
-        print(f"bertqa compile: {err}", file=sys.stderr)
-        return 2
+    path = compile_pipeline(config, output, args.pipeline_root, args.image, args.push_destination,
+                            target=args.target)
     print(f"Wrote {path} ({args.target})")
     return 0

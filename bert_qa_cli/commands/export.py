@@ -46,23 +46,30 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from bert_qa.errors import InputError
     from bert_qa.export import QUANTIZATIONS, metadata, tflite
     from bert_qa.tflite_runner import describe
 
-    def fail(message: str) -> int:
+    def usage(message: str) -> int:  # a flag or a combination of flags: argparse's status
         print(f"bertqa {NAME}: error: {message}", file=sys.stderr)
         return 2
 
     variants = [q.strip() for q in args.quantization.split(",") if q.strip()]
     unknown = [q for q in variants if q not in QUANTIZATIONS]
     if unknown or not variants:
-        return fail(f"unknown quantization {unknown}; choose from {', '.join(QUANTIZATIONS)}")
-    if not os.path.isdir(args.saved_model):
-        return fail(f"SavedModel directory not found: {args.saved_model}")
+        return usage(f"unknown quantization {unknown}; choose from {', '.join(QUANTIZATIONS)}")
+    if "int8" in variants and not args.representative_data:
+        return usage("int8 needs --representative-data (a SQuAD JSON file of training data)")
+    # What the files say is an InputError naming the file (exit 1): a missing or corrupt
+    # SavedModel, a damaged record, a missing vocabulary, a bad SQuAD file.
+    tflite.check_saved_model(args.saved_model)
     saved = tflite.saved_model_info(args.saved_model)
     vocab_file = args.vocab or saved["vocab_file"]
     if vocab_file is None:
-        return fail("the SavedModel has no saved vocabulary (assets.extra/vocab.txt); pass --vocab")
+        raise InputError(f"{args.saved_model}: the SavedModel has no saved vocabulary "
+                         f"({tflite.EXTRA_DIR}/vocab.txt); pass --vocab")
+    if not os.path.isfile(vocab_file) and "://" not in vocab_file:
+        raise InputError(f"--vocab {vocab_file}: vocabulary file not found")
     from bert_qa.spec import windowing_defaults
 
     defaults = windowing_defaults(saved.get("spec") or "BertQaSpec")
@@ -73,8 +80,6 @@ def run(args) -> int:
 
     representative = None
     if "int8" in variants:
-        if not args.representative_data:
-            return fail("int8 needs --representative-data (a SQuAD JSON file of training data)")
         from bert_qa.export.calibration import features_from_squad
 
         seq_len = saved.get("seq_len") or _saved_model_seq_len(args.saved_model)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 NAME = "import-checkpoint"
@@ -32,14 +31,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bert_qa.checkpoint_import import CheckpointImportError, import_hf_checkpoint
+    from bert_qa.checkpoint_import import import_hf_checkpoint
 
     start = time.time()
-    try:
-        path = import_hf_checkpoint(args.checkpoint_dir, args.export_dir,
-                                    do_lower_case=args.do_lower_case)
-    except (CheckpointImportError, FileNotFoundError, FileExistsError) as err:
-        print(f"bertqa {NAME}: error: {err}", file=sys.stderr)
-        return 2
+    # A missing, malformed or unconvertible checkpoint file, or an export directory that is
+    # already taken, is a CheckpointImportError (an InputError naming the file): `bertqa`
+    # prints it and exits 1. Anything else is the tool's failure (exit 3).
+    path = import_hf_checkpoint(args.checkpoint_dir, args.export_dir,
+                                do_lower_case=args.do_lower_case)
     print(f"Exported encoder to {path} in {time.time() - start:.1f} s")
     return 0

@@ -1,8 +1,6 @@
 """`bertqa predict`: answer a question about a text with a .tflite model alone."""
 from __future__ import annotations
 
-import sys
-
 NAME = "predict"
 
 
@@ -31,20 +29,19 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from bert_qa.answering import TfliteQuestionAnswerer
+    from bert_qa.errors import InputError
 
     if args.context_file:
-        with open(args.context_file, encoding="utf-8") as f:
-            context = f.read()
+        context = read_context_file(args.context_file)
+        if not context.strip():
+            raise InputError(f"context file {args.context_file}: it is empty")
     else:
         context = args.context
-    if not context.strip():
-        print(f"bertqa {NAME}: error: the context is empty", file=sys.stderr)
-        return 2
-    try:
-        answerer = TfliteQuestionAnswerer(args.model, num_threads=args.threads)
-    except (OSError, ValueError) as err:
-        print(f"bertqa {NAME}: error: {err}", file=sys.stderr)
-        return 2
+        if not context.strip():
+            raise InputError("--context: the context is empty")
+    # A missing, unreadable, corrupt or truncated model, or one without QA metadata, is a
+    # TfliteModelError (an InputError naming the file); anything else is the tool's failure.
+    answerer = TfliteQuestionAnswerer(args.model, num_threads=args.threads)
     answers = answerer.answer(context, args.question, top_k=args.top_k,
                               max_answer_length=args.max_answer_length)
     print(f"Q: {args.question}")
@@ -52,3 +49,24 @@ def run(args) -> int:
         print(f"{rank}. {answer.text!r}  probability {answer.probability:.4f}  "
               f"logits {answer.start_logit:.3f}/{answer.end_logit:.3f}")
     return 0
+
+
+def read_context_file(path: str) -> str:
+    """The context text; a missing, unreadable or non-UTF-8 file is an InputError naming it."""
+    from bert_qa.errors import InputError
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise InputError(f"context file {path}: not found") from None
+    except IsADirectoryError:
+        raise InputError(f"context file {path}: is a directory") from None
+    except OSError as err:
+        raise InputError(f"context file {path}: cannot read it: {err.strerror or err}") from err
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise InputError(f"context file {path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                         f"offset {err.start}, line {line}); save it as UTF-8") from None

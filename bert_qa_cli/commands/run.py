@@ -1,8 +1,6 @@
 """`bertqa run`: the whole TFX pipeline locally (LocalDagRunner, MLMD sqlite, caching on)."""
 from __future__ import annotations
 
-import sys
-
 
 def add_config_arguments(p) -> None:
     """Flags shared with `bertqa compile`: a config file plus overrides."""
@@ -64,13 +62,11 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from bert_qa_pipeline.pipeline.config import ConfigError, dumps
+    from bert_qa_pipeline.pipeline.config import dumps
 
-    try:
-        config = config_from_args(args, args.output)
-    except ConfigError as err:
-        print(f"bertqa run: configuration error: {err}", file=sys.stderr)
-        return 2
+    # A bad --config file, key or value raises ConfigError (an InputError): `bertqa` prints it
+    # (file, line/column, key) and exits 1.
+    config = config_from_args(args, args.output)
     if args.no_cache:
         config.enable_cache = False
     if args.print_config:

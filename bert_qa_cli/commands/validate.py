@@ -9,19 +9,33 @@ def register(subparsers):
         "validate", help="check SQuAD v1.1/v2.0 files and report counts and every problem",
         description="Reports articles, paragraphs, questions, answerable and unanswerable counts and "
                     "every problem (malformed JSON, missing or mistyped fields, answer text not at "
-                    "answer_start, empty context or question, duplicate ids), naming file and question "
-                    "id. Exit status 1 if any file has an error.")
+                    "answer_start, empty context or question, duplicate ids, also across the files "
+                    "given, strings that are not valid Unicode), naming file and question id. Every "
+                    "file is checked whatever the others hold. Exit status 1 if any file has an error.")
     p.add_argument("files", nargs="+", metavar="DATA.json")
     p.add_argument("--json", action="store_true", help="print one JSON report per file")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import sys
+
+    from bert_qa.errors import EXIT_BAD_INPUT, EXIT_TOOL_FAILED
     from bert_qa.validation import validate_file
 
     status = 0
+    seen_ids = {}  # question id -> where first seen, across all the files
     for path in args.files:
-        report = validate_file(path)
+        try:
+            report = validate_file(path, seen_ids)
+        except Exception as err:  # noqa: BLE001 (a bug of ours: say so, and check the next file)
+            if getattr(args, "debug", False):
+                raise
+            print(f"{path}: validation failed: {type(err).__name__}: {err} (the tool's failure, not "
+                  f"necessarily your input's; rerun with `bertqa --debug validate` for the traceback)",
+                  file=sys.stderr)
+            status = EXIT_TOOL_FAILED
+            continue
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
         else:
@@ -31,6 +45,6 @@ def run(args) -> int:
                   f"{len(report.problems) - len(report.errors)} warnings")
             for problem in report.problems:
                 print(f"  {problem}")
-        if report.errors:
-            status = 1
+        if report.errors and status == 0:
+            status = EXIT_BAD_INPUT
     return status

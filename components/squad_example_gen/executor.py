@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
 from bert_qa import squad_data
+from bert_qa.errors import InputError
 from bert_qa_pipeline.components import artifacts, example_codecs
 from bert_qa_pipeline.components.squad_example_gen import driver
 
@@ -21,7 +22,7 @@ def expand_patterns(patterns: Sequence[str]) -> List[str]:
     for pattern in patterns:
         matched = sorted(tf.io.gfile.glob(pattern))
         if not matched:
-            raise FileNotFoundError(f"no file matches input pattern {pattern!r}")
+            raise InputError(f"no file matches input pattern {pattern!r}")
         files.extend(f for f in matched if f not in files)
     return files
 
@@ -40,11 +41,11 @@ def assign_splits(input_patterns, hash_buckets) -> Tuple[List[str], Dict[str, Li
         for split, split_files in files.items():
             for f in split_files:
                 if f in seen:
-                    raise ValueError(f"file {f} matches the patterns of splits {seen[f]!r} and {split!r}")
+                    raise InputError(f"file {f} matches the patterns of splits {seen[f]!r} and {split!r}")
                 seen[f] = split
         return list(input_patterns), files, None
     if not hash_buckets or not all(isinstance(n, int) and n > 0 for n in hash_buckets.values()):
-        raise ValueError(f"hash_buckets must map split names to positive ints, got {hash_buckets!r}")
+        raise InputError(f"hash_buckets must map split names to positive ints, got {hash_buckets!r}")
     names = list(hash_buckets)
     total = sum(hash_buckets.values())
     boundaries, upper = [], 0
@@ -126,7 +127,7 @@ class Executor(base_executor.BaseExecutor):
         for split in names:
             questions, ids = read_split(files[split], split, split_of)
             if not questions:
-                raise ValueError(f"split {split!r} has no questions (files: {files[split]})")
+                raise InputError(f"split {split!r} has no questions (files: {files[split]})")
             split_ids[split] = ids
             write_split(questions, artifacts.split_uri(examples, split))
             counts.update(split_counts(split, questions, files[split]))
