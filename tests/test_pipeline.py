@@ -193,28 +193,50 @@ def test_latest_published_baseline_is_the_pushed_tflite(first_run, setup):
     assert run.blessed is True and os.listdir(config.push_destination) == ["1"]
 
 
-def test_changed_model_is_refused_against_the_blessed_baseline(first_run, setup):
+def test_baseline_is_the_latest_blessed_model_not_any(first_run, setup):
+    """Two blessed models exist; the third run is compared with the newer, and the check's
+    verdict follows the numbers (no threshold that decides it whatever they are)."""
     config, first = first_run
-    blessed_model = _artifact(config, "QaTrainer", "model")
-    # A different seed and windowing make a new model; demanding 100 points over the baseline
-    # refuses it. The baseline keeps its own windowing: the evaluator re-windows the questions
-    # from the baseline's record, so its F1 is the one the first run measured.
+    first_model = _artifact(config, "QaTrainer", "model")
+    # A second model (another seed), blessed under permissive thresholds and pushed as version 2.
+    second = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 99}))
+    assert second.blessed is True and second.pushed == os.path.join(config.push_destination, "2")
+    second_model = _artifact(config, "QaTrainer", "model")
+    assert second_model.id != first_model.id
+    # A third model with its own windowing; the baseline keeps its own: the evaluator re-windows
+    # the questions from the baseline's record, so its F1 is the one the second run measured.
     run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
-                             model={"doc_stride": 24},
-                             evaluation={"max_f1_drop_vs_baseline": -100.0}))
+                             model={"doc_stride": 24}, evaluation={"max_f1_drop_vs_baseline": 0.0}))
     states = _states(run)
     assert states["QaTrainer"] == "COMPLETE" and states["SquadExampleGen"] == "CACHED"
+    blessing = _artifact(config, "QaEvaluator", "blessing")
+    assert blessing.get_int_custom_property("baseline_model_id") == second_model.id  # the latest, not the first
+    baseline_f1 = blessing.get_float_custom_property("baseline_f1")
+    assert baseline_f1 == pytest.approx(second.scores["f1_saved_model"], abs=1e-9)
+    assert _artifact(config, "FeatureWindowing", "features").get_int_custom_property("doc_stride") == 24
+    current_f1 = blessing.get_float_custom_property("f1")
+    holds = current_f1 >= baseline_f1  # max_f1_drop_vs_baseline 0: no worse than the baseline
+    failed = json.loads(blessing.get_string_custom_property("failed_checks"))
+    assert ("f1 vs latest blessed model" in failed) is (not holds), (current_f1, baseline_f1, failed)
+    assert run.blessed is holds and failed == ([] if holds else ["f1 vs latest blessed model"])
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED" if holds else "NOT_BLESSED"))
+    pushed = _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed")
+    assert pushed == int(holds)
+    assert sorted(os.listdir(config.push_destination)) == (["1", "2", "3"] if holds else ["1", "2"])
+
+
+def test_regression_against_the_blessed_baseline_is_refused(first_run, setup):
+    """Demanding more than the baseline scored refuses the model, and nothing is pushed."""
+    config, _ = first_run
+    before = sorted(os.listdir(config.push_destination))
+    run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
+                             model={"doc_stride": 24}, evaluation={"max_f1_drop_vs_baseline": -100.0}))
     assert run.blessed is False and run.pushed is None
     blessing = _artifact(config, "QaEvaluator", "blessing")
-    assert blessing.get_int_custom_property("blessed") == 0
-    assert blessing.get_int_custom_property("baseline_model_id") == blessed_model.id
-    assert blessing.get_float_custom_property("baseline_f1") == pytest.approx(
-        first.scores["f1_saved_model"], abs=1e-9)
-    assert _artifact(config, "FeatureWindowing", "features").get_int_custom_property("doc_stride") == 24
     assert json.loads(blessing.get_string_custom_property("failed_checks")) == ["f1 vs latest blessed model"]
     assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
     assert _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed") == 0
-    assert os.listdir(config.push_destination) == ["1"]
+    assert sorted(os.listdir(config.push_destination)) == before
 
 
 def test_changed_input_file_is_not_a_cache_hit(first_run, setup):
