@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "ship Task Library TFLite models; TFLite Model Maker BertQaSpec parity.")
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of a failure (default: one line)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep the libraries' console chatter (TensorFlow's C++ start-up lines, "
+                             "deprecation notices); by default only our lines and real warnings show")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -36,6 +39,10 @@ def main(argv=None) -> int:
     """Exit 0 done, 1 the input is bad (``InputError``: fix the file, flag or config named),
     2 usage (argparse), 3 the tool failed (anything else; ``--debug`` for the traceback)."""
     args = build_parser().parse_args(argv)
+    if argv is None:  # the process is ours (the `bertqa` command), not a caller's (tests, notebooks)
+        from bert_qa_cli import console
+
+        console.quiet(args.verbose)
     try:
         result = args.func(args)
     except KeyboardInterrupt:
