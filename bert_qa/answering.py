@@ -3,8 +3,8 @@
 The vocabulary, tokenizer casing and windowing parameters come from the file's metadata
 (see ``bert_qa.export.metadata``), so a model exported by ``bertqa export`` is
 self-contained. The pipeline is Model Maker's ``predict_tflite`` + ``postprocess_output``:
-squad_lib windowing (``bert_qa.windowing``, exact), the LiteRT interpreter, and
-``squad_lib.postprocess_output`` (n-best 20, answers of at most 30 tokens).
+squad_lib windowing (``bert_qa.windowing``, exact), the LiteRT interpreter, and squad_lib's
+``postprocess_output`` (``bert_qa.postprocess``, exact; n-best 20, answers of at most 30 tokens).
 """
 from __future__ import annotations
 
@@ -87,9 +87,7 @@ class TfliteQuestionAnswerer:
         """n-best answers for ``(id, context, question)`` items, keyed by id."""
         import numpy as np
         from official.legacy.bert.run_squad_helper import RawResult
-        from official.nlp.data import squad_lib
-
-        from bert_qa import squad_data, windowing
+        from bert_qa import postprocess, squad_data, windowing
 
         questions = [squad_data.Question(id=qid, title="", context=context, question=question,
                                          answer_texts=(), answer_starts=())
@@ -111,7 +109,7 @@ class TfliteQuestionAnswerer:
             for feature, s, e in zip(batch, start_logits, end_logits):
                 results.append(RawResult(unique_id=feature.unique_id, start_logits=s.tolist(),
                                          end_logits=e.tolist()))
-        _, nbest_json, _ = squad_lib.postprocess_output(
+        _, nbest_json, _ = postprocess.postprocess_output(  # = squad_lib's, faster
             examples, features, results, n_best_size=n_best_size,
             max_answer_length=max_answer_length, do_lower_case=self.do_lower_case,
             version_2_with_negative=False)
