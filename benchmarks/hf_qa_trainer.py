@@ -104,7 +104,7 @@ def main(argv=None):
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     generator = torch.Generator().manual_seed(args.seed)
 
-    losses, lrs = [], []
+    losses, lrs, step_ends = [], [], []
     start = time.time()
     step = 0
     max_steps = args.max_steps or total_steps
@@ -127,6 +127,7 @@ def main(argv=None):
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(out.loss.detach()))
+            step_ends.append(time.time() - start)
             step += 1
             if step % 10 == 0 or step == max_steps:
                 print(f"[hf] step {step}/{max_steps} loss {losses[-1]:.4f} "
@@ -134,7 +135,7 @@ def main(argv=None):
                       f"{time.time() - start:.0f}s", file=sys.stderr, flush=True)
     train_seconds = time.time() - start
 
-    log = {"loss": losses, "lr": lrs, "train_seconds": train_seconds, "steps": step,
+    log = {"loss": losses, "lr": lrs, "train_seconds": train_seconds, "steps": step, "step_ends": step_ends,
            "total_steps": total_steps, "warmup_steps": warmup_steps, "num_features": n,
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.eval:

