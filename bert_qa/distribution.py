@@ -56,3 +56,69 @@ def get_strategy(name: str, gpus: int = -1, tpu: str = ""):
                 "distribution_strategy='parameter_server' needs a TF_CONFIG cluster with 'ps' and "
                 "'worker' (and 'chief') tasks; TF_CONFIG is " + (os.environ.get("TF_CONFIG") or "unset"))
     return distribute_utils.get_distribution_strategy(name, num_gpus=gpus, tpu_address=tpu)
+
+
+# -- who saves under a multi-worker strategy ---------------------------------------------------
+# TF's multi-worker saving pattern (tf_keras.src.distribute.distributed_file_utils): every worker
+# runs the same saving code, because saving may run collective ops; the chief writes to the real
+# place, every other worker to a temporary directory of its own that it deletes afterwards.
+
+WORKER_TEMP_PREFIX = "workertemp_"
+
+
+def in_multi_worker_mode(strategy) -> bool:
+    """True for a strategy whose replicas span several processes (TF_CONFIG cluster)."""
+    probe = getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", None)
+    return bool(probe and probe())
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process saves for everyone: always, except a non-chief multi-worker task."""
+    if strategy is None or not in_multi_worker_mode(strategy):
+        return True
+    return bool(strategy.extended.should_checkpoint)
+
+
+def task_name(strategy) -> str:
+    """``chief:0`` / ``worker:1`` (``local`` outside a cluster), for messages."""
+    resolver = getattr(strategy, "cluster_resolver", None) if in_multi_worker_mode(strategy) else None
+    if resolver is None or resolver.task_type is None:
+        return "local"
+    return f"{resolver.task_type}:{resolver.task_id}"
+
+
+def worker_temp_dir(dirpath: str, strategy) -> str:
+    """Where a non-chief task writes what the chief writes to ``dirpath``:
+    ``dirpath/workertemp_<task>``, as tf_keras's callbacks name theirs (the chief: ``dirpath``)."""
+    if is_chief(strategy):
+        return dirpath
+    resolver = strategy.cluster_resolver
+    name = WORKER_TEMP_PREFIX + (f"{resolver.task_id}" if resolver.task_type == "worker"
+                                 else f"{resolver.task_type}_{resolver.task_id}")
+    return os.path.join(dirpath, name)
+
+
+def barrier(strategy, timeout_seconds: float = 1800.0) -> int:
+    """Returns once every replica of a multi-worker strategy got here (an all-reduce of ones),
+    with the number of replicas that did; a no-op (1) for a single process.
+
+    Put after a task's last access to shared state and before the chief deletes it: the
+    all-reduce cannot finish while another task is still short of it, and fails after
+    ``timeout_seconds`` (so the chief deletes nothing) if a task died on the way.
+    """
+    if not (in_multi_worker_mode(strategy) and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        return 1
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
+
+    @tf.function
+    def arrive():
+        def one():
+            return tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, tf.constant(1.0), options=options)
+
+        return strategy.experimental_local_results(strategy.run(one))[0]
+
+    total = int(round(float(arrive())))
+    if total != strategy.num_replicas_in_sync:
+        raise RuntimeError(f"barrier: {total} of {strategy.num_replicas_in_sync} replicas arrived")
+    return total

@@ -44,6 +44,27 @@ def container_config(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
+def fill_custom_job_image(config: PipelineConfig, image: str, gpu_image: Optional[str] = None,
+                          tpu_image: Optional[str] = None) -> None:
+    """``train.vertex_custom_job.image`` "" -> the pipeline's image (its GPU / TPU variant when
+    the worker pools have such accelerators and one was given): the CustomJob's containers run
+    QaTrainer's executor from the same code."""
+    import dataclasses
+
+    from bert_qa_pipeline.components.qa_trainer.vertex_executor import is_tpu_pool
+
+    job = config.train.vertex_custom_job
+    if not job.enabled or job.image:
+        return
+    pools = [dataclasses.asdict(p) for p in job.worker_pools]
+    if any(is_tpu_pool(p) for p in pools) and tpu_image:
+        job.image = tpu_image
+    elif any(p["accelerator_count"] for p in pools) and gpu_image:
+        job.image = gpu_image
+    else:
+        job.image = image
+
+
 TARGETS = ("vertex", "kfp")
 # Kubeflow Pipelines runs only these executor kinds (backend/src/v2/compiler/visitor.go:
 # "non-container and non-importer executor not implemented"); Vertex also runs TFX resolvers.
@@ -113,13 +134,16 @@ def scope_baseline_query(spec: dict, pipeline_name: str) -> int:
 
 def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: str, image: str,
                      push_destination: Optional[str] = None, target: str = "vertex",
-                     check_root: bool = True) -> str:
+                     check_root: bool = True, gpu_image: Optional[str] = None,
+                     tpu_image: Optional[str] = None) -> str:
     """Writes the compiled pipeline to ``output_path`` and returns its path.
 
     ``vertex``: the PipelineJob JSON that ``aiplatform.PipelineJob(template_path=...)`` takes.
     ``kfp``: the PipelineSpec YAML that ``kfp.Client`` uploads (pipeline root as its
-    ``defaultPipelineRoot``). Both at pipeline spec schema 2.1.0. ``check_root=False`` only for
-    tests that play the launcher on this machine.
+    ``defaultPipelineRoot``; node selectors, if any, in a second document: the Kubernetes
+    platform spec). Both at pipeline spec schema 2.1.0. ``check_root=False`` only for
+    tests that play the launcher on this machine. ``config.resources`` sets each step's
+    machine (kubeflow/resources.py); steps with a GPU / TPU run ``gpu_image`` / ``tpu_image``.
     """
     import tempfile
 
@@ -132,21 +156,28 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     if check_root:
         check_pipeline_root(target, pipeline_root)
     baseline = baseline_for(target, config)
+    from bert_qa_pipeline.kubeflow import resources as step_resources
+
+    resource_plans = step_resources.plan(config, target, gpu_image=gpu_image, tpu_image=tpu_image)
     config = container_config(config)
+    fill_custom_job_image(config, image, gpu_image, tpu_image)
     parameters = runtime_parameters(config)
     tfx_pipeline = create_pipeline(
         config, pipeline_root=pipeline_root, baseline=baseline, parameters=parameters,
         push_destination=push_destination or pipeline_root.rstrip("/") + "/pushed")
+    step_resources.apply(tfx_pipeline, resource_plans)
     output_path = os.path.abspath(output_path)
     with tempfile.TemporaryDirectory() as tmp:
         runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-            config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image,
-                                                                    use_pipeline_spec_2_1=True),
+            config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+                default_image=step_resources.default_image(image, resource_plans),
+                use_pipeline_spec_2_1=True),
             output_dir=tmp, output_filename="pipeline_job.json")
         runner.run(tfx_pipeline, write_out=True)
         with open(os.path.join(tmp, "pipeline_job.json")) as f:
             job = json.load(f)
     spec = job["pipelineSpec"]
+    step_resources.check_compiled(spec, resource_plans, image)
     if baseline == "latest_blessed" and scope_baseline_query(spec, config.name) != 1:
         raise RuntimeError("expected one latest-blessed-model query in the compiled spec")
     set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})
@@ -169,6 +200,10 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     spec["defaultPipelineRoot"] = pipeline_root
     import yaml
 
+    platform = step_resources.platform_spec(resource_plans)
     with open(output_path, "w") as f:
-        yaml.safe_dump(spec, f, sort_keys=True)
+        if platform:  # kfp's own layout: the PlatformSpec is the package's second document
+            yaml.safe_dump_all([spec, platform], f, sort_keys=True)
+        else:
+            yaml.safe_dump(spec, f, sort_keys=True)
     return output_path

@@ -62,6 +62,52 @@ class TrainConfig:
     # Where QaTrainer keeps per-epoch checkpoints until training completes (a re-run after a
     # kill resumes from there); "" = <pipeline root>/QaTrainer/resume.
     checkpoint_root: str = ""
+    # Train in a Vertex AI CustomJob (its own machines) instead of in the pipeline step.
+    vertex_custom_job: "VertexCustomJobConfig" = dataclasses.field(
+        default_factory=lambda: VertexCustomJobConfig())
+
+
+@dataclasses.dataclass
+class WorkerPoolConfig:
+    """One worker pool of the CustomJob: the first is the chief's (1 replica), the second the
+    other workers'."""
+
+    machine_type: str = "n1-standard-8"
+    replica_count: int = 1
+    # e.g. NVIDIA_TESLA_T4, NVIDIA_L4 (with a count); TPU_V2 / TPU_V3 with machine_type cloud-tpu
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+
+
+@dataclasses.dataclass
+class VertexCustomJobConfig:
+    """``train.vertex_custom_job``: QaTrainer as a Vertex AI CustomJob (launched through TFX's
+    google_cloud_ai_platform training runner). The strategy follows the pools: one replica
+    trains ``mirrored`` over its GPUs, several ``multi_worker_mirrored``, a TPU pool ``tpu``."""
+
+    enabled: bool = False
+    project: str = ""
+    region: str = "us-central1"
+    image: str = ""  # "" = the compiled pipeline's image
+    service_account: str = ""  # "" = the project's default (Vertex's Custom Code Service Agent)
+    worker_pools: List[WorkerPoolConfig] = dataclasses.field(default_factory=lambda: [WorkerPoolConfig()])
+
+    def launch(self) -> Optional[Dict[str, Any]]:
+        """QaTrainer's ``vertex_custom_job`` argument: None when off."""
+        if not self.enabled:
+            return None
+        values = dataclasses.asdict(self)
+        values.pop("enabled")
+        return values
+
+    def check(self) -> None:
+        if self.enabled:
+            from bert_qa_pipeline.components.qa_trainer.vertex_executor import CustomJobError, check_launch
+
+            try:
+                check_launch(self.launch(), need_image=False)
+            except CustomJobError as err:
+                raise ConfigError(f"train.vertex_custom_job: {err}") from None
 
 
 @dataclasses.dataclass
@@ -106,10 +152,147 @@ class BeamConfig:
     # e.g. ["--direct_running_mode=multi_processing", "--direct_num_workers=2"].
     args: List[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory",
                                                                   "--direct_num_workers=1"])
-    # Added after `args` for one step, e.g. Dataflow for windowing alone:
-    # ["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://..."].
+    # Added after `args` (and, for windowing, after `dataflow`'s options) for one step,
+    # e.g. ["--disk_size_gb=50"] for Dataflow's windowing workers.
     windowing: List[str] = dataclasses.field(default_factory=list)
     evaluator: List[str] = dataclasses.field(default_factory=list)  # TFMA's Beam pipeline
+    # FeatureWindowing alone on Google Cloud Dataflow (a preset of DataflowRunner options).
+    dataflow: "DataflowConfig" = dataclasses.field(default_factory=lambda: DataflowConfig())
+
+
+@dataclasses.dataclass
+class DataflowConfig:
+    """``beam.dataflow``: FeatureWindowing's Beam pipeline on Google Cloud Dataflow, that step
+    alone (QaEvaluator keeps ``beam.args`` + ``beam.evaluator``). Its Beam args are
+    ``beam.args`` + ``args()`` + ``beam.windowing`` (``windowing_beam_args``): DirectRunner's
+    ``--direct_*`` defaults are ignored by Dataflow, ``beam.windowing`` adds options the preset
+    has no key for (e.g. ``--disk_size_gb=50``); ``--runner`` or a preset option given there
+    too is refused. Dataflow's workers read the examples and write the features under the
+    pipeline root, which must be on Cloud Storage: for compiled (Vertex) pipelines."""
+
+    enabled: bool = False
+    project: str = ""
+    region: str = ""  # e.g. us-central1
+    temp_location: str = ""  # gs://bucket/path (Dataflow's temporary files)
+    staging_location: str = ""  # gs://bucket/path; "" = Dataflow's default (under temp_location)
+    # The pipeline's image (kubeflow/Dockerfile): it has this project's code, which the workers
+    # import (tensorflow/tfx#1455), and Beam's SDK worker boot as its entrypoint.
+    sdk_container_image: str = ""
+    max_num_workers: int = 10  # autoscaling's ceiling (what a run can cost)
+    machine_type: str = ""  # "" = Dataflow's default; e.g. n2-standard-4
+    service_account: str = ""  # the workers' service account e-mail; "" = Compute Engine's default
+    network: str = ""
+    subnetwork: str = ""  # e.g. regions/us-central1/subnetworks/NAME, or its full URL
+    use_public_ips: bool = True  # false: internal IPs only (the subnet needs Private Google Access)
+
+    # Options the preset sets; the same option in beam.args / beam.windowing is refused.
+    OPTIONS = ("runner", "project", "region", "temp_location", "staging_location",
+               "sdk_container_image", "max_num_workers", "machine_type", "worker_machine_type",
+               "service_account_email", "network", "subnetwork", "use_public_ips",
+               "no_use_public_ips")
+
+    def args(self) -> List[str]:
+        """DataflowRunner's options ([] when not enabled)."""
+        if not self.enabled:
+            return []
+        args = ["--runner=DataflowRunner", f"--project={self.project}", f"--region={self.region}",
+                f"--temp_location={self.temp_location}"]
+        if self.staging_location:
+            args.append(f"--staging_location={self.staging_location}")
+        args += [f"--sdk_container_image={self.sdk_container_image}",
+                 f"--max_num_workers={self.max_num_workers}"]
+        for option, value in (("machine_type", self.machine_type),
+                              ("service_account_email", self.service_account),
+                              ("network", self.network), ("subnetwork", self.subnetwork)):
+            if value:
+                args.append(f"--{option}={value}")
+        if not self.use_public_ips:
+            args.append("--no_use_public_ips")
+        return args
+
+    def check(self, beam: "BeamConfig") -> None:
+        """ConfigError naming the key, for what Dataflow would refuse or run wrongly."""
+        if not self.enabled:
+            return
+        key = "beam.dataflow"
+        import re
+
+        for name in ("project", "region", "temp_location"):
+            if not getattr(self, name).strip():
+                raise ConfigError(f"{key}.{name} is required when {key}.enabled is true")
+        if re.fullmatch(r"[0-9]+", self.project):
+            raise ConfigError(f"{key}.project: give the project ID, not the project number {self.project!r}")
+        if not re.fullmatch(r"[a-z][-a-z0-9:.]+[a-z0-9]", self.project):
+            raise ConfigError(f"{key}.project: {self.project!r} is not a Google Cloud project ID")
+        for name in ("temp_location", "staging_location"):
+            value = getattr(self, name)
+            if value and not re.fullmatch(r"gs://[a-z0-9][-_a-z0-9.]+[a-z0-9]/.*", value, re.DOTALL):
+                raise ConfigError(f"{key}.{name}: Dataflow needs a Cloud Storage path "
+                                  f"gs://BUCKET/PATH, not {value!r}")
+        if not self.sdk_container_image.strip():
+            raise ConfigError(
+                f"{key}.sdk_container_image is required: Dataflow's workers must import this "
+                f"project's code (FeatureWindowing's DoFns; tensorflow/tfx#1455), which Beam's "
+                f"default worker image lacks. Give the pipeline's image (kubeflow/Dockerfile: the "
+                f"project in /pipeline/.venv and Beam's SDK worker boot as its entrypoint), e.g. "
+                f"the --image of bertqa compile")
+        if self.max_num_workers < 1:
+            raise ConfigError(f"{key}.max_num_workers must be >= 1, not {self.max_num_workers}")
+        for where, args in (("beam.args", beam.args), ("beam.windowing", beam.windowing)):
+            for arg in args:
+                name = str(arg).split("=", 1)[0]
+                if name.startswith("--") and name[2:] in self.OPTIONS:
+                    raise ConfigError(
+                        f"{where}: {arg!r} conflicts with {key}.enabled, which sets "
+                        + ("--runner=DataflowRunner" if name == "--runner" else f"{name} from {key}")
+                        + f" for FeatureWindowing; remove it from {where} (or set {key}.enabled "
+                          f"false)")
+
+
+def windowing_beam_args(beam: BeamConfig) -> List[str]:
+    """FeatureWindowing's Beam args: ``beam.args``, the Dataflow preset if enabled, then
+    ``beam.windowing``."""
+    return list(beam.args) + beam.dataflow.args() + list(beam.windowing)
+
+
+def check_dataflow_root(beam: BeamConfig, pipeline_root: str) -> None:
+    """Dataflow's workers read FeatureWindowing's input and write its output under the
+    pipeline root: refuse a root they cannot reach."""
+    if beam.dataflow.enabled and not pipeline_root.startswith("gs://"):
+        raise ConfigError(f"beam.dataflow.enabled: Dataflow's workers read FeatureWindowing's "
+                          f"examples and write its features under the pipeline root, which must be "
+                          f"on Cloud Storage (gs://), not {pipeline_root!r}; compile the pipeline "
+                          f"for Vertex AI (bertqa compile), or set beam.dataflow.enabled false to "
+                          f"window on this machine")
+
+
+@dataclasses.dataclass
+class StepResources:
+    """What one step's container asks Vertex AI / Kubernetes for, in compiled pipelines only
+    (``bertqa run`` runs every step in its own process). Empty: the platform's default machine.
+    Checked and compiled by kubeflow/resources.py."""
+
+    cpu: str = ""     # CPU limit, as kfp's set_cpu_limit: "8", "0.5", "500m"
+    memory: str = ""  # memory limit, as kfp's set_memory_limit: "32G", "16Gi"
+    # vertex: NVIDIA_L4, NVIDIA_TESLA_T4, NVIDIA_TESLA_A100, ..., TPU_V5_LITEPOD, ...;
+    # kfp: nvidia.com/gpu or google.com/tpu (the model chosen by node_selector)
+    accelerator: str = ""
+    accelerator_count: int = 0
+    tpu_topology: str = ""  # TPU chips of the step's host, e.g. "2x2" (kfp: GKE's topology selector)
+    # kfp only: node labels, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ResourcesConfig:
+    """``resources.<component>``: one ``StepResources`` per container step of the DAG."""
+
+    SquadExampleGen: StepResources = dataclasses.field(default_factory=StepResources)
+    FeatureWindowing: StepResources = dataclasses.field(default_factory=StepResources)
+    QaTrainer: StepResources = dataclasses.field(default_factory=StepResources)
+    TfliteExport: StepResources = dataclasses.field(default_factory=StepResources)
+    QaEvaluator: StepResources = dataclasses.field(default_factory=StepResources)
+    TflitePusher: StepResources = dataclasses.field(default_factory=StepResources)
 
 
 @dataclasses.dataclass
@@ -124,6 +307,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
 
     # -- derived locations: everything a run makes lives under `output` -------------------
     @property
@@ -411,6 +595,11 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError(f"evaluation.baseline must be one of {BASELINES}, not {config.evaluation.baseline!r}")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError("train.epochs and train.batch_size must be >= 1")
+    config.beam.dataflow.check(config.beam)
+    config.train.vertex_custom_job.check()
+    from bert_qa_pipeline.kubeflow.resources import check_config as check_resources
+
+    check_resources(config.resources)
 
 
 def dumps(config: PipelineConfig) -> str:

@@ -23,7 +23,7 @@ from bert_qa_pipeline.components.qa_trainer import QaTrainer
 from bert_qa_pipeline.components.squad_example_gen import SquadExampleGen
 from bert_qa_pipeline.components.tflite_export import TfliteExport
 from bert_qa_pipeline.components.tflite_pusher import TflitePusher
-from bert_qa_pipeline.pipeline.config import PipelineConfig
+from bert_qa_pipeline.pipeline.config import PipelineConfig, check_dataflow_root, windowing_beam_args
 
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
@@ -59,12 +59,13 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
         examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
         multi_answer=d.multi_answer, **config.windowing()
-    ).with_beam_pipeline_args(list(config.beam.args) + list(config.beam.windowing))
+    ).with_beam_pipeline_args(windowing_beam_args(config.beam))  # + beam.dataflow's, if enabled
     trainer = QaTrainer(
         features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(),
         epochs=p.get("epochs", t.epochs), batch_size=p.get("batch_size", t.batch_size),
         steps_per_epoch=t.steps_per_epoch, shuffle=t.shuffle, seed=t.seed,
-        checkpoint_root=t.checkpoint_root or None, learning_rate=p.get("learning_rate"))
+        checkpoint_root=t.checkpoint_root or None, learning_rate=p.get("learning_rate"),
+        vertex_custom_job=t.vertex_custom_job.launch())  # None: trains in the step itself
     export = TfliteExport(
         model=trainer.outputs["model"], features=windowing.outputs["features"],
         variants=config.export.variants,
@@ -102,6 +103,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
                     parameters: Optional[Dict[str, data_types.RuntimeParameter]] = None
                     ) -> tfx_pipeline.Pipeline:
     """The TFX pipeline; local runs pass an MLMD sqlite config, Kubeflow passes none."""
+    check_dataflow_root(config.beam, pipeline_root or config.pipeline_root)
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root or config.pipeline_root,

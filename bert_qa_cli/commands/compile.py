@@ -23,6 +23,10 @@ def register(subparsers):
                    help="pipeline root on the cluster's storage, e.g. gs://bucket/bert-qa "
                         "(Vertex: gs:// only; Kubeflow: gs://, s3://, minio://)")
     p.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
+    p.add_argument("--gpu-image", metavar="IMAGE",
+                   help="image for steps given a GPU in resources.<step> (docker build --target gpu)")
+    p.add_argument("--tpu-image", metavar="IMAGE",
+                   help="image for steps given a TPU in resources.<step> (see kubeflow/Dockerfile)")
     p.add_argument("--push-destination", metavar="URI", help="default: <pipeline root>/pushed")
     add_config_arguments(p)
     p.set_defaults(func=run)
@@ -38,6 +42,6 @@ def run(args) -> int:
 
     output = args.output or ("bert_qa_pipeline.yaml" if args.target == "kfp" else "bert_qa_pipeline.json")
     path = compile_pipeline(config, output, args.pipeline_root, args.image, args.push_destination,
-                            target=args.target)
+                            target=args.target, gpu_image=args.gpu_image, tpu_image=args.tpu_image)
     print(f"Wrote {path} ({args.target})")
     return 0

@@ -9,7 +9,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from bert_qa_pipeline.components.qa_trainer import executor
+from bert_qa_pipeline.components.qa_trainer import executor, vertex_executor
 
 
 class QaTrainerSpec(types.ComponentSpec):
@@ -28,6 +28,9 @@ class QaTrainerSpec(types.ComponentSpec):
         # Where per-epoch checkpoints live until training completes (a re-run after a kill
         # resumes from there); default: <pipeline root>/<node>/resume.
         "checkpoint_root": ExecutionParameter(type=str, optional=True),
+        # JSON: train as a Vertex AI CustomJob (project, region, image, service_account,
+        # worker_pools); set only with the launching executor (vertex_executor.Executor).
+        "vertex_custom_job": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {"features": ChannelParameter(type=standard_artifacts.Examples)}
     OUTPUTS = {
@@ -41,8 +44,9 @@ class QaTrainer(base_component.BaseComponent):
 
     The windowing (seq_len, query_len, doc_stride, casing) comes from the features artifact.
     Checkpoints every epoch and resumes after a kill; writes TensorBoard logs to the
-    ModelRun. The Model holds ``Format-Serving/``: a SavedModel with a ``serving_default``
-    signature that carries the library's record of the spec (vocab, windowing, spec name and
+    ModelRun. With ``vertex_custom_job`` the step launches a Vertex AI CustomJob whose replicas
+    train instead (``vertex_executor``). The Model holds ``Format-Serving/``: a SavedModel with
+    a ``serving_default`` signature that carries the library's record of the spec (vocab, windowing, spec name and
     arguments; ``bert_qa.export.saved_model_info``), so ``bertqa export`` needs nothing else.
     """
 
@@ -53,11 +57,20 @@ class QaTrainer(base_component.BaseComponent):
                  spec_args: Optional[Dict[str, Any]] = None, epochs: int = 2, batch_size: int = 0,
                  steps_per_epoch: int = 0, shuffle: bool = True, seed: int = 42,
                  train_split: str = "train", checkpoint_root: Optional[str] = None,
-                 learning_rate: Optional[float] = None):
+                 learning_rate: Optional[float] = None,
+                 vertex_custom_job: Optional[Dict[str, Any]] = None):
+        """``vertex_custom_job``: ``{project, region, image, service_account, worker_pools:
+        [{machine_type, replica_count, accelerator_type, accelerator_count}, ...]}`` (pool 0
+        the chief, pool 1 the workers) to train in a Vertex AI CustomJob; None trains here."""
+        launch = None
+        if vertex_custom_job:
+            launch = json.dumps(vertex_executor.check_launch(vertex_custom_job, need_image=False),
+                                sort_keys=True)
         super().__init__(spec=QaTrainerSpec(
             features=features, spec=spec, spec_args=json.dumps(spec_args or {}, sort_keys=True),
             epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
             shuffle=int(shuffle), seed=seed, train_split=train_split,
-            checkpoint_root=checkpoint_root, learning_rate=learning_rate,
+            checkpoint_root=checkpoint_root, learning_rate=learning_rate, vertex_custom_job=launch,
             model=types.Channel(type=standard_artifacts.Model),
-            model_run=types.Channel(type=standard_artifacts.ModelRun)))
+            model_run=types.Channel(type=standard_artifacts.ModelRun)),
+            custom_executor_spec=executor_spec.ExecutorClassSpec(vertex_executor.Executor) if launch else None)

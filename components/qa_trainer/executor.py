@@ -5,9 +5,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
@@ -15,7 +16,7 @@ import tf_keras
 from tfx.dsl.components.base import base_executor
 from tfx.utils import io_utils
 
-from bert_qa import callbacks
+from bert_qa import callbacks, distribution
 from bert_qa_pipeline.components import artifacts
 
 PROGRESS_FILE = "progress.json"
@@ -27,13 +28,14 @@ class ProgressLogger(callbacks.LogsCallback):
     A ``LogsCallback`` so that it also runs under parameter-server training.
     """
 
-    def __init__(self, steps_per_epoch: int, epochs: int, state_dir: str, every: int = 10):
+    def __init__(self, steps_per_epoch: int, epochs: int, state_dir: Optional[str], every: int = 10):
+        """``state_dir`` None: keep the record in memory only (a non-chief task)."""
         super().__init__()
         self._steps, self._epochs, self._every = steps_per_epoch, epochs, every
-        self._path = os.path.join(state_dir, PROGRESS_FILE)
+        self._path = os.path.join(state_dir, PROGRESS_FILE) if state_dir else None
         self.first_epoch = None  # 0-based epoch this process started at
         self.history = []
-        if tf.io.gfile.exists(self._path):  # epochs a killed run finished
+        if self._path and tf.io.gfile.exists(self._path):  # epochs a killed run finished
             try:
                 self.history = list(artifacts.read_json(self._path)["history"])
             except (ValueError, KeyError, TypeError) as err:  # only the log of epochs: start it again
@@ -63,7 +65,8 @@ class ProgressLogger(callbacks.LogsCallback):
         self.history.append({"epoch": epoch + 1, **self.float_logs(logs),
                              "seconds": time.time() - self._epoch_start,
                              "run_started_at_epoch": self.first_epoch + 1})
-        artifacts.write_json(self._path, {"history": self.history})
+        if self._path:
+            artifacts.write_json(self._path, {"history": self.history})
 
 
 def resume_dir(model_uri: str, checkpoint_root: str, fingerprint_inputs: Dict[str, Any]) -> str:
@@ -100,6 +103,16 @@ def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: st
 
 
 class Executor(base_executor.BaseExecutor):
+    """Trains under the spec's distribution strategy and exports the Model.
+
+    Under a multi-worker strategy (TF_CONFIG) every task runs this same ``Do``; only the chief
+    owns the resume state (its lock, ``progress.json``, deleting it at the end) and writes the
+    Model and ModelRun. The other tasks write only to their own temporary directories
+    (``<resume state>/.../workertemp_<task>``: tf_keras's callbacks name theirs so, and this
+    executor saves the SavedModel there too, as saving may run collectives), delete them, and
+    leave. The chief deletes the shared resume state only after every task has passed a
+    barrier placed after its last access to it.
+    """
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         features = artifacts.single(input_dict["features"], "features")
@@ -114,21 +127,28 @@ class Executor(base_executor.BaseExecutor):
         fingerprint = {"features": features.uri, **{k: v for k, v in exec_properties.items()
                                                     if k != "checkpoint_root"}}
         state_dir = resume_dir(model.uri, exec_properties.get("checkpoint_root") or "", fingerprint)
+        tf_keras.utils.set_random_seed(int(exec_properties.get("seed", 42)))
+        # The spec creates its distribution strategy first (a multi-worker strategy must exist
+        # before any other TF op runs); the strategy says whether this task is the chief.
+        spec = make_spec(spec_name, spec_args, features, state_dir)
+        if not distribution.is_chief(spec.strategy):
+            self._train(features, model, model_run, exec_properties, spec, split, state_dir, chief=False)
+            return
         tf.io.gfile.makedirs(state_dir)
         # Two trainers on one resume state (two runs, one checkpoint_root) would restore each
         # other's checkpoints and the first to finish would delete it under the other.
         with owning(state_dir):
-            self._train(features, model, model_run, exec_properties, spec_name, spec_args, split, state_dir)
+            self._train(features, model, model_run, exec_properties, spec, split, state_dir, chief=True)
 
-    def _train(self, features, model, model_run, exec_properties, spec_name, spec_args, split,
-               state_dir) -> None:
+    def _train(self, features, model, model_run, exec_properties, spec, split, state_dir,
+               chief: bool) -> None:
         from bert_qa import input_pipeline
         from bert_qa.export import export_saved_model
         from bert_qa.spec import spec_record
 
+        strategy = spec.strategy
+        spec_name = type(spec).__name__
         seed = int(exec_properties.get("seed", 42))
-        tf_keras.utils.set_random_seed(seed)
-        spec = make_spec(spec_name, spec_args, features, state_dir)
         batch_size = int(exec_properties.get("batch_size") or 0) or spec.default_batch_size
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         num_features = features.get_int_custom_property(f"num_features_{split}")
@@ -136,27 +156,43 @@ class Executor(base_executor.BaseExecutor):
         steps_per_epoch = int(exec_properties.get("steps_per_epoch") or 0) or num_features // batch_size
         if steps_per_epoch < 1:
             raise ValueError(f"{num_features} training features are fewer than one batch of {batch_size}")
-        print(f"QaTrainer: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
+        task = distribution.task_name(strategy)
+        role = "" if task == "local" else f" as {task} ({'chief' if chief else 'not the chief'})"
+        print(f"QaTrainer{role}: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
               f"{epochs} epochs x {steps_per_epoch} steps; checkpoints in {state_dir}",
               file=sys.stderr, flush=True)
 
         input_fn = input_pipeline.make_input_fn(spec, files, is_training=True, batch_size=batch_size,
                                                 shuffle=bool(int(exec_properties.get("shuffle", 1))),
                                                 seed=seed)
-        progress = ProgressLogger(steps_per_epoch, epochs, state_dir)
+        # Only the chief reads and writes the resume state's epoch log.
+        progress = ProgressLogger(steps_per_epoch, epochs, state_dir if chief else None)
         start = time.time()
         keras_model = spec.train(input_fn, epochs, steps_per_epoch, callbacks=[progress], verbose=0)
         train_seconds = time.time() - start
 
         serving_dir = artifacts.serving_model_dir(model)
-        export_saved_model(keras_model, serving_dir, spec=spec)  # the spec's record travels inside
+        if chief:
+            export_saved_model(keras_model, serving_dir, spec=spec)  # the spec's record travels inside
+        else:  # the same save, into this task's own temporary directory, then gone
+            own_dir = distribution.worker_temp_dir(state_dir, strategy)
+            export_saved_model(keras_model, os.path.join(own_dir, os.path.basename(serving_dir)), spec=spec)
+            tf.io.gfile.rmtree(own_dir)
+        # Every task is past its last access to the resume state before the chief copies from
+        # it and deletes it (a task that died makes the chief fail here, keeping the state).
+        distribution.barrier(strategy)
+        if not chief:
+            print(f"QaTrainer as {task}: trained in {train_seconds:.0f} s; saved into {own_dir} (now "
+                  f"deleted): the chief exports the model", file=sys.stderr, flush=True)
+            return
         record = spec_record(spec)
 
         # Logs and per-epoch checkpoints go to the ModelRun; the resume state is then dropped.
         for name in ("tensorboard", "checkpoints"):
             source = os.path.join(state_dir, name)
-            if tf.io.gfile.exists(source):
-                io_utils.copy_dir(source, os.path.join(model_run.uri, name))
+            if tf.io.gfile.exists(source):  # without what a killed non-chief task left behind
+                io_utils.copy_dir(source, os.path.join(model_run.uri, name), deny_regex_patterns=[
+                    "^" + re.escape(source.rstrip("/") + "/" + distribution.WORKER_TEMP_PREFIX)])
         summary = {"spec": record["spec"], "spec_args": record["args"], "epochs": epochs,
                    "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
                    "train_seconds": train_seconds,
@@ -176,7 +212,15 @@ class Executor(base_executor.BaseExecutor):
             "train_seconds": round(train_seconds, 1),
             "final_loss": summary["history"][-1].get("loss", float("nan")) if summary["history"] else float("nan"),
         }
-        artifacts.record_counts(model, counts)
-        artifacts.record_counts(model_run, counts)
+        self._record_counts(model, model_run, counts)
         print(f"QaTrainer: trained in {train_seconds:.0f} s (epochs {summary['first_epoch_run']}-{epochs} "
               f"in this run); model in {serving_dir}", file=sys.stderr, flush=True)
+
+    def _record_counts(self, model, model_run, counts: Dict[str, Any]) -> None:
+        record_counts(model, model_run, counts)
+
+
+def record_counts(model, model_run, counts: Dict[str, Any]) -> None:
+    """The training's counts and spec record, as custom properties of the Model and ModelRun."""
+    artifacts.record_counts(model, counts)
+    artifacts.record_counts(model_run, counts)
