@@ -112,21 +112,6 @@ class DataLoader:
                                         features, filename, is_training, len(questions), skipped)
 
 
-def _decoded(content: bytes, filename: str) -> str:
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = content[:err.start].count(b"\n") + 1
-        raise squad_data.SquadFormatError(filename, f"not UTF-8 text (byte {err.start}, line {line}): "
-                                                    f"save it as UTF-8") from None
-
-
-def _cache_key(content: bytes, config: dict, is_training: bool, v2: bool, multi_answer: str) -> str:
-    h = hashlib.sha256(content)
-    h.update(json.dumps([config, is_training, v2, multi_answer], sort_keys=True).encode())
-    return h.hexdigest()[:24]
-
-
 # Temporaries: unique per writer (processes on different machines can share a cache and a pid).
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_SECONDS = 24 * 3600
