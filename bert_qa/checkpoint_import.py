@@ -357,7 +357,7 @@ def import_hf_checkpoint(checkpoint_dir: str, export_dir: str,
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.partial-", dir=parent)
     try:
-        hub_format.export_encoder(encoder, staging, vocab_file, lower)
+        hub_format.export_encoder(encoder, staging, vocab_file, lower, config=encoder_config)
         provenance = {
             "format_version": FORMAT_VERSION,
             "source": checkpoint_dir,

@@ -90,8 +90,34 @@ def activation(name: str):
 EXPORT_DROPOUT_SEED = 1234
 
 
+# The encoder's shape, written beside the SavedModel by ``export_encoder`` when it is known:
+# what rebuilding it natively (mixed precision) needs and the SavedModel's graph does not say.
+ENCODER_CONFIG_FILE = "bert_encoder_config.json"
+# Written by ``checkpoint_import`` (kept in sync there); its "config" is Hugging Face's config.json.
+_IMPORT_PROVENANCE_FILE = "bert_qa_import.json"
+
+
+def encoder_config_of(path: str) -> Optional[EncoderConfig]:
+    """The ``EncoderConfig`` an encoder directory records, or None (TF Hub downloads record none)."""
+    import json
+
+    names = set(EncoderConfig.__dataclass_fields__)
+    for file_name, key in ((ENCODER_CONFIG_FILE, None), (_IMPORT_PROVENANCE_FILE, "config")):
+        candidate = os.path.join(path, file_name)
+        if not tf.io.gfile.exists(candidate):
+            continue
+        try:
+            with tf.io.gfile.GFile(candidate) as f:
+                values = json.load(f)
+            values = values[key] if key else values
+            return EncoderConfig(**{k: v for k, v in values.items() if k in names})
+        except (ValueError, KeyError, TypeError) as err:
+            raise CorruptEncoderError(f"{candidate}: not a readable encoder config ({err})") from None
+    return None
+
+
 def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
-                   do_lower_case: bool) -> str:
+                   do_lower_case: bool, config: Optional[EncoderConfig] = None) -> str:
     """Saves ``encoder`` as a TF2 TF Hub-format SavedModel with its vocab attached.
 
     Keras dropout without a seed becomes a stateful random op whose seed attributes are taken
@@ -114,6 +140,11 @@ def export_encoder(encoder: tf_keras.Model, export_dir: str, vocab_file: str,
         core_model.save(export_dir, include_optimizer=False, save_format="tf")
     finally:
         tf.random.set_seed(None)  # leave the caller's random state unseeded, as it most likely was
+    if config is not None:
+        import json
+
+        with tf.io.gfile.GFile(os.path.join(export_dir, ENCODER_CONFIG_FILE), "w") as f:
+            json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
     return export_dir
 
 

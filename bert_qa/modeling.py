@@ -47,6 +47,41 @@ def create_qa_model(module_path: str, seq_len: int, initializer_range: float = 0
     return models.BertSpanLabeler(network=encoder, initializer=initializer), encoder
 
 
+def create_native_qa_model(module_path: str, seq_len: int, config: "hub_format.EncoderConfig",
+                           initializer_range: float = 0.02, trainable: bool = True):
+    """``create_qa_model``'s model with the encoder built as Keras layers, not loaded as a graph.
+
+    A SavedModel (what ``hub.KerasLayer`` wraps) computes in the dtypes it was traced with, so a
+    Keras mixed-precision policy never reaches it. Rebuilt from its ``EncoderConfig`` under the
+    current policy, with the SavedModel's weights copied in by name, the encoder follows the
+    policy. The logits are cast to float32 (the loss, and what export expects).
+    """
+    loaded = tf.saved_model.load(module_path)
+    by_name = {v.name: v for v in loaded.variables}
+    encoder = hub_format.build_bert_encoder(config)
+    missing = [w.name for w in encoder.weights if w.name not in by_name]
+    if missing:
+        raise ValueError(f"{module_path}: the SavedModel has no weights named {missing[:3]}... for the "
+                         f"BertEncoder its config describes; it cannot be rebuilt natively")
+    for weight in encoder.weights:
+        if tuple(weight.shape) != tuple(by_name[weight.name].shape):
+            raise ValueError(f"{module_path}: weight {weight.name} has shape {by_name[weight.name].shape}, "
+                             f"its config says {weight.shape}")
+        weight.assign(by_name[weight.name])
+    encoder.trainable = trainable
+    word_ids, mask, type_ids = _inputs(seq_len)
+    outputs = encoder(dict(zip(INPUT_NAMES, (word_ids, mask, type_ids))))
+    network = tf_keras.Model(inputs=[word_ids, mask, type_ids],
+                             outputs=[outputs["sequence_output"], outputs["pooled_output"]], name="core_model")
+    initializer = tf_keras.initializers.TruncatedNormal(stddev=initializer_range)
+    labeler = models.BertSpanLabeler(network=network, initializer=initializer)
+    start, end = labeler([word_ids, mask, type_ids])
+    # Named as BertSpanLabeler names its outputs: the training labels are keyed by these names.
+    start = tf_keras.layers.Activation("linear", dtype="float32", name="start_positions")(start)
+    end = tf_keras.layers.Activation("linear", dtype="float32", name="end_positions")(end)
+    return tf_keras.Model(inputs=[word_ids, mask, type_ids], outputs=[start, end], name="bert_span_labeler")
+
+
 def create_qa_model_from_squad(module_path: str, seq_len: int, trainable: bool = True,
                                is_tf2: bool = False):
     """A QA model whose span head comes from a module already fine-tuned on SQuAD."""

@@ -40,6 +40,11 @@ def qa_loss(positions, logits):
     return tf.reduce_mean(loss)
 
 
+# Keras policies a spec trains under (``mixed_precision``); float32 is Model Maker's behaviour.
+# mixed_bfloat16 for CPUs with AMX/AVX512-BF16 and TPUs, mixed_float16 (loss-scaled) for GPUs.
+MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 class BertQaSpec:
     """A BERT-family encoder fine-tuned for SQuAD-style extractive question answering."""
 
@@ -68,7 +73,8 @@ class BertQaSpec:
                  init_from_squad_model: bool = False,
                  default_batch_size: int = 16,
                  name: str = "Bert",
-                 optimizer_recipe: str = "model_maker"):
+                 optimizer_recipe: str = "model_maker",
+                 mixed_precision: str = "float32"):
         if int(tf.__version__.split(".")[0]) not in self.compat_tf_versions:
             raise ValueError(f"Incompatible versions. Expect {self.compat_tf_versions}, "
                              f"but got {tf.__version__}.")
@@ -97,6 +103,10 @@ class BertQaSpec:
             raise ValueError(f"optimizer_recipe must be one of {optimization.RECIPES}, "
                              f"not {optimizer_recipe!r}")
         self.optimizer_recipe = optimizer_recipe
+        if mixed_precision not in MIXED_PRECISION_POLICIES:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
+                             f"not {mixed_precision!r}")
+        self.mixed_precision = mixed_precision
         self.strategy = distribution.get_strategy(distribution_strategy, num_gpus, tpu)
         self.tflite_input_name = tflite_input_name or {
             "ids": "serving_default_input_word_ids:0",
@@ -219,9 +229,11 @@ class BertQaSpec:
                     log.info("resuming after epoch %d: skipping its %d batches", resumed,
                              resumed * steps_per_epoch)
                     training_dataset = training_dataset.skip(resumed * steps_per_epoch)
-            model = self.create_model()
+            model = self._training_model()
             optimizer = optimization.create_optimizer(
                 self.optimizer_recipe, self.learning_rate, total_steps, warmup_steps)
+            if self.mixed_precision == "mixed_float16":  # float16 gradients underflow without it
+                optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
             model.compile(optimizer=optimizer, loss=qa_loss, loss_weights=[0.5, 0.5])
             if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 # "auto" sums the already-averaged loss over workers in logs (weights unaffected).
@@ -232,6 +244,44 @@ class BertQaSpec:
         callbacks = list(kwargs.pop("callbacks", None) or []) + self._training_callbacks()
         model.fit(x=training_dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
                   callbacks=callbacks, **kwargs)
+        if self.mixed_precision != "float32":
+            model = self._as_float32(model)
+        return model
+
+    # -- mixed precision ------------------------------------------------------------------
+
+    def _training_model(self):
+        """``create_model()``, or under a mixed-precision policy the same model with its encoder
+        rebuilt natively (a loaded SavedModel would keep computing in float32)."""
+        if self.mixed_precision == "float32":
+            return self.create_model()
+        return self._native_model(self.mixed_precision)
+
+    def _native_model(self, policy: str):
+        self.build()
+        if self.init_from_squad_model or not self.is_tf2:
+            raise ValueError("mixed_precision needs a TF2 encoder (not a TF1 Hub module or a SQuAD "
+                             "model): use mixed_precision='float32'")
+        config = hub_format.encoder_config_of(self.module_path)
+        if config is None:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} rebuilds the encoder natively and "
+                             f"needs its shape, which {self.uri} does not record "
+                             f"({hub_format.ENCODER_CONFIG_FILE}, or a bertqa import-checkpoint export); "
+                             f"use mixed_precision='float32'")
+        previous = tf_keras.mixed_precision.global_policy()
+        tf_keras.mixed_precision.set_global_policy(policy)
+        try:  # layers take the policy when built; the global one goes back at once
+            return modeling.create_native_qa_model(self.module_path, self.seq_len, config,
+                                                   self.initializer_range, self.trainable)
+        finally:
+            tf_keras.mixed_precision.set_global_policy(previous)
+
+    def _as_float32(self, trained):
+        """The trained weights in a float32 model (variables are float32 under mixed
+        policies), so that evaluation and the exported SavedModel / TFLite are float32."""
+        with distribute_utils.get_strategy_scope(self.strategy):
+            model = self._native_model("float32")
+        model.set_weights(trained.get_weights())
         return model
 
     def _backup_dir(self) -> str:

@@ -49,6 +49,9 @@ class ModelConfig:
     optimizer_recipe: str = "huggingface"
     distribution_strategy: str = "off"
     predict_batch_size: int = 16
+    # "float32", "mixed_bfloat16" (CPUs with AMX/AVX512-BF16, TPUs) or "mixed_float16" (GPUs,
+    # loss-scaled). The encoder is rebuilt natively to follow it; what is exported stays float32.
+    mixed_precision: str = "float32"
     extra_spec_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -358,7 +361,8 @@ class PipelineConfig:
         m = self.model
         return {"uri": self.encoder_uri, "learning_rate": m.learning_rate,
                 "optimizer_recipe": m.optimizer_recipe, "distribution_strategy": m.distribution_strategy,
-                "predict_batch_size": m.predict_batch_size, **m.extra_spec_args}
+                "predict_batch_size": m.predict_batch_size, "mixed_precision": m.mixed_precision,
+                **m.extra_spec_args}
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

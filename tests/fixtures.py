@@ -44,11 +44,12 @@ def make_tiny_tf2_encoder(export_dir: str, seed: int = 0, do_lower_case: bool = 
     from bert_qa import hub_format
 
     tf.keras.utils.set_random_seed(seed)
-    encoder = hub_format.build_bert_encoder(tiny_encoder_config(**overrides))
+    config = tiny_encoder_config(**overrides)
+    encoder = hub_format.build_bert_encoder(config)
     # Export with no graph seed of ours, as checkpoint conversion does: export_encoder itself
     # must make the saved dropout repeatable.
     tf.random.set_seed(None)
-    return hub_format.export_encoder(encoder, export_dir, minilm_vocab(), do_lower_case)
+    return hub_format.export_encoder(encoder, export_dir, minilm_vocab(), do_lower_case, config=config)
 
 
 def write_squad(path: str, articles, version: str = "1.1") -> str:

@@ -16,8 +16,8 @@ COMMON_DEFAULTS = dict(model_dir=None, seq_len=384, query_len=64, doc_stride=128
                        initializer_range=0.02, num_gpus=-1, tpu="", trainable=True, predict_batch_size=8,
                        do_lower_case=True, tflite_input_name=None, tflite_output_name=None,
                        init_from_squad_model=False)
-# Ours, after Model Maker's (so positional calls keep working): the training recipe.
-ADDITIVE_ARGS = {"optimizer_recipe": "model_maker"}
+# Ours, after Model Maker's (so positional calls keep working): the training recipe, the precision.
+ADDITIVE_ARGS = {"optimizer_recipe": "model_maker", "mixed_precision": "float32"}
 METHODS = ["build", "convert_examples_to_features", "create_model", "train", "predict", "predict_tflite",
            "evaluate", "get_config", "get_default_quantization_config", "get_name_to_features",
            "select_data_from_record", "reorder_input_details", "reorder_output_details", "save_vocab"]
@@ -135,7 +135,7 @@ def test_mobilebert_spec_is_a_partial_of_the_bert_spec():
     text = pydoc.render_doc(MobileBertQaSpec, renderer=pydoc.plaintext)
     import re
 
-    assert re.search(r"default_batch_size[^,]*= 32,", text) and re.search(r"optimizer_recipe[^,]*= 'model_maker'\)", text)
+    assert re.search(r"default_batch_size[^,]*= 32,", text) and re.search(r"mixed_precision[^,]*= 'float32'\)", text)
     with pytest.raises(TypeError):
         MobileBertQaSpec(no_such_argument=1)
     record = spec_record(spec)
