@@ -42,7 +42,29 @@ def qa_loss(positions, logits):
 
 # Keras policies a spec trains under (``mixed_precision``); float32 is Model Maker's behaviour.
 # mixed_bfloat16 for CPUs with AMX/AVX512-BF16 and TPUs, mixed_float16 (loss-scaled) for GPUs.
-MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16); elsewhere TF
+    emulates it and mixed_bfloat16 is slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """``auto``: mixed_bfloat16 on a CPU-only machine whose CPU has bfloat16 units, else
+    float32 (GPUs: ask for mixed_float16 explicitly). Resolved where the spec is built, so a
+    compiled pipeline decides on the machine that trains."""
+    if value != "auto":
+        return value
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    return "mixed_bfloat16" if native_bf16_cpu() else "float32"
 
 
 class BertQaSpec:
@@ -106,7 +128,7 @@ class BertQaSpec:
         if mixed_precision not in MIXED_PRECISION_POLICIES:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
                              f"not {mixed_precision!r}")
-        self.mixed_precision = mixed_precision
+        self.mixed_precision = mixed_precision  # as asked ("auto" stays "auto" in records)
         self.strategy = distribution.get_strategy(distribution_strategy, num_gpus, tpu)
         self.tflite_input_name = tflite_input_name or {
             "ids": "serving_default_input_word_ids:0",
@@ -232,7 +254,7 @@ class BertQaSpec:
             model = self._training_model()
             optimizer = optimization.create_optimizer(
                 self.optimizer_recipe, self.learning_rate, total_steps, warmup_steps)
-            if self.mixed_precision == "mixed_float16":  # float16 gradients underflow without it
+            if self._training_policy == "mixed_float16":  # float16 gradients underflow without it
                 optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
             model.compile(optimizer=optimizer, loss=qa_loss, loss_weights=[0.5, 0.5])
             if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -244,7 +266,7 @@ class BertQaSpec:
         callbacks = list(kwargs.pop("callbacks", None) or []) + self._training_callbacks()
         model.fit(x=training_dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
                   callbacks=callbacks, **kwargs)
-        if self.mixed_precision != "float32":
+        if self._training_policy != "float32":
             model = self._as_float32(model)
         return model
 
@@ -253,9 +275,16 @@ class BertQaSpec:
     def _training_model(self):
         """``create_model()``, or under a mixed-precision policy the same model with its encoder
         rebuilt natively (a loaded SavedModel would keep computing in float32)."""
-        if self.mixed_precision == "float32":
+        policy = resolve_mixed_precision(self.mixed_precision)
+        if policy != "float32" and self.mixed_precision == "auto":
+            self.build()
+            if not self.is_tf2 or self.init_from_squad_model or hub_format.encoder_config_of(self.module_path) is None:
+                log.info("mixed_precision='auto': %s cannot be rebuilt natively; training in float32", self.uri)
+                policy = "float32"
+        self._training_policy = policy
+        if policy == "float32":
             return self.create_model()
-        return self._native_model(self.mixed_precision)
+        return self._native_model(policy)
 
     def _native_model(self, policy: str):
         self.build()

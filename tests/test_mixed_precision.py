@@ -91,3 +91,23 @@ def test_mixed_precision_needs_a_recorded_encoder_shape(tiny_encoder, tmp_path):
         spec._training_model()
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         _spec(tiny_encoder, tmp_path, "bfloat16")
+
+
+def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tiny_encoder, tmp_path):
+    from bert_qa import spec as spec_module
+
+    monkeypatch.setattr(spec_module, "native_bf16_cpu", lambda: True)
+    assert spec_module.resolve_mixed_precision("auto") == "mixed_bfloat16"
+    assert spec_module.resolve_mixed_precision("float32") == "float32"
+    monkeypatch.setattr(spec_module, "native_bf16_cpu", lambda: False)
+    assert spec_module.resolve_mixed_precision("auto") == "float32"
+    # An encoder that cannot be rebuilt natively trains in float32 under "auto" (an error if asked).
+    monkeypatch.setattr(spec_module, "native_bf16_cpu", lambda: True)
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_encoder, bare)
+    os.remove(bare / hub_format.ENCODER_CONFIG_FILE)
+    spec = _spec(str(bare), tmp_path, "auto")
+    model = spec._training_model()
+    assert spec._training_policy == "float32" and all(o.dtype == tf.float32 for o in model.outputs)
