@@ -69,6 +69,9 @@ def create_native_qa_model(module_path: str, seq_len: int, config: "hub_format.E
                              f"its config says {weight.shape}")
         weight.assign(by_name[weight.name])
     encoder.trainable = trainable
+    # The span head reads the sequence output only: the pooler gets no gradient (Keras would
+    # warn at every trace); frozen, it is left exactly as loaded, as it is on the hub path.
+    encoder.pooler_layer.trainable = False
     word_ids, mask, type_ids = _inputs(seq_len)
     outputs = encoder(dict(zip(INPUT_NAMES, (word_ids, mask, type_ids))))
     network = tf_keras.Model(inputs=[word_ids, mask, type_ids],
