@@ -13,11 +13,9 @@ probabilities and logits) are asserted identical before any figure is printed; S
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import platform
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,6 +25,7 @@ from official.nlp.data import squad_lib  # noqa: E402
 
 from bert_qa import postprocess, scoring, squad_data, windowing  # noqa: E402
 from bert_qa.tokenization import CachedFullTokenizer  # noqa: E402
+from benchmarks.windowing import _time  # noqa: E402  (best of N timings)
 
 GOAL_SECONDS = 5.0
 SHARED = next((p for p in (os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
@@ -47,17 +46,6 @@ def windowed(paths):
     windowing.convert_examples_to_features(examples, tokenizer, 384, 128, 64, False,
                                            lambda f, is_padding: features.append(f), batch_size=8)
     return examples, features, dataset
-
-
-def _time(fn, repeats):
-    best, out = None, None
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
-    return best, out
 
 
 def main(argv=None):

@@ -27,11 +27,9 @@ from bert_qa_pipeline.components.tflite_pusher import executor as pusher_executo
 SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory):
-    """Windowed training features of a few real articles, for a tiny encoder."""
-    root = tmp_path_factory.mktemp("train")
-    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+def window_articles(root, encoder: str, num_shards: int = 0):
+    """A few real articles through SquadExampleGen and FeatureWindowing's executors, under
+    ``root``; the windowed features artifact (train and eval splits)."""
     data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
     train = fixtures.write_squad(str(root / "train.json"),
                                  [{"title": a["title"], "paragraphs": a["paragraphs"][:2]} for a in data[:2]])
@@ -47,7 +45,16 @@ def features(tmp_path_factory):
         {"examples": [examples]}, {"features": [out]}, {
             "encoder_uri": encoder, "do_lower_case": 1, "seq_len": SEQ_LEN, "query_len": QUERY_LEN,
             "doc_stride": DOC_STRIDE, "training_splits": '["train"]', "version_2_with_negative": 0,
-            "multi_answer": "first", "num_shards": 0})
+            "multi_answer": "first", "num_shards": num_shards})
+    return out
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    """Windowed training features of a few real articles, for a tiny encoder."""
+    root = tmp_path_factory.mktemp("train")
+    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
+    out = window_articles(root, encoder)
     return {"root": root, "encoder": encoder, "features": out}
 
 

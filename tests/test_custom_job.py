@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,18 +28,15 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 from google.cloud.aiplatform_v1.types.custom_job import CustomJob
 from google.cloud.aiplatform_v1.types.job_state import JobState
-from tfx.dsl.components.base import base_beam_executor
 from tfx.extensions.google_cloud_ai_platform import training_clients
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import json_utils
 
 from bert_qa_pipeline.components import artifacts
-from bert_qa_pipeline.components.feature_windowing import executor as windowing_executor
 from bert_qa_pipeline.components.qa_trainer import vertex_executor
-from bert_qa_pipeline.components.squad_example_gen import executor as example_gen_executor
-from tests.test_strategies import assert_weights_close  # per-tensor bound at LEARNING_RATE 1e-3
+from tests.test_components_train_push import SEQ_LEN, window_articles
+from tests.test_strategies import assert_weights_close, free_ports  # per-tensor bound at LEARNING_RATE 1e-3
 
-SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
 EPOCHS, STEPS_PER_EPOCH, GLOBAL_BATCH, LEARNING_RATE = 2, 3, 8, 1e-3
 PROJECT, REGION, IMAGE = "my-project", "europe-west4", "europe-docker.pkg.dev/my-project/bert-qa/pipeline:1"
 SERVICE_ACCOUNT = "trainer@my-project.iam.gserviceaccount.com"
@@ -55,22 +51,7 @@ def features(tmp_path_factory):
     root = tmp_path_factory.mktemp("custom_job")
     encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"), hidden_dropout_prob=0.0,
                                              attention_probs_dropout_prob=0.0)
-    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
-    train = fixtures.write_squad(str(root / "train.json"),
-                                 [{"title": a["title"], "paragraphs": a["paragraphs"][:2]} for a in data[:2]])
-    evaluation = fixtures.write_squad(str(root / "eval.json"),
-                                      [{"title": data[5]["title"], "paragraphs": data[5]["paragraphs"][:1]}])
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root / "examples")
-    example_gen_executor.Executor().Do({}, {"examples": [examples]},
-                                       {"input_patterns": json.dumps({"train": [train], "eval": [evaluation]})})
-    out = standard_artifacts.Examples()
-    out.uri = str(root / "features")
-    windowing_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[])).Do(
-        {"examples": [examples]}, {"features": [out]}, {
-            "encoder_uri": encoder, "do_lower_case": 1, "seq_len": SEQ_LEN, "query_len": QUERY_LEN,
-            "doc_stride": DOC_STRIDE, "training_splits": '["train"]', "version_2_with_negative": 0,
-            "multi_answer": "first", "num_shards": 1})
+    out = window_articles(root, encoder, num_shards=1)
     assert len(artifacts.tfrecord_files(artifacts.split_uri(out, "train"))) == 1
     # Every compared step reads fresh features (no wrap-around).
     assert out.get_int_custom_property("num_features_train") >= EPOCHS * STEPS_PER_EPOCH * GLOBAL_BATCH
@@ -96,17 +77,6 @@ def outputs(root) -> dict:
     model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
     model.uri, model_run.uri = str(root / "model"), str(root / "model_run")
     return {"model": [model], "model_run": [model_run]}
-
-
-def free_ports(n: int):
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def child_env(**extra) -> dict:
