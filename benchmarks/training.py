@@ -76,7 +76,10 @@ def rate(step_ends, batch_size: int) -> float:
     return (len(timed) - 1) * batch_size / (timed[-1] - timed[0])
 
 
-def run_ours(spec, data, args, mixed_precision: str = "float32") -> float:
+def run_ours(spec, data, args, mixed_precision: str = "float32", profile_dir: str = "") -> float:
+    """Examples/s of ``spec.train``; with ``profile_dir``, TensorFlow's profiler traces the
+    steps after the warm-up ones into it (the timing of those steps then includes tracing)."""
+    import tensorflow as tf
     import tf_keras
 
     from bert_qa import input_pipeline
@@ -87,8 +90,14 @@ def run_ours(spec, data, args, mixed_precision: str = "float32") -> float:
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
 
+        def on_train_batch_begin(self, batch, logs=None):
+            if profile_dir and batch == WARMUP_STEPS:
+                tf.profiler.experimental.start(profile_dir)
+
         def on_train_batch_end(self, batch, logs=None):
             ends.append(time.perf_counter() - self.start)
+            if profile_dir and batch == args.steps - 1:
+                tf.profiler.experimental.stop()
 
     tf_keras.utils.set_random_seed(42)
     spec.optimizer_recipe = "huggingface"
@@ -97,6 +106,74 @@ def run_ours(spec, data, args, mixed_precision: str = "float32") -> float:
     input_fn = input_pipeline.make_input_fn(spec, [data.tfrecord_file], True, args.batch_size, shuffle=True, seed=42)
     spec.train(input_fn, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
     return rate(ends, args.batch_size)
+
+
+def op_times(profile_dir: str, steps: int) -> dict:
+    """Milliseconds per step by TensorFlow op type, from the profiler's host trace.
+
+    Kernel events on the executor's threads are named ``<node>:<OpType>``; function-call ops
+    that only enclose other kernels are left out, so nothing is counted twice. Op times summed
+    over the two inter-op threads can exceed wall time when kernels run side by side.
+    """
+    import collections
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    enclosing = {"PartitionedCall", "StatefulPartitionedCall", "While", "If", "StatelessIf",
+                 "StatelessWhile", "__inference"}
+    files = sorted(glob.glob(os.path.join(profile_dir, "plugins", "profile", "*", "*.xplane.pb")))
+    space = xplane_pb2.XSpace()
+    with open(files[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    totals = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith(("tf_Compute", "tf_inter_op", "tf_data")):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                node, _, op_type = name.rpartition(":")
+                if node and op_type and op_type not in enclosing:
+                    totals[op_category(node, op_type)] += event.duration_ps
+    return {category: ps / 1e9 / steps for category, ps in totals.items()}
+
+
+def op_category(node: str, op_type: str) -> str:
+    """Groups kernels by what they do (oneDNN renames them: _MklMatMul, _MklNativeFusedMatMul)."""
+    lowered = node.lower()
+    if "adam" in lowered or "optimizer" in lowered or op_type.startswith("ResourceApply"):
+        return "optimizer update (AdamW)"
+    if "MatMul" in op_type or "Einsum" in op_type:
+        return "matmul (projections, FFN, attention)"
+    if "Softmax" in op_type:
+        return "softmax"
+    if op_type == "Cast":
+        return "cast (precision changes)"
+    if "layer_norm" in lowered or "layernorm" in lowered:
+        return "layer norm (fwd+bwd)"
+    if "dropout" in lowered:
+        return "dropout"
+    if op_type in {"GatherV2", "ResourceGather", "UnsortedSegmentSum", "SparseSegmentSum"} or "embedding" in lowered:
+        return "embeddings"
+    if "gelu" in lowered or op_type in {"Erf", "Tanh"}:
+        return "activation (GELU)"
+    if "clip" in lowered or "global_norm" in lowered:
+        return "gradient clipping"
+    if lowered.startswith(("iterator", "multideviceiterator")) or op_type.startswith(("Iterator", "MultiDevice")):
+        return "input pipeline"
+    return "other elementwise / bookkeeping"
+
+
+def print_profile(profiles: dict) -> None:
+    names = list(profiles)
+    categories = sorted({c for p in profiles.values() for c in p}, key=lambda c: -profiles[names[0]].get(c, 0))
+    print("| op category | " + " | ".join(f"{n} ms/step" for n in names) + " | ratio |")
+    print("|---|" + "---|" * len(names) + "---|")
+    for category in categories + ["all ops"]:
+        values = [sum(p.values()) if category == "all ops" else p.get(category, 0.0) for p in profiles.values()]
+        ratio = f"{values[1] / values[0]:.2f}x" if len(values) == 2 and values[0] > 0 else ""
+        print(f"| {category} | " + " | ".join(f"{v:.0f}" for v in values) + f" | {ratio} |")
 
 
 def run_huggingface(spec, data, args) -> float:
@@ -121,6 +198,9 @@ def main(argv=None):
     parser.add_argument("--seq-len", type=int, default=384)
     parser.add_argument("--questions", type=int, default=400, help="training questions windowed (enough for --steps)")
     parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the comparison, trace our float32 and bf16 steps with TensorFlow's "
+                             "profiler and print where the time goes, by op category")
     args = parser.parse_args(argv)
     if args.steps <= WARMUP_STEPS + 1:
         parser.error(f"--steps must be more than {WARMUP_STEPS + 1}")
@@ -132,6 +212,18 @@ def main(argv=None):
     spec, data = windowed_features(args.workdir, args.seq_len, args.questions)
     if len(data) < args.steps * args.batch_size:
         print(f"note: {len(data)} features repeat within {args.steps} steps", file=sys.stderr)
+    if args.profile:
+        profiles = {}
+        for precision in ("float32", "mixed_bfloat16"):
+            directory = os.path.join(args.workdir, f"profile_{precision}")
+            rate_ = run_ours(spec, data, args, precision, profile_dir=directory)
+            profiles[precision] = op_times(directory, args.steps - WARMUP_STEPS)
+            print(f"{precision}: {rate_:.2f} examples/s while traced", file=sys.stderr)
+        print(f"training profile: all-MiniLM-L6-v2, seq_len {args.seq_len}, batch {args.batch_size}, "
+              f"{args.steps - WARMUP_STEPS} traced steps each; kernel time summed over threads")
+        print()
+        print_profile(profiles)
+        return 0
     peak = matmul_peak_gflops()
     flops = training_flops_per_example(config, args.seq_len)
     rows = [("bert_qa (TensorFlow 2.21, tf_keras)", "float32", run_ours(spec, data, args)),

@@ -272,6 +272,12 @@ class BertQaSpec:
 
     # -- mixed precision ------------------------------------------------------------------
 
+    @property
+    def training_precision(self):
+        """The Keras policy the last ``train`` ran under (``mixed_precision="auto"`` resolved:
+        where it fell back to float32 is known only then); None before training."""
+        return getattr(self, "_training_policy", None)
+
     def _training_model(self):
         """``create_model()``, or under a mixed-precision policy the same model with its encoder
         rebuilt natively (a loaded SavedModel would keep computing in float32)."""

@@ -10,6 +10,10 @@ import sys
 TRAIN_TITLES = [
     "Armenian_Apostolic_Church", "Acronym", "Andes", "Flag_of_the_United_States",
     "Australian_Senate", "Baltic_Sea", "Insurance_in_the_United_States", "Drum_and_bass",
+    # Added for the 1-epoch bf16 default run (more questions beat more passes over few):
+    # the next articles of the source file, in its order.
+    "Atlantic_slave_trade", "Cardiovascular_disease", "Colonial_history_of_the_United_States",
+    "Istanbul", "Decentralization", "First-order_logic", "Ice_hockey",
 ]
 EVAL_TITLES = ["Neuroscience", "Oxford", "Subroutine"]
 

@@ -55,6 +55,7 @@ def test_mixed_precision_trains_exports_and_scores(tiny_encoder, tmp_path, polic
     assert all(o.dtype == tf.float32 for o in training_model.outputs)
     assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
     model = question_answer.create(train, spec, epochs=2, batch_size=8, shuffle=True)
+    assert spec.training_precision == policy
     assert all(w.dtype == tf.float32 for w in model.model.weights)
     computed = {l.compute_dtype for l in model.model.submodules if hasattr(l, "compute_dtype")}
     assert "float32" in computed and not computed & {"bfloat16", "float16"}, computed
@@ -110,4 +111,4 @@ def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tiny_encoder, tm
     os.remove(bare / hub_format.ENCODER_CONFIG_FILE)
     spec = _spec(str(bare), tmp_path, "auto")
     model = spec._training_model()
-    assert spec._training_policy == "float32" and all(o.dtype == tf.float32 for o in model.outputs)
+    assert spec.training_precision == "float32" and all(o.dtype == tf.float32 for o in model.outputs)

@@ -182,6 +182,35 @@ def test_metadata_round_trip(exported):
     assert units[0]["options"]["vocab_file"][0]["name"] == "vocab.txt"
 
 
+def test_metadata_packs_the_vocabulary_with_a_fixed_time(exported, monkeypatch):
+    """Exports of the same weights are byte-identical whenever they run (the zip entry that
+    carries vocab.txt would otherwise hold the time of packing)."""
+    import io
+    import time
+    import zipfile
+
+    from bert_qa.export import QuantizationConfig, convert
+    from bert_qa.export import metadata as qa_metadata
+
+    buffer = convert(exported["saved"], QuantizationConfig.for_float32())
+
+    def packed_at(seconds):
+        with monkeypatch.context() as patch:
+            patch.setattr(time, "time", lambda: seconds)
+            return qa_metadata.add_metadata(buffer, exported["vocab"])
+
+    first, second = packed_at(1.0e9), packed_at(1.7e9)  # 2001 and 2023
+    assert first == second
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert archive.testzip() is None  # CRCs still match the contents
+        assert [i.date_time for i in archive.infolist()] == [(1980, 1, 1, 0, 0, 0)]
+        with open(exported["vocab"], "rb") as f:
+            assert archive.read("vocab.txt") == f.read()
+    # Without the fix the two exports differ (the test can fail).
+    monkeypatch.setattr(qa_metadata, "with_fixed_zip_times", lambda b: b)
+    assert packed_at(1.0e9) != packed_at(1.7e9)
+
+
 def test_custom_metadata_fields_and_cased_tokenizer(exported, tmp_path, caplog):
     import logging
 

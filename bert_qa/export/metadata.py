@@ -152,7 +152,40 @@ def add_metadata(model_buffer: bytes, vocab_file: str, do_lower_case: bool = Tru
         builder.Finish(model_md.Pack(builder), md_lib.MetadataPopulator.METADATA_FILE_IDENTIFIER)
         writer = metadata_writer.MetadataWriter(model_buffer, builder.Output(),
                                                 inputs.get_tokenizer_associated_files())
-        return bytes(writer.populate())
+        return with_fixed_zip_times(bytes(writer.populate()))
+
+
+# 1980-01-01 00:00:00, the earliest MS-DOS date a zip entry can carry.
+_ZIP_TIME, _ZIP_DATE = 0, (0 << 9) | (1 << 5) | 1
+
+
+def with_fixed_zip_times(model_buffer: bytes) -> bytes:
+    """The populated model with its packed files' zip timestamps set to 1980-01-01.
+
+    tflite-support packs the vocabulary with ``ZipFile.writestr`` and the time of packing, so
+    two exports of the same weights differed in 4 bytes; with a fixed time the .tflite is a
+    function of the model alone (a repeated seeded run pushes a byte-identical file). Only the
+    two time fields of each local header and central directory entry change: sizes, offsets
+    and CRCs (over contents) stay valid.
+    """
+    import io
+    import zipfile
+
+    buffer = bytearray(model_buffer)
+    with zipfile.ZipFile(io.BytesIO(model_buffer)) as archive:  # offsets made absolute by zipfile
+        entries = archive.infolist()
+        position = archive.start_dir
+    for entry in entries:
+        if buffer[entry.header_offset:entry.header_offset + 4] != b"PK\x03\x04":
+            raise ValueError("unexpected zip layout in the populated TFLite model")
+        struct.pack_into("<HH", buffer, entry.header_offset + 10, _ZIP_TIME, _ZIP_DATE)
+    for _ in entries:
+        if buffer[position:position + 4] != b"PK\x01\x02":
+            raise ValueError("unexpected zip central directory in the populated TFLite model")
+        struct.pack_into("<HH", buffer, position + 12, _ZIP_TIME, _ZIP_DATE)
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", buffer, position + 28)
+        position += 46 + name_len + extra_len + comment_len
+    return bytes(buffer)
 
 
 def write_metadata(tflite_path: str, vocab_file: str, do_lower_case: bool = True,

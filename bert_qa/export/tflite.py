@@ -227,9 +227,10 @@ def _exists(path: str) -> bool:
 
 
 def _input_seq_len(buffer: bytes) -> int:
-    import tensorflow as tf
+    # LiteRT's interpreter, as bert_qa runs models (tf.lite.Interpreter is deprecated and warns).
+    from ai_edge_litert.interpreter import Interpreter
 
-    return int(tf.lite.Interpreter(model_content=buffer).get_input_details()[0]["shape"][1])
+    return int(Interpreter(model_content=buffer).get_input_details()[0]["shape"][1])
 
 
 def export_tflite_variants(saved_model_dir_or_model, output_dir: str,

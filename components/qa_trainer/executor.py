@@ -197,7 +197,7 @@ class Executor(base_executor.BaseExecutor):
                    "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
                    "train_seconds": train_seconds,
                    "first_epoch_run": (progress.first_epoch or 0) + 1,
-                   "history": progress.history}
+                   "history": progress.history, "training_precision": spec.training_precision}
         artifacts.write_json(os.path.join(model_run.uri, artifacts.TRAINING_SUMMARY_FILE), summary)
         tf.io.gfile.rmtree(state_dir)
 
@@ -210,11 +210,12 @@ class Executor(base_executor.BaseExecutor):
             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
             "first_epoch_run": summary["first_epoch_run"],
             "train_seconds": round(train_seconds, 1),
+            "training_precision": spec.training_precision,
             "final_loss": summary["history"][-1].get("loss", float("nan")) if summary["history"] else float("nan"),
         }
         self._record_counts(model, model_run, counts)
-        print(f"QaTrainer: trained in {train_seconds:.0f} s (epochs {summary['first_epoch_run']}-{epochs} "
-              f"in this run); model in {serving_dir}", file=sys.stderr, flush=True)
+        print(f"QaTrainer: trained in {train_seconds:.0f} s ({spec.training_precision}, epochs "
+              f"{summary['first_epoch_run']}-{epochs} in this run); model in {serving_dir}", file=sys.stderr, flush=True)
 
     def _record_counts(self, model, model_run, counts: Dict[str, Any]) -> None:
         record_counts(model, model_run, counts)
