@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="bert_qa_repeatability_")
+    os.makedirs(args.workdir, exist_ok=True)
     if args.worker:
         return worker(args)
     rows = []
