@@ -12,13 +12,22 @@ and their float32 gradients come out in an order that depends on scheduling: mea
 two float32 runs of 20 steps, one on an idle machine and one next to two busy processes,
 differed in 103 of 106 weights (by up to 4e-6). With one inter-op thread they are identical.
 Kernels still use every core (intra-op threads). Float32 steps were 6% slower on 2 cores;
-mixed_bfloat16 steps were not slower. Machines with an NVIDIA device keep TensorFlow's
-default, because GPU steps rely on host-side kernels running side by side. Set the variable
-yourself to override this.
+mixed_bfloat16 steps were not slower. Two kinds of process keep TensorFlow's default pool:
+machines with an NVIDIA device, because GPU steps rely on host-side kernels running side by
+side; and cluster tasks (``TF_CONFIG`` set: parameter-server and multi-worker tasks), because a
+kernel that waits on another task would hold the only thread. The parameter-server test
+deadlocked with one thread. Set the variable yourself to override this.
 """
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if not os.path.exists("/dev/nvidiactl"):
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# Child processes inherit the environment, so the value this module set is marked as ours: a
+# cluster task started from a process that set it (a test, a launcher) drops it again.
+_OURS = "BERT_QA_SET_TF_NUM_INTEROP_THREADS"
+if os.path.exists("/dev/nvidiactl") or os.environ.get("TF_CONFIG"):
+    if os.environ.pop(_OURS, None):
+        os.environ.pop("TF_NUM_INTEROP_THREADS", None)
+elif "TF_NUM_INTEROP_THREADS" not in os.environ:
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ[_OURS] = "1"

@@ -376,17 +376,25 @@ def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, trai
 
 def test_processes_get_one_inter_op_thread_unless_they_ask_otherwise():
     """bert_qa._env's TF_NUM_INTEROP_THREADS=1 (why: its docstring; the evidence, with the real
-    model, is benchmarks/repeatability.py), skipped where an NVIDIA device exists or the user set it."""
+    model, is benchmarks/repeatability.py), skipped where an NVIDIA device exists, in cluster
+    tasks, or where the user set it."""
     script = ("import os, runpy; runpy.run_path(os.path.join({root!r}, 'bert_qa', '_env.py')); "
               "print(os.environ.get('TF_NUM_INTEROP_THREADS'))").format(root=fixtures.REPO_ROOT)
 
     def value(**env):
-        clean = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTEROP_THREADS"}
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("TF_NUM_INTEROP_THREADS", "TF_CONFIG", "BERT_QA_SET_TF_NUM_INTEROP_THREADS")}
         return subprocess.run([sys.executable, "-c", script], env={**clean, **env}, check=True,
                               capture_output=True, text=True).stdout.strip()
 
     assert value() == ("None" if os.path.exists("/dev/nvidiactl") else "1")
     assert value(TF_NUM_INTEROP_THREADS="4") == "4"
+    # Cluster tasks keep TensorFlow's pool (one thread deadlocked the parameter-server test),
+    # also when started from a process whose _env set it (they inherit its environment).
+    cluster = '{"cluster": {"worker": ["localhost:1"]}}'
+    assert value(TF_CONFIG=cluster) == "None"
+    assert value(TF_CONFIG=cluster, TF_NUM_INTEROP_THREADS="1", BERT_QA_SET_TF_NUM_INTEROP_THREADS="1") == "None"
+    assert value(TF_CONFIG=cluster, TF_NUM_INTEROP_THREADS="3") == "3"  # the user's own value stays
 
 
 # -- parameter-server cluster on localhost ---------------------------------------------------
