@@ -422,6 +422,8 @@ def test_dockerfile_stages_install_from_the_lock():
         assert "TF_USE_LEGACY_KERAS=1" in env and "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1" in env, name
         # One inter-op thread (repeatable CPU training, bert_qa/_env.py) on the CPU image only.
         assert ("TF_NUM_INTEROP_THREADS=1" in env) == (name == "cpu"), name
+        # ... marked as bert_qa's, so cluster tasks (TF_CONFIG) drop it (bert_qa/_env.py).
+        assert ("BERT_QA_SET_TF_NUM_INTEROP_THREADS=1" in env) == (name == "cpu"), name
         # Beam's worker boot of the locked Beam version, as the entrypoint Dataflow needs; pip for boot.
         assert f"COPY --from=apache/beam_python3.11_sdk:{beam} /opt/apache/beam /opt/apache/beam" in lines, name
         assert lines[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]', name
