@@ -121,7 +121,7 @@ def op_times(profile_dir: str, steps: int) -> dict:
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     enclosing = {"PartitionedCall", "StatefulPartitionedCall", "While", "If", "StatelessIf",
-                 "StatelessWhile", "__inference"}
+                 "StatelessWhile"}
     files = sorted(glob.glob(os.path.join(profile_dir, "plugins", "profile", "*", "*.xplane.pb")))
     space = xplane_pb2.XSpace()
     with open(files[-1], "rb") as f:
@@ -135,7 +135,8 @@ def op_times(profile_dir: str, steps: int) -> dict:
                 name = plane.event_metadata[event.metadata_id].name
                 node, _, op_type = name.rpartition(":")
                 # "ExecutorState::Process" and the like enclose kernels: not kernels themselves.
-                if node and op_type and "::" not in name and op_type not in enclosing:
+                if (node and op_type and "::" not in name and op_type not in enclosing
+                        and not op_type.startswith("__inference")):  # function calls, by their names
                     totals[op_category(node, op_type)] += event.duration_ps
     return {category: ps / 1e9 / steps for category, ps in totals.items()}
 
