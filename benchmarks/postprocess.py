@@ -2,7 +2,7 @@
 
     uv run python benchmarks/postprocess.py [--data FILE ...] [--repeats N]
 
-Windows 10,325 real questions (amazon_reviews_v1.0 + english_tydiqa_dev from ../shared/data,
+Windows 10,325 real questions (the full amazon_reviews_v1.0 + english_tydiqa_dev: shared_data.py,
 seq_len 384, doc_stride 128, query_len 64, MiniLM's vocabulary), draws start/end logits for every
 feature (seeded normal; postprocessing does the same work whatever the model), then times n-best
 postprocessing (n_best 20, max answer length 30) by squad_lib and by ``bert_qa.postprocess``, and
@@ -25,11 +25,10 @@ from official.nlp.data import squad_lib  # noqa: E402
 
 from bert_qa import postprocess, scoring, squad_data, windowing  # noqa: E402
 from bert_qa.tokenization import CachedFullTokenizer  # noqa: E402
+from benchmarks import shared_data  # noqa: E402
 from benchmarks.windowing import _time  # noqa: E402  (best of N timings)
 
 GOAL_SECONDS = 5.0
-SHARED = next((p for p in (os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
-                           "/work/shared/data") if os.path.isdir(p)), "")
 
 
 def windowed(paths):
@@ -54,8 +53,7 @@ def main(argv=None):
                                                         "english_tydiqa_dev from ../shared/data)")
     parser.add_argument("--repeats", type=int, default=1, help="best of N timings per cell")
     args = parser.parse_args(argv)
-    paths = args.data or [os.path.join(SHARED, "amazon_reviews_v1.0.json"),
-                          os.path.join(SHARED, "english_tydiqa_dev.json")]
+    paths = args.data or [shared_data.path("amazon_reviews_v1.0.json"), shared_data.path("english_tydiqa_dev.json")]
     from official.legacy.bert import run_squad_helper  # RawResult lives here
 
     examples, features, dataset = windowed(paths)

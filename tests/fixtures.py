@@ -9,17 +9,29 @@ from bert_qa import _env  # noqa: F401
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _shared_data_dir() -> str:
-    """The workplace's read-only real data: $BERT_QA_SHARED_DATA, ../shared/data, /work/shared/data."""
-    candidates = [os.environ.get("BERT_QA_SHARED_DATA"),
-                  os.path.join(REPO_ROOT, "..", "shared", "data"), "/work/shared/data"]
-    for candidate in candidates:
-        if candidate and os.path.isdir(candidate):
-            return os.path.abspath(candidate)
-    return os.path.abspath(candidates[1])
+# Real data, all inside the repository (nothing is read from outside it):
+# - data/new_wiki_{train,eval}.json: the pipeline's SQuAD-Shifts New Wikipedia subset (data/README.md);
+# - tests/data/real/: trimmed copies of other public QA files, named as their sources
+#   (tests/data/real/README.md: source, trimming rule, licence and citation of each).
+REAL_DATA = os.path.join(REPO_ROOT, "tests", "data", "real")
+NEW_WIKI_FILES = ("new_wiki_train.json", "new_wiki_eval.json")
+# data/new_wiki_train.json holds articles 0-13 and 16 of new_wiki_v1.0.json (in another order):
+# new_wiki_articles() gives them in the source's order, so tests that take the first N articles
+# or questions of new_wiki_v1.0.json read the same ones as before (for N up to 14 articles).
+NEW_WIKI_SOURCE_ORDER = (
+    "Armenian_Apostolic_Church", "Acronym", "Andes", "Atlantic_slave_trade", "Cardiovascular_disease",
+    "Flag_of_the_United_States", "Colonial_history_of_the_United_States", "Istanbul", "Decentralization",
+    "Australian_Senate", "Baltic_Sea", "Insurance_in_the_United_States", "First-order_logic", "Ice_hockey",
+    "Drum_and_bass",
+)
 
 
-SHARED_DATA = _shared_data_dir()
+def real_data(name: str) -> str:
+    """The path of a real data file shipped in the repository (see above)."""
+    path = os.path.join(REPO_ROOT, "data", name) if name in NEW_WIKI_FILES else os.path.join(REAL_DATA, name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such test data file (tests/data/real/README.md lists them)")
+    return path
 
 
 def minilm_vocab() -> str:
@@ -59,5 +71,13 @@ def write_squad(path: str, articles, version: str = "1.1") -> str:
 
 
 def load_squad(name: str):
-    with open(os.path.join(SHARED_DATA, name), encoding="utf-8") as f:
+    with open(real_data(name), encoding="utf-8") as f:
         return json.load(f)
+
+
+def new_wiki_articles():
+    """The 15 articles of data/new_wiki_train.json in new_wiki_v1.0.json's order: its first 14
+    articles, then its 17th (Drum_and_bass)."""
+    by_title = {article["title"]: article for article in load_squad("new_wiki_train.json")["data"]}
+    assert sorted(by_title) == sorted(NEW_WIKI_SOURCE_ORDER), sorted(by_title)
+    return [by_title[title] for title in NEW_WIKI_SOURCE_ORDER]

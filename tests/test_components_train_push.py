@@ -30,7 +30,7 @@ SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
 def window_articles(root, encoder: str, num_shards: int = 0):
     """A few real articles through SquadExampleGen and FeatureWindowing's executors, under
     ``root``; the windowed features artifact (train and eval splits)."""
-    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
+    data = fixtures.new_wiki_articles()
     train = fixtures.write_squad(str(root / "train.json"),
                                  [{"title": a["title"], "paragraphs": a["paragraphs"][:2]} for a in data[:2]])
     evaluation = fixtures.write_squad(str(root / "eval.json"),

@@ -2,8 +2,6 @@
 predictions, n-best lists (texts, probabilities, logits, order) and null odds."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from official.legacy.bert import run_squad_helper
@@ -23,7 +21,7 @@ AWKWARD = [  # contexts where BasicTokenizer and the whitespace words disagree m
 
 
 def _examples():
-    questions = squad_data.read_questions(os.path.join(fixtures.SHARED_DATA, "english_tydiqa_dev.json"))[:150]
+    questions = squad_data.read_questions(fixtures.real_data("english_tydiqa_dev.json"))[:150]
     for k, context in enumerate(AWKWARD):
         questions.append(squad_data.Question(id=f"awkward-{k}", title="t", context=context,
                                              question="What?", answer_texts=(), answer_starts=()))

@@ -44,7 +44,7 @@ def _with_negatives(dataset, rng):
     return dataset
 
 
-def test_v1_metrics_and_per_question_scores(shared_data, tmp_path):
+def test_v1_metrics_and_per_question_scores(tmp_path):
     dataset = fixtures.load_squad("qed-nq-dev.squad.json")["data"]
     preds = _predictions(dataset, random.Random(1))
     official = squad_evaluate_v1_1.evaluate(dataset, preds)

@@ -59,7 +59,7 @@ def tf2_encoder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def train_examples(tmp_path_factory):
     """Ten real questions (new_wiki, first answer each, as training data has one answer)."""
-    article = fixtures.load_squad("new_wiki_v1.0.json")["data"][0]
+    article = fixtures.new_wiki_articles()[0]
     paragraphs = [{**p, "qas": [{**q, "answers": q["answers"][:1]} for q in p["qas"]]}
                   for p in article["paragraphs"][:2]]
     path = fixtures.write_squad(str(tmp_path_factory.mktemp("squad") / "train.json"),

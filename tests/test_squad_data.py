@@ -10,9 +10,9 @@ from tests import fixtures
 
 @pytest.mark.parametrize("name,is_training", [
     ("english_tydiqa_train.json", True), ("qed-nq-train-prerelease.squad.json", True),
-    ("qed-nq-dev.squad.json", False), ("new_wiki_v1.0.json", False)])
-def test_examples_equal_squad_lib(shared_data, name, is_training):
-    path = f"{shared_data}/{name}"
+    ("qed-nq-dev.squad.json", False), ("new_wiki_train.json", False), ("new_wiki_eval.json", False)])
+def test_examples_equal_squad_lib(name, is_training):
+    path = fixtures.real_data(name)
     ours, skipped = squad_data.read_squad_examples(path, is_training)
     reference = squad_lib.read_squad_examples(path, is_training, False)
     assert [vars(e) for e in ours] == [vars(e) for e in reference]

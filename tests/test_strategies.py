@@ -50,7 +50,7 @@ def encoder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def train_shards(encoder, tmp_path_factory):
     """Real training features (new_wiki, first answers) in two TFRecord shards."""
-    article = fixtures.load_squad("new_wiki_v1.0.json")["data"][0]
+    article = fixtures.new_wiki_articles()[0]
     paragraphs = [{**p, "qas": [{**q, "answers": q["answers"][:1]} for q in p["qas"]]}
                   for p in article["paragraphs"][:2]]
     tmp = tmp_path_factory.mktemp("records")

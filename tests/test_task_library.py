@@ -100,7 +100,7 @@ def round_trip(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("task_library")
     encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
-    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
+    data = fixtures.new_wiki_articles()
     train_questions = list(squad_data.iter_questions({"data": data[:8]}, "new_wiki"))
     train_examples, _ = squad_data.to_squad_examples(train_questions, True, multi_answer="first")
 

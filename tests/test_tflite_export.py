@@ -21,7 +21,7 @@ NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
 def _real_questions(n_articles=1):
-    data = fixtures.load_squad("new_wiki_v1.0.json")["data"]
+    data = fixtures.new_wiki_articles()
     return data[:n_articles]
 
 

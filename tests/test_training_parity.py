@@ -62,7 +62,7 @@ def _write_checkpoint(directory: str) -> str:
 
 def _articles(n_questions: int, skip: int = 0):
     articles, seen = [], 0
-    for article in fixtures.load_squad("new_wiki_v1.0.json")["data"]:
+    for article in fixtures.new_wiki_articles():
         paragraphs = []
         for p in article["paragraphs"]:
             qas = []

@@ -14,12 +14,12 @@ def _run(*paths):
                           capture_output=True, text=True, cwd=fixtures.REPO_ROOT)
 
 
-def test_real_files_are_clean(shared_data):
-    for name in ("new_wiki_v1.0.json", "english_tydiqa_dev.json"):
-        report = validate_file(f"{shared_data}/{name}")
+def test_real_files_are_clean():
+    for name in ("new_wiki_train.json", "new_wiki_eval.json", "english_tydiqa_dev.json"):
+        report = validate_file(fixtures.real_data(name))
         assert report.errors == []
-    report = validate_file(f"{shared_data}/new_wiki_v1.0.json")
-    assert (report.articles, report.paragraphs, report.questions, report.answerable) == (48, 1581, 7938, 7938)
+    report = validate_file(fixtures.real_data("new_wiki_train.json"))
+    assert (report.articles, report.paragraphs, report.questions, report.answerable) == (15, 550, 2773, 2773)
 
 
 def test_every_problem_is_reported(tmp_path):
@@ -57,21 +57,21 @@ def test_every_problem_is_reported(tmp_path):
     assert proc.returncode == 1 and "duplicate id" in proc.stdout
 
 
-def test_malformed_json_and_exit_status(tmp_path, shared_data):
+def test_malformed_json_and_exit_status(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": [')
     proc = _run(str(bad))
     assert proc.returncode == 1 and "bad.json" in proc.stdout and "malformed JSON" in proc.stdout
-    proc = _run(f"{shared_data}/english_tydiqa_dev.json")
+    proc = _run(fixtures.real_data("english_tydiqa_dev.json"))
     assert proc.returncode == 0 and "440 questions" in proc.stdout
 
 
-def test_a_utf8_byte_order_mark_is_accepted_everywhere(tmp_path, shared_data):
+def test_a_utf8_byte_order_mark_is_accepted_everywhere(tmp_path):
     """validate, ingestion (SquadExampleGen and the DataLoader read through squad_data) and score
     all take a file saved with a BOM, and see the same questions as without it."""
     from bert_qa import scoring, squad_data
 
-    data = fixtures.load_squad("new_wiki_v1.0.json")
+    data = fixtures.load_squad("new_wiki_train.json")
     data["data"] = data["data"][:1]
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps(data), encoding="utf-8")

@@ -37,8 +37,7 @@ def _assert_same(examples, vocab_file, is_training, seq_len=384, stride=128, que
     return n_ref
 
 
-def _first_answer_articles(name, max_questions):
-    data = fixtures.load_squad(name)["data"]
+def _first_answer_articles(data, max_questions):
     kept, n = [], 0
     for article in data:
         paragraphs = []
@@ -54,7 +53,8 @@ def _first_answer_articles(name, max_questions):
 
 @pytest.mark.parametrize("is_training", [True, False])
 def test_thousands_of_real_questions(tmp_path, vocab_file, is_training):
-    path = fixtures.write_squad(str(tmp_path / "train.json"), _first_answer_articles("new_wiki_v1.0.json", 2500))
+    path = fixtures.write_squad(str(tmp_path / "train.json"),
+                                _first_answer_articles(fixtures.new_wiki_articles(), 2500))
     examples = squad_lib.read_squad_examples(path, is_training, False)
     assert len(examples) >= 2500
     n = _assert_same(examples, vocab_file, is_training)
@@ -63,8 +63,8 @@ def test_thousands_of_real_questions(tmp_path, vocab_file, is_training):
 
 def test_long_documents_short_windows(tmp_path, vocab_file):
     """COVID-QA contexts are whole papers: dozens of overlapping spans per question."""
-    path = fixtures.write_squad(str(tmp_path / "covid.json"),
-                                _first_answer_articles("covid-qa-200423-prerelease.fixed.json", 60)[:3])
+    covid = fixtures.load_squad("covid-qa-200423-prerelease.fixed.json")["data"]
+    path = fixtures.write_squad(str(tmp_path / "covid.json"), _first_answer_articles(covid, 60)[:3])
     for is_training in (True, False):
         examples = squad_lib.read_squad_examples(path, is_training, False)
         n = _assert_same(examples, vocab_file, is_training, seq_len=128, stride=48, query_len=24)
@@ -73,7 +73,7 @@ def test_long_documents_short_windows(tmp_path, vocab_file):
 
 def test_unanswerable_v2_questions(tmp_path, vocab_file):
     """SQuAD v2.0-style: questions moved to another paragraph are marked impossible."""
-    articles = _first_answer_articles("english_tydiqa_dev.json", 400)
+    articles = _first_answer_articles(fixtures.load_squad("english_tydiqa_dev.json")["data"], 400)
     rng = random.Random(0)
     paragraphs = [p for a in articles for p in a["paragraphs"]]
     for i, p in enumerate(paragraphs):
@@ -92,7 +92,7 @@ def test_unanswerable_v2_questions(tmp_path, vocab_file):
 
 def test_sharded_windowing_matches_one_pass(vocab_file):
     """Windowing paragraph groups separately with offsets equals one pass (for Beam workers)."""
-    questions = squad_data.read_questions(f"{fixtures.SHARED_DATA}/english_tydiqa_dev.json")[:200]
+    questions = squad_data.read_questions(fixtures.real_data("english_tydiqa_dev.json"))[:200]
     examples, _ = squad_data.to_squad_examples(questions, is_training=False)
     tok = CachedFullTokenizer(vocab_file)
     whole = []
