@@ -11,13 +11,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.errors import InputError
 from bert_qa.export.metadata import TfliteModelError  # noqa: F401  (re-exported)
+from bert_qa.settings import check_settings
 
 N_BEST_SIZE = 20
 MAX_ANSWER_LENGTH = 30
+
+
+class QuestionTruncatedWarning(UserWarning):
+    """A question longer than the model's ``query_len`` tokens: only its first tokens are read
+    (squad_lib's windowing cuts it; Model Maker did so silently)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +58,8 @@ class TfliteQuestionAnswerer:
         from bert_qa.tflite_runner import LiteRunner
         from bert_qa.tokenization import CachedFullTokenizer
 
+        # Settings first: a thread count the interpreter refuses is not a damaged model.
+        check_settings({"num_threads": num_threads, "batch_size": batch_size})
         # The interpreter first: it verifies the flatbuffer, so a corrupt or truncated file is
         # reported as such rather than as unreadable metadata. Both raise TfliteModelError
         # (an InputError naming the file).
@@ -70,25 +80,43 @@ class TfliteQuestionAnswerer:
         options = self.metadata.options
         self.query_len = int(query_len or options.get("query_len") or _spec_default("query_len"))
         self.doc_stride = int(doc_stride or options.get("doc_stride") or _spec_default("doc_stride"))
-        if self.seq_len - self.query_len - 3 < 1:
-            raise ValueError(f"seq_len {self.seq_len} leaves no room for the context after "
-                             f"query_len {self.query_len}; pass a smaller query_len")
+        # The model's seq_len is fixed; the stride may exceed a window (Model Maker's specs allow
+        # it), it must only move on. "no room" means: pass a smaller query_len.
+        check_settings({"seq_len": self.seq_len, "query_len": self.query_len, "doc_stride": self.doc_stride},
+                       {"seq_len": f"{tflite_path}: seq_len"}, stride_within_window=False)
         self.batch_size = batch_size
 
     def answer(self, context: str, question: str, top_k: int = 5,
                n_best_size: int = N_BEST_SIZE, max_answer_length: int = MAX_ANSWER_LENGTH
                ) -> List[Answer]:
         """The ``top_k`` best answers to ``question`` in ``context``, best first."""
+        check_settings({"top_k": top_k})
         prediction = self.predict([("q0", context, question)], n_best_size, max_answer_length)
         return prediction.nbest["q0"][:top_k]
 
     def predict(self, items: Sequence[Tuple[str, str, str]], n_best_size: int = N_BEST_SIZE,
                 max_answer_length: int = MAX_ANSWER_LENGTH) -> Prediction:
-        """n-best answers for ``(id, context, question)`` items, keyed by id."""
+        """n-best answers for ``(id, context, question)`` items, keyed by id.
+
+        A question or context without a token is an ``InputError`` (there is nothing to
+        answer, or nothing to answer from); a question longer than ``query_len`` tokens is cut
+        to its first ``query_len`` (as in training) with a ``QuestionTruncatedWarning``.
+        """
         import numpy as np
         from official.legacy.bert.run_squad_helper import RawResult
         from bert_qa import postprocess, squad_data, windowing
 
+        check_settings({"n_best_size": n_best_size, "max_answer_length": max_answer_length})
+        for qid, context, question in items:
+            if not isinstance(question, str) or not self.tokenizer.tokenize(question):
+                raise InputError(f"question {qid!r}: the question is empty (no tokens in {question!r})")
+            if not isinstance(context, str) or not self.tokenizer.tokenize(context):
+                raise InputError(f"question {qid!r}: the context is empty (no tokens)")
+            n_tokens = self.question_tokens(question)
+            if n_tokens > self.query_len:
+                warnings.warn(QuestionTruncatedWarning(
+                    f"question {qid!r} has {n_tokens} tokens, more than the model's query_len: it was "
+                    f"truncated to its first {self.query_len} tokens"), stacklevel=2)
         questions = [squad_data.Question(id=qid, title="", context=context, question=question,
                                          answer_texts=(), answer_starts=())
                      for qid, context, question in items]
@@ -118,6 +146,11 @@ class TfliteQuestionAnswerer:
                        for a in answers]
                  for qid, answers in nbest_json.items()}
         return Prediction(examples=examples, features=features, raw_results=results, nbest=nbest)
+
+
+    def question_tokens(self, question: str) -> int:
+        """How many WordPiece tokens ``question`` has (the model reads at most ``query_len``)."""
+        return len(self.tokenizer.tokenize(question))
 
 
 def answer_question(tflite_path: str, context: str, question: str, top_k: int = 5,

@@ -337,6 +337,9 @@ def import_hf_checkpoint(checkpoint_dir: str, export_dir: str,
     checkpoint_dir = os.path.abspath(checkpoint_dir)
     export_dir = os.path.abspath(export_dir.rstrip("/"))
     _refuse_existing(export_dir)
+    from bert_qa.settings import check_output_dir
+
+    check_output_dir(export_dir, "export directory")  # writable, before the conversion's work
     if not os.path.isdir(checkpoint_dir):
         raise CheckpointFileNotFoundError(f"Checkpoint directory {checkpoint_dir!r} not found")
     vocab_file = os.path.join(checkpoint_dir, "vocab.txt")
@@ -379,7 +382,9 @@ def import_hf_checkpoint(checkpoint_dir: str, export_dir: str,
 
 
 def _refuse_existing(export_dir: str) -> None:
-    if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise ExportExistsError(f"Export directory {export_dir!r} is a file, not a directory")
+    if os.path.exists(export_dir) and os.listdir(export_dir):
         raise ExportExistsError(f"Export directory {export_dir!r} already exists and is not empty")
 
 
@@ -393,14 +398,26 @@ def _rename_into_place(staging: str, export_dir: str) -> None:
         raise
 
 
+# Tokens the windowing and the tokenizer look up by name: without them every later run fails.
+REQUIRED_VOCAB_TOKENS = ("[CLS]", "[SEP]", "[UNK]")
+
+
 def _check_vocab(vocab_file: str, vocab_size: int) -> None:
     try:
         with open(vocab_file, encoding="utf-8") as f:
-            lines = sum(1 for _ in f)
+            tokens = [line.strip() for line in f]  # FullTokenizer's load_vocab strips each line
     except UnicodeDecodeError as err:
         raise CheckpointImportError(f"{vocab_file}: not UTF-8 text ({err.reason})") from None
+    lines = len(tokens)
     if lines == 0:
         raise CheckpointImportError(f"{vocab_file}: the vocabulary is empty")
+    present = set(tokens)
+    missing = [t for t in REQUIRED_VOCAB_TOKENS if t not in present]
+    if missing:
+        raise CheckpointImportError(
+            f"{vocab_file}: the vocabulary has no {', '.join(missing)} token"
+            f"{'s' if len(missing) > 1 else ''}: not a BERT WordPiece vocabulary (windows start with "
+            f"[CLS] and end each segment with [SEP]; unknown words map to [UNK])")
     if lines > vocab_size:
         raise CheckpointImportError(
             f"{vocab_file} has {lines} tokens but the model's vocab_size is {vocab_size}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import reprlib
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from official.nlp.tools import squad_evaluate_v1_1, squad_evaluate_v2_0
 
@@ -31,6 +31,14 @@ def score(dataset: List[dict], predictions: Dict[str, str], na_probs: Optional[D
     if version_2_with_negative is None:
         version_2_with_negative = na_probs is not None or is_v2(dataset)
     if version_2_with_negative:
+        # Predictions for ids the data does not have are ignored, as both official scripts
+        # (v1.1 and v2.0) do: they loop over the data's questions only. Model Garden's copy of
+        # the v2.0 script also runs the precision-recall analysis over every prediction id
+        # (the official one only with --out-image-dir), which fails on an extra id (KeyError).
+        ids = {qa["id"] for article in dataset for p in article["paragraphs"] for qa in p["qas"]}
+        predictions = {qid: text for qid, text in predictions.items() if qid in ids}
+        if na_probs is not None:
+            na_probs = {qid: value for qid, value in na_probs.items() if qid in ids}
         metrics = dict(squad_evaluate_v2_0.evaluate(dataset, predictions, na_probs))
         # The official SQuAD 2.0 script calls these best_*; Model Garden calls them final_*.
         for name in ("exact", "exact_thresh", "f1", "f1_thresh"):
@@ -151,25 +159,47 @@ def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predic
     missing = [qid for qid in ids if qid not in predictions]
     if missing and not allow_missing:
         raise ScoringInputError(f"predictions {predictions_file}: {len(missing)} of {len(ids)} questions have "
-                                f"no prediction (first: {missing[:3]}); pass allow_missing to score them as "
-                                f"unanswered")
+                                f"no prediction (first: {missing[:3]}); pass --allow-missing (bertqa score; "
+                                f"allow_missing=True in Python) to score them as unanswered")
     if na_probs is not None:
         if not isinstance(na_probs, dict):
             raise ScoringInputError(f"null odds {na_prob_file}: must be an object {{question id: number}}")
+        absent = [qid for qid in ids if qid not in na_probs]
+        if absent:
+            raise ScoringInputError(f"null odds {na_prob_file}: question {absent[0]} has no null odds: "
+                                    f"{len(absent)} of {len(ids)} questions are missing from the file "
+                                    f"(first: {absent[:3]}); it needs a number for every question")
         for qid in ids:
-            value = na_probs.get(qid)
+            value = na_probs[qid]
             if not _finite_number(value):
                 raise ScoringInputError(f"null odds {na_prob_file}: question {qid}: needs a finite number, "
                                         f"not {reprlib.repr(value)}")
     return {**{qid: "" for qid in missing}, **predictions}
 
 
+def extra_prediction_ids(dataset, predictions) -> List[str]:
+    """Prediction ids that are no question of ``dataset``: ignored by the scorers (as the
+    official scripts do), but worth a warning (a misspelt id leaves its question unanswered)."""
+    if not isinstance(dataset, list) or not isinstance(predictions, dict):
+        return []
+    ids = {qa.get("id") for article in dataset if isinstance(article, dict)
+           for p in article.get("paragraphs") or [] if isinstance(p, dict)
+           for qa in p.get("qas") or [] if isinstance(qa, dict)}
+    return [qid for qid in predictions if qid not in ids]
+
+
 def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[str] = None,
-                allow_missing: bool = False) -> dict:
+                allow_missing: bool = False, on_extra_ids: Optional[Callable[[List[str]], None]] = None
+                ) -> dict:
+    """The official metrics of a predictions file; ``on_extra_ids`` is called with the
+    prediction ids that are no question of the data (ignored, as the official scripts do)."""
     data = _load(data_file, "data")
     dataset = data.get("data") if isinstance(data, dict) else None
     predictions = _load(predictions_file, "predictions")
     na_probs = _load(na_prob_file, "null odds") if na_prob_file else None
+    extra = extra_prediction_ids(dataset, predictions)
+    if extra and on_extra_ids is not None:
+        on_extra_ids(extra)
     predictions = check_inputs(dataset, predictions, na_probs, data_file, predictions_file,
                                na_prob_file or "", allow_missing)
     scorable, ids, _ = _scorable(dataset, data_file)

@@ -24,7 +24,8 @@ from official.common import distribute_utils
 from official.legacy.bert import run_squad_helper
 from official.nlp.data import squad_lib
 
-from bert_qa import distribution, encoders, hub_format, modeling, optimization, postprocess, scoring, windowing
+from bert_qa import (distribution, encoders, hub_format, modeling, optimization, postprocess, scoring,
+                     settings, windowing)
 from bert_qa.tokenization import CachedFullTokenizer
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,16 @@ class BertQaSpec:
         if int(tf.__version__.split(".")[0]) not in self.compat_tf_versions:
             raise ValueError(f"Incompatible versions. Expect {self.compat_tf_versions}, "
                              f"but got {tf.__version__}.")
-        if seq_len < query_len + 3 + 1:
-            raise ValueError(f"seq_len={seq_len} leaves no room for the context after "
-                             f"query_len={query_len} and 3 special tokens")
+        # Values that cannot work are refused here, before any work (a SettingError is a
+        # ValueError): the windowing bounds (the encoder's position table read where it is
+        # recorded, else 512), the strategy, recipe and precision names, the batch sizes.
+        # Anything Model Maker's spec accepts and can run is still accepted.
+        settings.check_settings(
+            {"seq_len": seq_len, "query_len": query_len, "doc_stride": doc_stride,
+             "distribution_strategy": distribution_strategy, "optimizer_recipe": optimizer_recipe,
+             "mixed_precision": mixed_precision, "predict_batch_size": predict_batch_size,
+             "default_batch_size": default_batch_size},
+            max_positions=settings.max_positions_of(uri), stride_within_window=False)
         self.uri = uri
         self.model_dir = model_dir or tempfile.mkdtemp(prefix="bert_qa_")
         self.seq_len = seq_len
@@ -121,13 +129,7 @@ class BertQaSpec:
         self.init_from_squad_model = init_from_squad_model
         self.default_batch_size = default_batch_size
         self.name = name
-        if optimizer_recipe not in optimization.RECIPES:
-            raise ValueError(f"optimizer_recipe must be one of {optimization.RECIPES}, "
-                             f"not {optimizer_recipe!r}")
         self.optimizer_recipe = optimizer_recipe
-        if mixed_precision not in MIXED_PRECISION_POLICIES:
-            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
-                             f"not {mixed_precision!r}")
         self.mixed_precision = mixed_precision  # as asked ("auto" stays "auto" in records)
         self.strategy = distribution.get_strategy(distribution_strategy, num_gpus, tpu)
         self.tflite_input_name = tflite_input_name or {
@@ -151,6 +153,10 @@ class BertQaSpec:
         if self.is_built:
             return
         self.module_path = encoders.resolve(self.uri)
+        config = hub_format.encoder_config_of(self.module_path)
+        if config is not None:  # a TF Hub handle's table is known only once it is resolved
+            settings.check_settings({"seq_len": self.seq_len, "query_len": self.query_len},
+                                    max_positions=config.max_position_embeddings)
         self.vocab_file, module_lower_case = hub_format.find_vocab(self.module_path)
         if module_lower_case is not None and module_lower_case != self.do_lower_case:
             log.warning("Encoder %s says do_lower_case=%s but the spec has do_lower_case=%s; "

@@ -111,15 +111,35 @@ def _deepest_nesting(text: str) -> Tuple[int, int, int]:
     return deepest, line, column
 
 
-def loads_json(text: str):
+class JSONObject(dict):
+    """A JSON object that named a key more than once: ``json.loads`` keeps the last value;
+    ``duplicate_keys`` maps each such key to all its values, in file order."""
+
+    __slots__ = ("duplicate_keys",)
+
+
+def _object_noting_duplicates(pairs):
+    values: Dict[str, list] = {}
+    for key, value in pairs:
+        values.setdefault(key, []).append(value)
+    if len(values) == len(pairs):
+        return dict(pairs)
+    obj = JSONObject(pairs)
+    obj.duplicate_keys = {k: v for k, v in values.items() if len(v) > 1}
+    return obj
+
+
+def loads_json(text: str, note_duplicate_keys: bool = False):
     """``json.loads`` that fails only with ``JSONReadError`` (position in the message).
 
     Malformed JSON, nesting deeper than Python's recursion limit lets the parser go
     (``RecursionError``) and anything else the parser raises all become ``JSONReadError``;
-    integer literals too long for ``int()`` load as ``HugeInt``.
+    integer literals too long for ``int()`` load as ``HugeInt``. With
+    ``note_duplicate_keys``, an object that repeats a key loads as a ``JSONObject`` saying so.
     """
+    hook = _object_noting_duplicates if note_duplicate_keys else None
     try:
-        return json.loads(text, parse_int=_parse_int)
+        return json.loads(text, parse_int=_parse_int, object_pairs_hook=hook)
     except json.JSONDecodeError as err:
         raise JSONReadError(f"malformed JSON: {err}") from None
     except RecursionError:

@@ -62,7 +62,7 @@ def validate_file(path: str, seen_ids: Optional[Dict[str, str]] = None) -> Repor
         report.problems.append(Problem("error", path, None, f"cannot read: {err}"))
         return report
     try:
-        dataset = loads_json(text)
+        dataset = loads_json(text, note_duplicate_keys=True)
     except JSONReadError as err:  # malformed, nested too deeply, ...
         report.problems.append(Problem("error", path, None, str(err)))
         return report
@@ -83,10 +83,31 @@ def _surrogate_error(err, where, qid, field, value) -> bool:
     return offset is not None
 
 
+def _duplicate_keys(obj) -> Dict[str, list]:
+    """Keys ``obj`` (loaded with ``note_duplicate_keys``) names more than once, with their values."""
+    return getattr(obj, "duplicate_keys", None) or {}
+
+
+def _duplicates_note(obj, *fields) -> str:
+    """For an error about ``fields`` of an answer: which of them the file gives twice."""
+    notes = [f"duplicate JSON key {field!r} in this answer ({len(values)} times: the last, "
+             f"{reprlib.repr(values[-1])}, is used; before it: {', '.join(reprlib.repr(v) for v in values[:-1])})"
+             for field, values in _duplicate_keys(obj).items() if field in fields]
+    return f"; note: {'; '.join(notes)}" if notes else ""
+
+
+def _warn_duplicates(obj, where, qid, warn) -> None:
+    for key, values in _duplicate_keys(obj).items():
+        warn(where, qid, f"duplicate JSON key {key!r} ({len(values)} times): the last value, "
+                         f"{reprlib.repr(values[-1])}, is used; other tools may take the first, "
+                         f"{reprlib.repr(values[0])}")
+
+
 def validate_dataset(dataset, report: Report, seen_ids: Optional[Dict[str, str]] = None) -> Report:
     err = lambda where, qid, msg: report.problems.append(Problem("error", where, qid, msg))  # noqa: E731
     warn = lambda where, qid, msg: report.problems.append(Problem("warning", where, qid, msg))  # noqa: E731
     path = report.path
+    _warn_duplicates(dataset, path, None, warn)
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         err(path, None, "top level must be an object with a 'data' list")
         return report
@@ -97,6 +118,7 @@ def validate_dataset(dataset, report: Report, seen_ids: Optional[Dict[str, str]]
             err(where_a, None, "article is not an object")
             continue
         report.articles += 1
+        _warn_duplicates(article, where_a, None, warn)
         title = article.get("title", "")
         if not isinstance(title, str):
             err(where_a, None, f"'title' is not a string: {reprlib.repr(title)}")
@@ -115,6 +137,7 @@ def validate_dataset(dataset, report: Report, seen_ids: Optional[Dict[str, str]]
             context = paragraph.get("context")
             qas = paragraph.get("qas")
             first = _first_id(qas)
+            _warn_duplicates(paragraph, where_p, first, warn)
             if not isinstance(context, str):
                 err(where_p, first, "missing or non-string 'context'")
                 context = None
@@ -149,6 +172,7 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
         return
     report.questions += 1
     qid = qa.get("id")
+    _warn_duplicates(qa, where, qid if isinstance(qid, str) and qid and lone_surrogate(qid) is None else None, warn)
     if not isinstance(qid, str) or not qid:
         err(where, None, f"missing or non-string 'id' (found {reprlib.repr(qid)})")
         qid = None
@@ -167,6 +191,12 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
         pass
     elif not question.strip():
         err(where, qid, "empty question")
+    elif "\x00" in question:  # JSON "\u0000": a C string ends there; no typed question holds one
+        err(where, qid, f"'question' has a NUL character (U+0000) at offset {question.index(chr(0))}: "
+                        f"not text (a damaged or mis-encoded file?): {reprlib.repr(question)}")
+    elif not has_tokens(question):
+        err(where, qid, f"the question has only whitespace, control or format characters "
+                        f"({reprlib.repr(question)}): no tokens, nothing to ask")
     impossible = qa.get("is_impossible", False)
     if not isinstance(impossible, bool):
         err(where, qid, f"'is_impossible' must be true or false, not {reprlib.repr(impossible)}")
@@ -190,6 +220,8 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
         if not isinstance(answer, dict):
             err(where, qid, f"answers[{k}] is not an object")
             continue
+        _warn_duplicates(answer, f"{where}.answers[{k}]", qid, warn)
+        note = _duplicates_note(answer, "text", "answer_start")
         text, start = answer.get("text"), answer.get("answer_start")
         if not isinstance(text, str):
             err(where, qid, f"answers[{k}] missing or non-string 'text'")
@@ -212,13 +244,13 @@ def _validate_question(qa, where, context, seen_ids, report, err, warn):
         if context is None:
             continue
         if start < 0:
-            err(where, qid, f"answers[{k}] 'answer_start' {start} is negative{_hint(context, text)}")
+            err(where, qid, f"answers[{k}] 'answer_start' {start} is negative{_hint(context, text)}{note}")
         elif start + len(text) > len(context):
             err(where, qid, f"answers[{k}] text {reprlib.repr(text)} at answer_start {start} runs past the end "
-                            f"of the context ({len(context)} characters){_hint(context, text)}")
+                            f"of the context ({len(context)} characters){_hint(context, text)}{note}")
         elif context[start:start + len(text)] != text:
             err(where, qid, f"answers[{k}] text {text!r} is not at answer_start {start} "
-                            f"(context there: {context[start:start + len(text)]!r}){_hint(context, text)}")
+                            f"(context there: {context[start:start + len(text)]!r}){_hint(context, text)}{note}")
 
 
 def _hint(context: str, text: str) -> str:

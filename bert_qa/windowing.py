@@ -53,6 +53,11 @@ class _Paragraph:
 
 
 def _doc_spans(num_tokens: int, max_tokens_for_doc: int, doc_stride: int):
+    # squad_lib's loop advances by min(window, stride): either below 1 and it never ends,
+    # appending spans until memory runs out.
+    if max_tokens_for_doc < 1 or doc_stride < 1:
+        raise ValueError(f"cannot window a context with {max_tokens_for_doc} tokens per window and "
+                         f"stride {doc_stride}: both must be >= 1")
     spans: List[DocSpan] = []
     start_offset = 0
     while start_offset < num_tokens:
@@ -109,7 +114,16 @@ def convert_examples_to_features(
     Returns the number of features produced (padding features included), as squad_lib.
     ``base_unique_id`` / ``first_example_index`` / ``pad_to_batch`` exist for sharded
     (Beam) windowing; their defaults reproduce squad_lib exactly.
+
+    Parameters that would never finish (squad_lib loops forever on ``doc_stride=0`` or a
+    ``max_seq_length`` with no room for the context) raise ``SettingError`` (a ValueError)
+    before any work.
     """
+    from bert_qa.settings import check_settings
+
+    check_settings({"seq_len": max_seq_length, "query_len": max_query_length, "doc_stride": doc_stride},
+                   {"seq_len": "max_seq_length", "query_len": "max_query_length"},
+                   stride_within_window=False)
     # Windowing allocates millions of small, acyclic lists and dicts; the cyclic garbage
     # collector would rescan all of them again and again while callers accumulate them.
     gc_was_enabled = gc.isenabled()
@@ -126,6 +140,12 @@ def convert_examples_to_features(
 def _convert(examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training,
              output_fn, batch_size, base_unique_id, first_example_index, pad_to_batch):
     vocab = tokenizer.vocab
+    missing = [token for token in ("[CLS]", "[SEP]") if token not in vocab]
+    if missing:
+        from bert_qa.errors import InputError
+
+        raise InputError(f"the tokenizer's vocabulary ({len(vocab)} tokens) has no {' or '.join(missing)}: "
+                         f"not a BERT WordPiece vocabulary, windows cannot be built")
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     paragraphs: Dict[int, Tuple[object, _Paragraph]] = {}
     unique_id = base_unique_id

@@ -124,7 +124,8 @@ def _qa(qid, answer="Paris", impossible=False):
     (_squad({**_qa("a"), "is_impossible": "false"}), {"a": "Paris"}, None, r"is_impossible must be true or false"),
     (_squad({**_qa("a"), "id": 7}), {"7": "Paris"}, None, r"has id 7; ids are strings"),
     (_squad(_qa("a")), {"a": "Paris"}, {"a": "0.5"}, r"question a: needs a finite number, not '0.5'"),
-    (_squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.1}, r"question b: needs a finite number, not None"),
+    (_squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.1},
+     r"question b has no null odds: 1 of 2 questions are missing from the file"),
     # Each of these once escaped from the official scorers as a traceback (exit 3).
     (_squad(_qa("a")), {"a": "Paris"}, {"a": 10 ** 400}, r"question a: needs a finite number"),  # OverflowError
     ({"data": []}, {}, None, r"has no questions to score"),  # ZeroDivisionError
