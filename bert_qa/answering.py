@@ -80,10 +80,9 @@ class TfliteQuestionAnswerer:
         options = self.metadata.options
         self.query_len = int(query_len or options.get("query_len") or _spec_default("query_len"))
         self.doc_stride = int(doc_stride or options.get("doc_stride") or _spec_default("doc_stride"))
-        # The model's seq_len is fixed; the stride may exceed a window (Model Maker's specs allow
-        # it), it must only move on. "no room" means: pass a smaller query_len.
+        # The model's seq_len is fixed: "no room" means pass a smaller query_len.
         check_settings({"seq_len": self.seq_len, "query_len": self.query_len, "doc_stride": self.doc_stride},
-                       {"seq_len": f"{tflite_path}: seq_len"}, stride_within_window=False)
+                       {"seq_len": f"{tflite_path}: seq_len"})
         self.batch_size = batch_size
 
     def answer(self, context: str, question: str, top_k: int = 5,

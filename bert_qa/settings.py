@@ -11,11 +11,11 @@ the range it must be in. Bounds come from the spec and the encoder:
   ``[SEP]``: at least one context token) and ``seq_len <= max_position_embeddings`` of the
   encoder (its recorded config where there is one, else BERT's 512);
 * ``doc_stride`` >= 1 (0 never advances the window: squad_lib's loop, and ours, would run until
-  memory is gone); where ``stride_within_window`` (the pipeline, ``bertqa export``), also
-  ``doc_stride <= seq_len - query_len - 3``, the context tokens of a window with the longest
-  question. Model Maker's specs take larger strides (``BertQaSpec(seq_len=128)`` keeps its
-  default stride 128 with 61 context tokens): squad_lib then advances by a whole window, so the
-  library accepts them, for parity;
+  memory is gone). No upper bound: a stride beyond a window's context tokens (``seq_len -
+  query_len - 3`` with the longest question, more with a shorter one) skips nothing, squad_lib
+  advances by ``min(window, stride)``, i.e. windows without overlap. Model Maker's own
+  ``BertQaSpec(seq_len=128)`` keeps its default stride 128 with 61 context tokens, and
+  ``bertqa run --seq-len 128`` keeps the configured 128 with 93: both work and are accepted;
 * enumerations: ``distribution_strategy``, ``mixed_precision``, ``optimizer_recipe``,
   ``quantization`` (one name or a list);
 * counts: batch sizes, epochs, ``top_k``, ``max_answer_length``, threads ... >= 1;
@@ -67,7 +67,7 @@ def _is_int(value) -> bool:
 
 
 def check_settings(values: Mapping[str, Any], keys: Optional[Mapping[str, str]] = None, *,
-                   max_positions: Optional[int] = None, stride_within_window: bool = True,
+                   max_positions: Optional[int] = None,
                    train_features: Optional[int] = None, train_features_note: str = "") -> None:
     """Raises ``SettingError`` for the first value in ``values`` that cannot work.
 
@@ -104,16 +104,9 @@ def check_settings(values: Mapping[str, Any], keys: Optional[Mapping[str, str]] 
                             f"tokens: it must be >= {low}{within}")
         if limit and seq_len > limit:
             fail("seq_len", f"is longer than the encoder's position table: it must be >= {low}{within}")
-    if "doc_stride" in values:
-        stride = values["doc_stride"]
-        window = None
-        if stride_within_window and "seq_len" in values and "query_len" in values:
-            window = values["seq_len"] - values["query_len"] - SPECIAL_TOKENS
-        if stride < 1 or (window is not None and stride > window):
-            if window is None:
-                fail("doc_stride", "must be >= 1 (tokens a window advances by; 0 never moves on)")
-            fail("doc_stride", f"must be from 1 to {window} ({key('seq_len')} - {key('query_len')} - "
-                               f"{SPECIAL_TOKENS}: the context tokens of one window)")
+    if "doc_stride" in values and values["doc_stride"] < 1:
+        fail("doc_stride", "must be >= 1 (context tokens a window advances by; 0 never moves on; a "
+                           "stride beyond a window's context advances by one window)")
     _check_choices(values, key, fail)
     for name, (low, what) in _COUNTS.items():
         if name in values and values[name] is not None:

@@ -110,7 +110,7 @@ class BertQaSpec:
              "distribution_strategy": distribution_strategy, "optimizer_recipe": optimizer_recipe,
              "mixed_precision": mixed_precision, "predict_batch_size": predict_batch_size,
              "default_batch_size": default_batch_size},
-            max_positions=settings.max_positions_of(uri), stride_within_window=False)
+            max_positions=settings.max_positions_of(uri))
         self.uri = uri
         self.model_dir = model_dir or tempfile.mkdtemp(prefix="bert_qa_")
         self.seq_len = seq_len

@@ -122,8 +122,7 @@ def convert_examples_to_features(
     from bert_qa.settings import check_settings
 
     check_settings({"seq_len": max_seq_length, "query_len": max_query_length, "doc_stride": doc_stride},
-                   {"seq_len": "max_seq_length", "query_len": "max_query_length"},
-                   stride_within_window=False)
+                   {"seq_len": "max_seq_length", "query_len": "max_query_length"})
     # Windowing allocates millions of small, acyclic lists and dicts; the cyclic garbage
     # collector would rescan all of them again and again while callers accumulate them.
     gc_was_enabled = gc.isenabled()

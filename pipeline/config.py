@@ -602,13 +602,138 @@ def validate(config: PipelineConfig) -> None:
                           f"do_lower_case / encoder instead (model_dir is the trainer's own)")
     if config.evaluation.baseline not in BASELINES:
         raise ConfigError(f"evaluation.baseline must be one of {BASELINES}, not {config.evaluation.baseline!r}")
-    if config.train.epochs < 1 or config.train.batch_size < 1:
-        raise ConfigError("train.epochs and train.batch_size must be >= 1")
+    check_settings(config)
     config.beam.dataflow.check(config.beam)
     config.train.vertex_custom_job.check()
     from bert_qa_pipeline.kubeflow.resources import check_config as check_resources
 
     check_resources(config.resources)
+
+
+# The configuration keys of the settings ``bert_qa.settings.check_settings`` knows.
+SETTING_KEYS = {
+    "seq_len": "model.seq_len", "query_len": "model.query_len", "doc_stride": "model.doc_stride",
+    "distribution_strategy": "model.distribution_strategy", "mixed_precision": "model.mixed_precision",
+    "optimizer_recipe": "model.optimizer_recipe", "predict_batch_size": "model.predict_batch_size",
+    "quantization": "export.variants", "max_representative_samples": "export.max_representative_samples",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "steps_per_epoch": "train.steps_per_epoch",
+    "max_answer_length": "evaluation.max_answer_length",
+}
+
+
+def check_settings(config: PipelineConfig) -> None:
+    """Every model, training, export and evaluation setting through the library's one check
+    (``bert_qa.settings``), with the encoder's bounds, before any work: a SettingError (exit 1)
+    names the configuration key and its allowed range."""
+    import inspect
+
+    from bert_qa import settings
+    from bert_qa.spec import SPEC_CLASSES, WINDOWING_ARGS
+
+    m, t = config.model, config.train
+    known = set(inspect.signature(SPEC_CLASSES[m.spec]).parameters)
+    unknown = sorted(set(m.extra_spec_args) - known)
+    if unknown:
+        raise ConfigError(f"model.extra_spec_args {unknown}: not arguments of {m.spec} "
+                          f"(it takes {sorted(known - {'uri', 'model_dir'} - set(WINDOWING_ARGS))})")
+    values = {"seq_len": m.seq_len, "query_len": m.query_len, "doc_stride": m.doc_stride,
+              "distribution_strategy": m.distribution_strategy, "mixed_precision": m.mixed_precision,
+              "optimizer_recipe": m.optimizer_recipe, "predict_batch_size": m.predict_batch_size,
+              "quantization": list(config.export.variants),
+              "max_representative_samples": config.export.max_representative_samples,
+              "epochs": t.epochs, "batch_size": t.batch_size, "steps_per_epoch": t.steps_per_epoch,
+              "max_answer_length": config.evaluation.max_answer_length}
+    keys = dict(SETTING_KEYS)
+    for name, value in m.extra_spec_args.items():  # e.g. default_batch_size, a strategy for one run
+        values[name] = value
+        keys[name] = f"model.extra_spec_args.{name}"
+    try:
+        settings.check_settings(values, keys, max_positions=settings.max_positions_of(m.encoder))
+        if not t.steps_per_epoch:
+            bound = training_features_bound(config)
+            if bound is not None:
+                settings.check_settings({"batch_size": t.batch_size}, keys, train_features=bound[0],
+                                        train_features_note=bound[1])
+    except settings.SettingError as err:  # the same message, as the configuration's own error
+        raise ConfigError(str(err)) from None
+
+
+def _local_files(patterns) -> Optional[List[str]]:
+    """The local files ``patterns`` name, or None if any is a URI or matches nothing."""
+    import glob
+
+    files = []
+    for pattern in patterns:
+        if "://" in pattern:
+            return None
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            return None
+        files += matched
+    return files
+
+
+# Few enough training questions to window them at configuration time (a cheap bound first).
+_EXACT_COUNT_LIMIT = 5000
+
+
+def training_features_bound(config: PipelineConfig):
+    """(at most how many training features the data gives, where that number comes from), or
+    None where it cannot be known cheaply (URIs, unreadable files: the pipeline reports those).
+
+    Counted only when it is cheap: the local training files are read, and a bound (every
+    context character a token) is taken; only if it is below the batch size are the questions
+    windowed as FeatureWindowing will (the vocabulary of the default or a local encoder)."""
+    from bert_qa import encoders, settings, squad_data
+    from bert_qa.errors import InputError
+
+    d, m = config.data, config.model
+    hashed = bool(d.patterns)
+    files = _local_files(d.patterns if hashed else d.train)
+    if not files:
+        return None
+    try:
+        questions = [q for path in files for q in squad_data.read_questions(path)]
+    except (InputError, OSError, ValueError):
+        return None
+    if hashed:
+        where = f"in all {len(questions)} questions of data.patterns (the train split has part of them)"
+    else:
+        where = f"of the {len(questions)} questions in data.train"
+    if len(questions) > _EXACT_COUNT_LIMIT:
+        return None
+    shape = (m.seq_len, m.query_len, m.doc_stride)
+    bound = settings.training_features_bound(questions, None, m.do_lower_case, *shape,
+                                             d.version_2_with_negative, d.multi_answer)
+    if bound >= config.train.batch_size:
+        return None
+    vocab = None
+    if encoders.is_default(m.encoder):
+        from bert_qa.pretrained import minilm_checkpoint_dir
+
+        vocab = os.path.join(minilm_checkpoint_dir(), "vocab.txt")
+    elif "://" not in m.encoder and os.path.isfile(os.path.join(m.encoder, "assets", "vocab.txt")):
+        vocab = os.path.join(m.encoder, "assets", "vocab.txt")
+    if vocab is None or not os.path.isfile(vocab):
+        return bound, f"{where} can give at most (every context character taken as a token)"
+    try:
+        count = settings.training_features_bound(questions, vocab, m.do_lower_case, *shape,
+                                                 d.version_2_with_negative, d.multi_answer)
+    except InputError:
+        return None  # e.g. multi_answer=error on a multi-answer question: the pipeline says so
+    return count, f"{where} give once windowed"
+
+
+def check_local_outputs(config: PipelineConfig) -> None:
+    """Where `bertqa run` writes must be a writable directory (or creatable), checked before
+    any work: ``output``, and ``push.destination`` / ``train.checkpoint_root`` when local."""
+    from bert_qa.settings import check_output_dir
+
+    check_output_dir(config.output_dir, "output")
+    if config.push.destination:
+        check_output_dir(config.push.destination, "push.destination")
+    if config.train.checkpoint_root:
+        check_output_dir(config.train.checkpoint_root, "train.checkpoint_root")
 
 
 def dumps(config: PipelineConfig) -> str:

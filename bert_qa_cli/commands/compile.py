@@ -38,9 +38,11 @@ def run(args) -> int:
     # ConfigError (a bad --config file, key or value) and CompileError (a configuration the
     # target cannot run) are InputErrors: `bertqa` prints them and exits 1.
     config = config_from_args(args)
+    from bert_qa.settings import check_output_file
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
     output = args.output or ("bert_qa_pipeline.yaml" if args.target == "kfp" else "bert_qa_pipeline.json")
+    check_output_file(output, "--output")
     path = compile_pipeline(config, output, args.pipeline_root, args.image, args.push_destination,
                             target=args.target, gpu_image=args.gpu_image, tpu_image=args.tpu_image)
     print(f"Wrote {path} ({args.target})")

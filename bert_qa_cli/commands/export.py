@@ -30,12 +30,13 @@ def register(subparsers) -> None:
     p.add_argument("--vocab", help="WordPiece vocab (default: the one saved with the model)")
     p.add_argument("--do-lower-case", dest="do_lower_case", action=argparse.BooleanOptionalAction,
                    default=None, help="tokenizer casing (default: as saved with the model, else true)")
-    p.add_argument("--query-len", type=int, help="max question tokens recorded for predict "
-                                                 "(default: as saved, else the spec's default)")
-    p.add_argument("--doc-stride", type=int, help="window stride recorded for predict "
-                                                  "(default: as saved, else the spec's default)")
+    # Numbers are parsed by the settings check (a bad one is exit 1 naming the flag and range).
+    p.add_argument("--query-len", metavar="N", help="max question tokens recorded for predict "
+                                                    "(default: as saved, else the spec's default)")
+    p.add_argument("--doc-stride", metavar="N", help="window stride recorded for predict "
+                                                     "(default: as saved, else the spec's default)")
     p.add_argument("--representative-data", help="SQuAD JSON file (training data) for int8 calibration")
-    p.add_argument("--num-calibration", type=int, default=100,
+    p.add_argument("--num-calibration", default="100", metavar="N",
                    help="calibration windows for int8 (default 100)")
     p.add_argument("--name", default="BertQuestionAnswerer", help="model name in the metadata")
     p.add_argument("--model-version", default="1", help="model version in the metadata")
@@ -47,19 +48,26 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from bert_qa.errors import InputError
-    from bert_qa.export import QUANTIZATIONS, metadata, tflite
+    from bert_qa.export import metadata, tflite
     from bert_qa.tflite_runner import describe
 
     def usage(message: str) -> int:  # a flag or a combination of flags: argparse's status
         print(f"bertqa {NAME}: error: {message}", file=sys.stderr)
         return 2
 
+    from bert_qa.settings import check_output_dir, check_settings
+    from bert_qa_cli.commands.predict import int_flags
+
+    flags = {"quantization": "--quantization", "query_len": "--query-len", "doc_stride": "--doc-stride",
+             "num_calibration": "--num-calibration", "seq_len": f"{args.saved_model}: seq_len"}
     variants = [q.strip() for q in args.quantization.split(",") if q.strip()]
-    unknown = [q for q in variants if q not in QUANTIZATIONS]
-    if unknown or not variants:
-        return usage(f"unknown quantization {unknown}; choose from {', '.join(QUANTIZATIONS)}")
+    numbers = int_flags({"query_len": args.query_len, "doc_stride": args.doc_stride,
+                         "num_calibration": args.num_calibration}, flags)
+    # A bad value is bad input naming the flag (exit 1); a missing companion flag is usage (2).
+    check_settings({"quantization": variants, "num_calibration": numbers["num_calibration"]}, flags)
     if "int8" in variants and not args.representative_data:
         return usage("int8 needs --representative-data (a SQuAD JSON file of training data)")
+    check_output_dir(args.output_dir, "--output-dir")  # before converting anything
     # What the files say is an InputError naming the file (exit 1): a missing or corrupt
     # SavedModel, a damaged record, a missing vocabulary, a bad SQuAD file.
     tflite.check_saved_model(args.saved_model)
@@ -75,16 +83,20 @@ def run(args) -> int:
     defaults = windowing_defaults(saved.get("spec") or "BertQaSpec")
     do_lower_case = args.do_lower_case if args.do_lower_case is not None else saved.get(
         "do_lower_case", defaults["do_lower_case"])
-    query_len = args.query_len or saved.get("query_len") or defaults["query_len"]
-    doc_stride = args.doc_stride or saved.get("doc_stride") or defaults["doc_stride"]
+    query_len = numbers["query_len"] if numbers["query_len"] is not None else (
+        saved.get("query_len") or defaults["query_len"])
+    doc_stride = numbers["doc_stride"] if numbers["doc_stride"] is not None else (
+        saved.get("doc_stride") or defaults["doc_stride"])
+    seq_len = saved.get("seq_len") or _saved_model_seq_len(args.saved_model)
+    # What predict will window with: the model's seq_len is fixed, the flags must fit it.
+    check_settings({"seq_len": int(seq_len), "query_len": query_len, "doc_stride": doc_stride}, flags)
 
     representative = None
     if "int8" in variants:
         from bert_qa.export.calibration import features_from_squad
 
-        seq_len = saved.get("seq_len") or _saved_model_seq_len(args.saved_model)
         representative = features_from_squad(args.representative_data, vocab_file, do_lower_case,
-                                             seq_len, query_len, doc_stride, args.num_calibration)
+                                             seq_len, query_len, doc_stride, numbers["num_calibration"])
         print(f"Calibrating int8 on {len(representative['input_word_ids'])} windows "
               f"from {args.representative_data}")
 
@@ -93,7 +105,7 @@ def run(args) -> int:
         args.saved_model, args.output_dir, variants, representative,
         vocab_file=vocab_file, do_lower_case=do_lower_case, model_name=args.name,
         version=args.model_version, description=args.description or metadata.DEFAULT_DESCRIPTION,
-        author=args.author, license=args.license, quantization_steps=args.num_calibration,
+        author=args.author, license=args.license, quantization_steps=numbers["num_calibration"],
         metadata_options={"query_len": query_len, "doc_stride": doc_stride})
     for name, path in paths.items():
         info = describe(path)

@@ -1,6 +1,8 @@
 """`bertqa predict`: answer a question about a text with a .tflite model alone."""
 from __future__ import annotations
 
+import sys
+
 NAME = "predict"
 
 
@@ -20,17 +22,46 @@ def register(subparsers) -> None:
     source.add_argument("--context", help="the context text")
     source.add_argument("--context-file", help="file holding the context text (UTF-8)")
     p.add_argument("--question", required=True, help="the question")
-    p.add_argument("--top-k", type=int, default=5, help="answers to print (default 5)")
-    p.add_argument("--max-answer-length", type=int, default=30,
-                   help="longest answer in tokens (default 30)")
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    # Numbers are parsed by the one settings check, so that "abc" and "-3" are both bad input
+    # (exit 1) naming the flag and its range, as --set / --epochs are for `bertqa run`.
+    p.add_argument("--top-k", default="5", metavar="K", help="answers to print, >= 1 (default 5)")
+    p.add_argument("--max-answer-length", default="30", metavar="TOKENS",
+                   help="longest answer in tokens, >= 1 (default 30)")
+    p.add_argument("--threads", default=None, metavar="N", help="interpreter threads, >= 1")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from bert_qa.answering import TfliteQuestionAnswerer
-    from bert_qa.errors import InputError
+FLAGS = {"top_k": "--top-k", "max_answer_length": "--max-answer-length", "num_threads": "--threads"}
 
+
+def int_flags(values: dict, flags: dict) -> dict:
+    """``{setting: int}`` from flag strings; a non-integer is a SettingError naming the flag."""
+    from bert_qa.settings import SettingError
+
+    parsed = {}
+    for name, text in values.items():
+        if text is None:
+            parsed[name] = None
+            continue
+        try:
+            parsed[name] = int(str(text).strip())
+        except ValueError:
+            raise SettingError(flags[name], f"{flags[name]}={text!r}: must be an integer") from None
+    return parsed
+
+
+def run(args) -> int:
+    import warnings
+
+    from bert_qa.answering import QuestionTruncatedWarning, TfliteQuestionAnswerer
+    from bert_qa.errors import InputError
+    from bert_qa.settings import check_settings
+
+    settings = int_flags({"top_k": args.top_k, "max_answer_length": args.max_answer_length,
+                          "num_threads": args.threads}, FLAGS)
+    check_settings(settings, FLAGS)
+    if not args.question.strip():
+        raise InputError("--question: the question is empty")
     if args.context_file:
         context = read_context_file(args.context_file)
         if not context.strip():
@@ -41,9 +72,20 @@ def run(args) -> int:
             raise InputError("--context: the context is empty")
     # A missing, unreadable, corrupt or truncated model, or one without QA metadata, is a
     # TfliteModelError (an InputError naming the file); anything else is the tool's failure.
-    answerer = TfliteQuestionAnswerer(args.model, num_threads=args.threads)
-    answers = answerer.answer(context, args.question, top_k=args.top_k,
-                              max_answer_length=args.max_answer_length)
+    answerer = TfliteQuestionAnswerer(args.model, num_threads=settings["num_threads"])
+    if not answerer.question_tokens(args.question):
+        raise InputError(f"--question: the question has no tokens ({args.question!r})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuestionTruncatedWarning)
+        answers = answerer.answer(context, args.question, top_k=settings["top_k"],
+                                  max_answer_length=settings["max_answer_length"])
+    for warning in caught:
+        if issubclass(warning.category, QuestionTruncatedWarning):
+            print(f"bertqa {NAME}: warning: --question has {answerer.question_tokens(args.question)} "
+                  f"tokens, more than the model's query_len {answerer.query_len}: it was truncated "
+                  f"to its first {answerer.query_len} tokens", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     print(f"Q: {args.question}")
     for rank, answer in enumerate(answers, 1):
         print(f"{rank}. {answer.text!r}  probability {answer.probability:.4f}  "

@@ -15,9 +15,11 @@ def add_config_arguments(p) -> None:
     p.add_argument("--encoder", metavar="URI",
                    help="TF Hub handle or TF Hub-format directory (default: all-MiniLM-L6-v2, converted and cached)")
     p.add_argument("--spec", choices=["BertQaSpec", "MobileBertQaSpec"])
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seq-len", type=int)
+    # Numbers go through the configuration's own checks, as --set values do: a value that is
+    # not a number, or out of range, is bad input (exit 1) naming the key, whichever way it came.
+    p.add_argument("--epochs", metavar="N", help="train.epochs")
+    p.add_argument("--batch-size", metavar="N", help="train.batch_size")
+    p.add_argument("--seq-len", metavar="N", help="model.seq_len")
     p.add_argument("--beam-arg", dest="beam_args", action="append", metavar="ARG",
                    help="Beam pipeline argument, e.g. --beam-arg=--direct_running_mode=multi_processing "
                         "(repeatable; replaces the configured list)")
@@ -73,6 +75,9 @@ def run(args) -> int:
         print(dumps(config))
         return 0
     from bert_qa_pipeline.pipeline import runner
+    from bert_qa_pipeline.pipeline.config import check_local_outputs
+
+    check_local_outputs(config)  # a file or a read-only place: exit 1 now, not 3 later
 
     summary = runner.run(config)
     print(summary.format())

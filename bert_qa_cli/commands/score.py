@@ -26,8 +26,13 @@ def run(args) -> int:
 
     from bert_qa.scoring import ScoringInputError, score_files
 
+    def extra(ids):
+        print(f"bertqa score: warning: {len(ids)} prediction(s) in {args.predictions} name no question of "
+              f"{args.data} (first: {ids[:3]}): ignored, as the official SQuAD scripts do", file=sys.stderr)
+
     try:
-        metrics = score_files(args.data, args.predictions, args.na_prob, args.allow_missing)
+        metrics = score_files(args.data, args.predictions, args.na_prob, args.allow_missing,
+                              on_extra_ids=extra)
     except ScoringInputError as err:  # the input is bad: exit 1, no traceback
         print(f"bertqa score: error: {err}", file=sys.stderr)
         return 1

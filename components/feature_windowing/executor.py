@@ -185,6 +185,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         features = artifacts.single(output_dict["features"], "features")
         params = dict(exec_properties)
         params["num_shards"] = int(params.get("num_shards") or 0)
+        from bert_qa import settings
+
+        # The one settings check, with the encoder's position table, before any work: windowing
+        # with a stride of 0 (or no room for the context) would never finish.
+        settings.check_settings(
+            {name: int(params[name]) for name in ("seq_len", "query_len", "doc_stride")},
+            {name: f"model.{name} (FeatureWindowing {name})" for name in ("seq_len", "query_len", "doc_stride")},
+            max_positions=settings.max_positions_of(params["encoder_uri"]))
         training_splits = artifacts.parse_json_param(params["training_splits"], "training_splits")
         splits = artifacts.split_names(examples)
         unknown = set(training_splits) - set(splits)

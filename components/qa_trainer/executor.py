@@ -149,13 +149,27 @@ class Executor(base_executor.BaseExecutor):
         strategy = spec.strategy
         spec_name = type(spec).__name__
         seed = int(exec_properties.get("seed", 42))
-        batch_size = int(exec_properties.get("batch_size") or 0) or spec.default_batch_size
-        files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
+        from bert_qa.settings import check_settings
+
         num_features = features.get_int_custom_property(f"num_features_{split}")
-        epochs = int(exec_properties["epochs"])
-        steps_per_epoch = int(exec_properties.get("steps_per_epoch") or 0) or num_features // batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(f"{num_features} training features are fewer than one batch of {batch_size}")
+        # Runtime parameters of a compiled pipeline arrive here unchecked: the one settings
+        # check, before any work (a SettingError names the key; `bertqa run` exits 1).
+        given = {"epochs": int(exec_properties["epochs"]),
+                 "steps_per_epoch": int(exec_properties.get("steps_per_epoch") or 0)}
+        if int(exec_properties.get("batch_size") or 0):  # 0 / absent: the spec's default
+            given["batch_size"] = int(exec_properties["batch_size"])
+        check_settings(given, {"epochs": "train.epochs (epochs)", "batch_size": "train.batch_size (batch_size)",
+                               "steps_per_epoch": "train.steps_per_epoch (steps_per_epoch)"},
+                       train_features=num_features,
+                       train_features_note=f"of the '{split}' split ({features.uri})")
+        batch_size = given.get("batch_size") or spec.default_batch_size
+        check_settings({"default_batch_size": batch_size, "steps_per_epoch": given["steps_per_epoch"]},
+                       {"default_batch_size": "the spec's default_batch_size (train.batch_size unset)"},
+                       train_features=num_features,
+                       train_features_note=f"of the '{split}' split ({features.uri})")
+        epochs = given["epochs"]
+        steps_per_epoch = given["steps_per_epoch"] or num_features // batch_size
+        files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         task = distribution.task_name(strategy)
         role = "" if task == "local" else f" as {task} ({'chief' if chief else 'not the chief'})"
         print(f"QaTrainer{role}: {spec_name} on {num_features} features ({split}), batch {batch_size}, "

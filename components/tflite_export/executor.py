@@ -39,6 +39,12 @@ class Executor(base_executor.BaseExecutor):
         features = artifacts.optional_single(input_dict.get("features"))
         out = artifacts.single(output_dict["tflite_model"], "tflite_model")
         variants = artifacts.parse_json_param(exec_properties["variants"], "variants")
+        from bert_qa.settings import check_settings
+
+        check_settings({"quantization": variants,
+                        "max_representative_samples": int(exec_properties["max_representative_samples"])},
+                       {"quantization": "export.variants (TfliteExport variants)",
+                        "max_representative_samples": "export.max_representative_samples"})
         serving_dir = artifacts.serving_model_dir(model)
         info = saved_model_info(serving_dir)
         if info["vocab_file"] is None or "spec" not in info:
