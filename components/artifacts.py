@@ -39,6 +39,8 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from bert_qa_pipeline.components import object_store
+
 QUESTIONS_FILE_PREFIX = "questions"
 FEATURES_FILE_PREFIX = "features"
 TFRECORD_SUFFIX = ".tfrecord"
@@ -111,12 +113,11 @@ def write_json(path: str, value) -> None:
     Local files are written beside and renamed (atomic on POSIX); an object store's upload
     only becomes visible once complete.
     """
-    tf.io.gfile.makedirs(os.path.dirname(path))
     text = json.dumps(value, indent=1, sort_keys=True)
     if "://" in path:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(text)
+        object_store.write_bytes(path, text.encode("utf-8"))
         return
+    tf.io.gfile.makedirs(os.path.dirname(path))
     staging = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with open(staging, "w", encoding="utf-8") as f:
@@ -136,8 +137,7 @@ def write_json_at(value, path: str) -> str:
 
 
 def read_json(path: str):
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.load(f)
+    return json.loads(object_store.read_bytes(path).decode("utf-8"))
 
 
 def is_runtime_parameter(value) -> bool:
@@ -239,16 +239,15 @@ _VERSION = re.compile(r"^[0-9]+$")
 
 def published_versions(destination: str) -> List[int]:
     """Version directories under a push destination, in ascending order."""
-    if not tf.io.gfile.isdir(destination):
+    if not object_store.isdir(destination):
         return []
-    return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(destination)
-                  if _VERSION.match(name.rstrip("/")))
+    return sorted(int(name) for name in object_store.listdir(destination) if _VERSION.match(name))
 
 
 def latest_published(destination: str) -> Optional[str]:
     """The newest complete version (its manifest, written last, is present), or None."""
     for version in reversed(published_versions(destination)):
         directory = os.path.join(destination, str(version))
-        if tf.io.gfile.exists(os.path.join(directory, MANIFEST_FILE)):
+        if object_store.exists(os.path.join(directory, MANIFEST_FILE)):
             return directory
     return None

@@ -132,6 +132,54 @@ def scope_baseline_query(spec: dict, pipeline_name: str) -> int:
     return scoped
 
 
+# Inter-op threads per step, set in each container's environment (PipelineContainerSpec.env: the
+# KFP driver copies it into the pod, backend/src/v2/driver/driver.go:293; Vertex sets it on the
+# task's container). The trainer takes one inter-op thread: seeded training then repeats bit
+# for bit (bert_qa/_env.py says why), and cluster tasks of a CustomJob drop it again (TF_CONFIG).
+# The other steps take TensorFlow's default pool ("0"): windowing, evaluation and conversion run
+# no gradient, so their results do not depend on kernel order, and they run faster side by side.
+STEP_INTEROP_THREADS = {"QaTrainer": "1", "SquadExampleGen": "0", "FeatureWindowing": "0",
+                        "TfliteExport": "0", "QaEvaluator": "0", "TflitePusher": "0"}
+INTEROP_ENV = "TF_NUM_INTEROP_THREADS"
+INTEROP_MARK_ENV = "BERT_QA_SET_TF_NUM_INTEROP_THREADS"  # bert_qa/_env.py: "set by us, drop on clusters"
+
+
+def set_step_environment(spec: dict) -> None:
+    """Each step's thread setting in its container's ``env`` (see STEP_INTEROP_THREADS)."""
+    from bert_qa_pipeline.kubeflow import resources as step_resources
+
+    executors = spec["deploymentSpec"]["executors"]
+    for component, threads in STEP_INTEROP_THREADS.items():
+        container = executors[step_resources.executor_label(component)]["container"]
+        env = [e for e in container.get("env", []) if e["name"] not in (INTEROP_ENV, INTEROP_MARK_ENV)]
+        env.append({"name": INTEROP_ENV, "value": threads})
+        if threads == "1":
+            env.append({"name": INTEROP_MARK_ENV, "value": "1"})
+        container["env"] = env
+
+
+def use_kfp_task_entrypoint(spec: dict) -> int:
+    """Every container task runs our KFP entrypoint (``kubeflow/kfp_task_entrypoint.py``), which
+    turns what KFP's driver and launcher hand over into what TFX's executors expect; it needs the
+    component's declared outputs, which the compiled arguments otherwise lack. Returns how many
+    tasks it rewrote."""
+    from bert_qa_pipeline.kubeflow import kfp_task_entrypoint as entrypoint
+
+    outputs_of = {c["executorLabel"]: c.get("outputDefinitions", {}) for c in spec["components"].values()}
+    rewritten = 0
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor.get("container")
+        if container is None:
+            continue
+        if container["command"] != ["python", "-m", entrypoint.TFX_ENTRYPOINT_MODULE]:
+            raise RuntimeError(f"{label}: unexpected TFX container command {container['command']}")
+        container["command"] = ["python", "-m", entrypoint.THIS_MODULE]
+        container["args"] = [entrypoint.OUTPUTS_SPEC_FLAG, json.dumps(outputs_of[label], sort_keys=True),
+                             *container["args"]]
+        rewritten += 1
+    return rewritten
+
+
 def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: str, image: str,
                      push_destination: Optional[str] = None, target: str = "vertex",
                      check_root: bool = True, gpu_image: Optional[str] = None,
@@ -178,6 +226,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
             job = json.load(f)
     spec = job["pipelineSpec"]
     step_resources.check_compiled(spec, resource_plans, image)
+    set_step_environment(spec)
     if baseline == "latest_blessed" and scope_baseline_query(spec, config.name) != 1:
         raise RuntimeError("expected one latest-blessed-model query in the compiled spec")
     set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})
@@ -197,6 +246,8 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     refused = {name: kind for name, kind in kinds.items() if kind not in KFP_EXECUTOR_KINDS}
     if refused:
         raise RuntimeError(f"Kubeflow Pipelines cannot run executors {refused}")
+    if use_kfp_task_entrypoint(spec) != len(spec["root"]["dag"]["tasks"]):
+        raise RuntimeError("expected every task of the Kubeflow pipeline to be a container task")
     spec["defaultPipelineRoot"] = pipeline_root
     import yaml
 

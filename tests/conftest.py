@@ -24,3 +24,21 @@ def vocab_file():
 def tiny_encoder(tmp_path_factory):
     """A 2-layer, hidden-32 TF2 Hub-format encoder shared by the session's tests."""
     return fixtures.make_tiny_tf2_encoder(str(tmp_path_factory.mktemp("tiny_encoder") / "encoder"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server on 127.0.0.1 (tests/s3_server.py); its endpoint and credentials are
+    in this process's environment while it runs, as they would be in a task's pod."""
+    from tests.s3_server import S3Server
+
+    server = S3Server()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()

@@ -81,39 +81,42 @@ def test_a_fresh_staging_directory_is_left_to_its_pusher(tmp_path):
     assert (live / "model.tflite").exists()
 
 
-def test_object_store_push_writes_the_manifest_last(tmp_path, monkeypatch):
+def test_object_store_push_claims_the_version_and_writes_the_manifest_last(tmp_path, monkeypatch):
     """Through gfile's file:// scheme, which takes the object-store branch (no directory rename)."""
+    from bert_qa_pipeline.components import object_store
+
     destination = "file://" + str(tmp_path / "bucket" / "pushed")
-    real_copy, into_version = tf.io.gfile.copy, []
+    real_copy, real_create, written = object_store.copy, object_store.create_exclusive, []
 
     def recording_copy(src, dst, overwrite=False):
-        if dst.startswith(destination) and "/.staging-" not in dst:
-            into_version.append(os.path.basename(dst))
+        written.append(os.path.basename(dst))
         return real_copy(src, dst, overwrite)
 
-    monkeypatch.setattr(tf.io.gfile, "copy", recording_copy)
+    def recording_create(path, data):
+        written.append(os.path.basename(path))
+        return real_create(path, data)
+
+    monkeypatch.setattr(object_store, "copy", recording_copy)
+    monkeypatch.setattr(object_store, "create_exclusive", recording_create)
     first = _push(_fake_export(tmp_path, "m1", b"one"), _blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
     assert first.get_string_custom_property("pushed_version") == "1"
-    assert into_version[-1] == artifacts.MANIFEST_FILE and set(into_version) == {
-        "model.tflite", "vocab.txt", artifacts.MANIFEST_FILE}
+    # The claim first, the manifest last, every file in between.
+    assert written == [pusher_executor.CLAIM_FILE, "model.tflite", "vocab.txt", artifacts.MANIFEST_FILE]
 
-    # A copy that fails after the model reached version 2: no manifest, so no reader takes it,
-    # and the error surfaces instead of being mistaken for a lost race.
+    # A copy that fails after the model reached version 2: the error surfaces (it is no lost
+    # race), and the half-written version is removed, so no reader can take it.
     calls = []
 
     def failing_copy(src, dst, overwrite=False):
-        if dst.startswith(destination) and "/.staging-" not in dst:
-            calls.append(dst)
-            if len(calls) == 2:
-                raise tf.errors.UnavailableError(None, None, "connection reset (simulated)")
+        calls.append(dst)
+        if len(calls) == 2:
+            raise tf.errors.UnavailableError(None, None, "connection reset (simulated)")
         return real_copy(src, dst, overwrite)
 
-    monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
+    monkeypatch.setattr(object_store, "copy", failing_copy)
     with pytest.raises(tf.errors.UnavailableError, match="simulated"):
         _push(_fake_export(tmp_path, "m2", b"two"), _blessing(tmp_path, "b2", True), destination, tmp_path, "p2")
     monkeypatch.undo()
     local = str(tmp_path / "bucket" / "pushed")
-    partial = os.listdir(os.path.join(local, "2"))
-    assert len(partial) == 1 and artifacts.MANIFEST_FILE not in partial  # one file arrived, no manifest
+    assert sorted(os.listdir(local)) == ["1"]
     assert artifacts.latest_published(destination).endswith("/1")
-    assert not [n for n in os.listdir(local) if n.startswith(".staging-")]

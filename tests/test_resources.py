@@ -26,6 +26,7 @@ GPU_IMAGE = "example.com/bert-qa-gpu:1"
 TPU_IMAGE = "example.com/bert-qa-tpu:1"
 STEPS = ("SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator", "TflitePusher")
 TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+KFP_COMMAND = ["python", "-m", "bert_qa_pipeline.kubeflow.kfp_task_entrypoint"]
 L4_NODES = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
 
 
@@ -170,7 +171,8 @@ def test_kfp_spec_asks_kubernetes_for_nvidia_gpus_on_selected_nodes(tmp_path, mo
     assert (evaluator.accelerator.resource_type, evaluator.accelerator.resource_count) == ("nvidia.com/gpu", "1")
     assert {name: c.image for name, c in containers.items()} == {
         name: GPU_IMAGE if name in ("QaTrainer", "QaEvaluator") else CPU_IMAGE for name in STEPS}
-    assert all(list(c.command) == TFX_COMMAND for c in containers.values())
+    # Kubeflow tasks run our entrypoint, which adapts KFP's launcher to TFX (kfp_task_entrypoint.py).
+    assert all(list(c.command) == KFP_COMMAND for c in containers.values())
 
     # The node selectors: the Kubernetes platform spec, kfp-kubernetes' layout, second document.
     assert len(compiled["docs"]) == 2
@@ -207,6 +209,22 @@ def test_kfp_spec_asks_kubernetes_for_nvidia_gpus_on_selected_nodes(tmp_path, mo
     assert list(fake.runs) == [run_id]
     sent = json_format.ParseDict(body["pipeline_spec"]["platform_spec"], pipeline_spec_pb2.PlatformSpec())
     assert sent == compiled["platform"]
+
+
+def test_each_step_gets_its_thread_setting_in_its_container_env(tmp_path):
+    """One inter-op thread for the trainer (repeatable training), TensorFlow's default pool ("0")
+    elsewhere, on both targets; the images set none (test_dockerfile_stages_install_from_the_lock)."""
+    from bert_qa_pipeline.kubeflow.compile import STEP_INTEROP_THREADS
+
+    config = _config({})
+    for compiled in (_compile_vertex(tmp_path / "v", config), _compile_kfp(tmp_path / "k", config)):
+        containers = _containers(compiled["deployment"])
+        env = {name: {e.name: e.value for e in c.env} for name, c in containers.items()}
+        assert set(env) == set(STEPS) == set(STEP_INTEROP_THREADS)
+        for name in STEPS:
+            expected = {"TF_NUM_INTEROP_THREADS": "1", "BERT_QA_SET_TF_NUM_INTEROP_THREADS": "1"} \
+                if name == "QaTrainer" else {"TF_NUM_INTEROP_THREADS": "0"}
+            assert env[name] == expected, name
 
 
 def test_kfp_spec_for_a_gke_tpu_slice(tmp_path):
@@ -420,10 +438,9 @@ def test_dockerfile_stages_install_from_the_lock():
         assert all(("--extra gpu" in line) == (name == "gpu") for line in syncs), (name, syncs)
         env = " ".join(line for line in lines if line.startswith("ENV"))
         assert "TF_USE_LEGACY_KERAS=1" in env and "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1" in env, name
-        # One inter-op thread (repeatable CPU training, bert_qa/_env.py) on the CPU image only.
-        assert ("TF_NUM_INTEROP_THREADS=1" in env) == (name == "cpu"), name
-        # ... marked as bert_qa's, so cluster tasks (TF_CONFIG) drop it (bert_qa/_env.py).
-        assert ("BERT_QA_SET_TF_NUM_INTEROP_THREADS=1" in env) == (name == "cpu"), name
+        # No image-wide inter-op thread count: the compiled spec sets it per step
+        # (test_each_step_gets_its_thread_setting_in_its_container_env).
+        assert "TF_NUM_INTEROP_THREADS" not in env, name
         # Beam's worker boot of the locked Beam version, as the entrypoint Dataflow needs; pip for boot.
         assert f"COPY --from=apache/beam_python3.11_sdk:{beam} /opt/apache/beam /opt/apache/beam" in lines, name
         assert lines[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]', name
@@ -435,8 +452,6 @@ def test_dockerfile_stages_install_from_the_lock():
     assert cuda and runtime.startswith(cuda.group(1) + "."), (stages["gpu"][0], runtime)
 
 
-@pytest.mark.skipif("vertex_custom_job" not in config_lib.TrainConfig.__dataclass_fields__,
-                    reason="train.vertex_custom_job is not in this tree")
 def test_no_accelerator_for_a_step_that_only_waits_for_its_custom_job(tmp_path):
     from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
 

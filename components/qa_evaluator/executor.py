@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 
 from bert_qa import scoring, squad_data
-from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components import artifacts, example_codecs, object_store
 from bert_qa_pipeline.components.qa_evaluator import blessing as blessing_rules
 from bert_qa_pipeline.components.qa_evaluator import report, slices
 
@@ -188,7 +188,7 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
     if directory is None:
         return {}
     tflite_file = os.path.join(work_dir, "published.tflite")
-    tf.io.gfile.copy(os.path.join(directory, artifacts.PUBLISHED_MODEL_FILE), tflite_file, overwrite=True)
+    object_store.copy(os.path.join(directory, artifacts.PUBLISHED_MODEL_FILE), tflite_file, overwrite=True)
     metadata = read_metadata(tflite_file)
     # A spec only to run and postprocess the .tflite file (never built: no encoder is needed).
     spec = BertQaSpec(uri=tflite_file, model_dir=work_dir, seq_len=LiteRunner(tflite_file).seq_len,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import uuid
@@ -11,7 +12,7 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from bert_qa_pipeline.components import artifacts
+from bert_qa_pipeline.components import artifacts, object_store
 
 MANIFEST = artifacts.MANIFEST_FILE
 existing_versions = artifacts.published_versions
@@ -24,16 +25,22 @@ class VersionExistsError(FileExistsError):
 def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempts: int = 5) -> str:
     """Copies ``{name: source}`` into ``<destination>/<next version>/``; returns that path.
 
-    Staged in ``<destination>/.staging-<uuid>/`` and renamed into place: a rename is atomic
-    on POSIX file systems (and HDFS), and renaming onto an existing, non-empty version fails,
-    so a version is never overwritten. If another pusher takes the version first, the next
-    one is tried. Object stores (gs://, s3://) have no directory rename (gfile would copy
-    object by object, in any order): there the files are copied into the version one by one
-    and ``manifest.json`` last, so a version whose manifest exists is whole, which is what
-    every reader (``artifacts.latest_published``) requires. Two pushers racing for one
-    version on an object store are not excluded there (no conditional create in gfile).
-    Staging directories of pushers killed long ago are swept.
+    Local disks: staged in ``<destination>/.staging-<uuid>/`` and renamed into place. A rename is
+    atomic on POSIX file systems (and HDFS), and renaming onto an existing, non-empty version
+    fails, so a version is never overwritten. If another pusher takes the version first, the
+    next one is tried. Staging directories of pushers killed long ago are swept.
+
+    Object stores (gs://, s3://) have no directory rename. There a pusher first claims the
+    version by creating ``<version>/.claim`` only if absent, then copies the files into it one
+    by one and ``manifest.json`` last. So a version whose manifest exists is whole, which is
+    what every reader (``artifacts.latest_published``) requires; a pusher killed midway leaves
+    a claimed version without manifest, which readers skip and the next pusher steps over. On
+    S3 the claim is a conditional PUT (``If-None-Match: *``): two racing pushers never share a
+    version. On gs:// through gfile it is a check then a write (gfile has no preconditions).
     """
+    object_store.check_destination(destination)
+    if "://" in destination:
+        return _publish_claimed(files, destination, manifest, max_attempts)
     tf.io.gfile.makedirs(destination)
     sweep_stale_staging(destination)
     staging = os.path.join(destination, f".staging-{uuid.uuid4().hex}")
@@ -48,15 +55,9 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
             if tf.io.gfile.exists(target):
                 continue
             try:
-                if "://" in destination:
-                    _copy_manifest_last(staging, target)
-                else:
-                    os.rename(staging, target)  # rename(2): atomic; fails onto a non-empty dir
-            except (tf.errors.OpError, OSError) as err:
-                lost_race = (isinstance(err, (FileExistsError, tf.errors.AlreadyExistsError))
-                             or tf.io.gfile.exists(os.path.join(target, MANIFEST))
-                             or ("://" not in destination and tf.io.gfile.exists(target)))
-                if lost_race:
+                os.rename(staging, target)  # rename(2): atomic; fails onto a non-empty dir
+            except OSError as err:
+                if isinstance(err, FileExistsError) or tf.io.gfile.exists(target):
                     continue  # another pusher has this version; take the next one
                 raise
             return target
@@ -67,16 +68,41 @@ def publish(files: Dict[str, str], destination: str, manifest: dict, max_attempt
             tf.io.gfile.rmtree(staging)
 
 
+CLAIM_FILE = ".claim"
+
+
+def _publish_claimed(files: Dict[str, str], destination: str, manifest: dict, max_attempts: int) -> str:
+    object_store.makedirs(destination)
+    claim = json.dumps({"pusher": uuid.uuid4().hex, "pid": os.getpid()}).encode()
+    for attempt in range(max_attempts):
+        version = (existing_versions(destination) or [0])[-1] + 1
+        target = os.path.join(destination, str(version))
+        if not object_store.create_exclusive(os.path.join(target, CLAIM_FILE), claim):
+            continue  # another pusher has this version; take the next one
+        published = False
+        try:
+            for name in sorted(files):
+                object_store.copy(files[name], os.path.join(target, name), overwrite=False)
+            text = json.dumps({**manifest, "version": version}, indent=1, sort_keys=True).encode()
+            if not object_store.create_exclusive(os.path.join(target, MANIFEST), text):
+                raise VersionExistsError(f"{target} got a manifest from another pusher after we claimed it")
+            published = True
+            return target
+        finally:
+            if not published:  # never leave half a model where a reader could mistake it
+                _remove_quietly(target)
+    raise VersionExistsError(f"could not claim a new version under {destination} "
+                             f"after {max_attempts} attempts")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        object_store.rmtree(path)
+    except Exception:  # noqa: BLE001 -- the manifest is absent, so readers skip it anyway
+        pass
+
+
 _STALE_STAGING_SECONDS = 24 * 3600
-
-
-def _copy_manifest_last(staging: str, target: str) -> None:
-    if tf.io.gfile.exists(os.path.join(target, MANIFEST)):
-        raise FileExistsError(target)
-    tf.io.gfile.makedirs(target)  # a prefix only, on object stores
-    names = sorted(tf.io.gfile.listdir(staging), key=lambda n: n == MANIFEST)
-    for name in names:
-        tf.io.gfile.copy(os.path.join(staging, name), os.path.join(target, name), overwrite=False)
 
 
 def sweep_stale_staging(destination: str) -> None:
@@ -98,7 +124,7 @@ def sweep_stale_staging(destination: str) -> None:
 
 def sha256_of(path: str) -> str:
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with object_store.open_file(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -108,7 +134,7 @@ def find_pushed(destination: str, sha256: str) -> Optional[int]:
     """The version that already holds a model with this content, if any."""
     for version in existing_versions(destination):
         path = os.path.join(destination, str(version), MANIFEST)
-        if tf.io.gfile.exists(path) and artifacts.read_json(path).get("sha256") == sha256:
+        if object_store.exists(path) and artifacts.read_json(path).get("sha256") == sha256:
             return version
     return None
 
@@ -139,6 +165,7 @@ class Executor(base_executor.BaseExecutor):
         pushed = artifacts.single(output_dict["pushed_model"], "pushed_model")
         destination = exec_properties["push_destination"]
         variant = exec_properties["variant"]
+        object_store.check_destination(destination)  # before any work: a scheme we cannot write
 
         if not artifacts.is_blessed(blessing):
             failed = blessing.get_string_custom_property("failed_checks")
