@@ -57,9 +57,17 @@ def fill_custom_job_image(config: PipelineConfig, image: str, gpu_image: Optiona
     if not job.enabled or job.image:
         return
     pools = [dataclasses.asdict(p) for p in job.worker_pools]
-    if any(is_tpu_pool(p) for p in pools) and tpu_image:
+    if any(is_tpu_pool(p) for p in pools):
+        if not tpu_image:
+            raise CompileError("train.vertex_custom_job.worker_pools has a TPU pool, but no --tpu-image was "
+                               "given and train.vertex_custom_job.image is empty: the CPU image has no libtpu "
+                               "(kubeflow/Dockerfile, TPU image)")
         job.image = tpu_image
-    elif any(p["accelerator_count"] for p in pools) and gpu_image:
+    elif any(p["accelerator_count"] for p in pools):
+        if not gpu_image:
+            raise CompileError("train.vertex_custom_job.worker_pools has GPUs, but no --gpu-image was given and "
+                               "train.vertex_custom_job.image is empty: the CPU image has no CUDA libraries "
+                               "(docker build --target gpu)")
         job.image = gpu_image
     else:
         job.image = image
@@ -76,15 +84,80 @@ class CompileError(InputError):
     """A configuration the chosen target cannot run; says why and what to use instead."""
 
 
+# Pipeline roots a target's tasks can use: Vertex reads and writes Cloud Storage; Kubeflow's
+# launcher mounts gs://, s3:// and minio:// (LocalPathForURI, launcher_v2.go:1239-1253; any other
+# scheme fails prepareOutputFolders before the task starts, 1280-1306).
+ROOT_SCHEMES = {"vertex": ("gs",), "kfp": ("gs", "s3", "minio")}
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else ""
+
+
+def _bucket(uri: str) -> str:
+    return uri.split("://", 1)[1].split("/", 1)[0] if "://" in uri else ""
+
+
 def check_pipeline_root(target: str, pipeline_root: str) -> None:
-    """Refuse roots the target's workers cannot read (a local path on a cluster)."""
-    scheme = pipeline_root.split("://", 1)[0] if "://" in pipeline_root else ""
+    """Refuse roots the target's workers cannot read (a local path on a cluster, an unknown scheme)."""
+    scheme = _scheme(pipeline_root)
+    allowed = ROOT_SCHEMES[target]
     if target == "vertex" and scheme != "gs":
         raise CompileError(f"Vertex AI Pipelines reads and writes its pipeline root on Cloud Storage; "
                            f"{pipeline_root!r} is not a gs:// URI")
-    if target == "kfp" and not scheme:
+    if not scheme:
         raise CompileError(f"Kubeflow Pipelines runs tasks in cluster pods that cannot read the local path "
                            f"{pipeline_root!r}; use object storage (gs://, s3://, minio://)")
+    if scheme not in allowed:
+        raise CompileError(f"--pipeline-root {pipeline_root!r}: Kubeflow's launcher mounts only gs://, s3:// "
+                           f"and minio:// artifact URIs (LocalPathForURI); a task could not read or write "
+                           f"{scheme}://")
+    if not _bucket(pipeline_root):
+        raise CompileError(f"--pipeline-root {pipeline_root!r} names no bucket")
+
+
+def check_push_destination(destination: str) -> None:
+    """The push destination is written by TflitePusher itself (no launcher mounts it):
+    gs:// through TensorFlow, s3:// through s3fs (components/object_store.py)."""
+    from bert_qa_pipeline.components import object_store
+
+    if not _scheme(destination):
+        raise CompileError(f"--push-destination {destination!r}: the cluster's pods cannot write a local path; "
+                           f"use gs:// or s3://")
+    try:
+        object_store.check_destination(destination, "--push-destination")
+    except InputError as err:
+        raise CompileError(str(err)) from None
+
+
+def check_cluster_paths(config: PipelineConfig) -> None:
+    """Data and encoder locations a task in the image can read (after ``container_config``):
+    a path inside the image (/pipeline/..., from this repository), gs:// (TensorFlow reads it),
+    or, for the encoder, a TF Hub handle. TensorFlow 2.21 cannot read s3:// or minio://."""
+    locations = [(f"data.{split}", p) for split in ("train", "eval") for p in getattr(config.data, split)]
+    locations += [("data.patterns", p) for p in config.data.patterns]
+    if config.model.encoder:
+        locations.append(("model.encoder", config.model.encoder))
+    for key, location in locations:
+        scheme = _scheme(location)
+        if scheme == "gs":
+            if not _bucket(location):
+                raise CompileError(f"{key}: {location!r} names no bucket")
+            continue
+        if key == "model.encoder" and scheme in ("http", "https"):
+            continue  # a TF Hub handle, resolved by tensorflow_hub inside the task
+        if scheme:
+            raise CompileError(f"{key}: {location!r}: tasks read inputs with TensorFlow, which has no "
+                               f"{scheme}:// file system here; copy it to gs:// or into this repository's data/")
+        if not location.startswith(CONTAINER_REPO_ROOT + "/"):
+            raise CompileError(f"{key}: {location!r} is a path on this machine, which the cluster's pods cannot "
+                               f"read; copy it to gs:// or into this repository (the image holds it at "
+                               f"{CONTAINER_REPO_ROOT})")
+        local = REPO_ROOT + location[len(CONTAINER_REPO_ROOT):]
+        import glob
+
+        if not glob.glob(local):
+            raise CompileError(f"{key}: {location!r} would be {local!r} in the image, which does not exist")
 
 
 def baseline_for(target: str, config: PipelineConfig) -> str:
@@ -189,8 +262,9 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     ``vertex``: the PipelineJob JSON that ``aiplatform.PipelineJob(template_path=...)`` takes.
     ``kfp``: the PipelineSpec YAML that ``kfp.Client`` uploads (pipeline root as its
     ``defaultPipelineRoot``; node selectors, if any, in a second document: the Kubernetes
-    platform spec). Both at pipeline spec schema 2.1.0. ``check_root=False`` only for
-    tests that play the launcher on this machine. ``config.resources`` sets each step's
+    platform spec). Both at pipeline spec schema 2.1.0. Locations the cluster could not use (the
+    root, the push destination, data and encoder paths) are refused first; ``check_root=False``
+    only for tests that play the cluster on this machine. ``config.resources`` sets each step's
     machine (kubeflow/resources.py); steps with a GPU / TPU run ``gpu_image`` / ``tpu_image``.
     """
     import tempfile
@@ -201,8 +275,14 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
 
     if target not in TARGETS:
         raise CompileError(f"target must be one of {TARGETS}, not {target!r}")
-    if check_root:
+    for flag, value in (("--image", image), ("--gpu-image", gpu_image), ("--tpu-image", tpu_image)):
+        if value is not None and not value.strip():
+            raise CompileError(f"{flag} is empty; give the image built from kubeflow/Dockerfile")
+    push_destination = push_destination or pipeline_root.rstrip("/") + "/pushed"
+    if check_root:  # False only where a test plays the cluster on this machine
         check_pipeline_root(target, pipeline_root)
+        check_push_destination(push_destination)
+        check_cluster_paths(container_config(config))
     baseline = baseline_for(target, config)
     from bert_qa_pipeline.kubeflow import resources as step_resources
 
@@ -212,7 +292,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     parameters = runtime_parameters(config)
     tfx_pipeline = create_pipeline(
         config, pipeline_root=pipeline_root, baseline=baseline, parameters=parameters,
-        push_destination=push_destination or pipeline_root.rstrip("/") + "/pushed")
+        push_destination=push_destination)
     step_resources.apply(tfx_pipeline, resource_plans)
     output_path = os.path.abspath(output_path)
     with tempfile.TemporaryDirectory() as tmp:

@@ -232,6 +232,12 @@ def test_local_paths_are_refused_before_any_request(features, fake_vertex, tmp_p
     ({"worker_pools": [{"machine_type": "cloud-tpu", "accelerator_type": "TPU_V3", "accelerator_count": 8},
                        {"machine_type": "n1-standard-8"}]}, "a TPU pool trains alone"),
     ({"worker_pools": [{"machine_type": "n1-standard-8", "gpus": 1}]}, r"unknown key\(s\) \['gpus'\]"),
+    # MultiWorkerMirrored needs the same devices on every replica.
+    ({"worker_pools": [{"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2},
+                       {"machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "accelerator_count": 1}]},
+     r"the chief has NVIDIA_L4 x 2 and each worker NVIDIA_L4 x 1; multi_worker_mirrored needs the same"),
+    ({"worker_pools": [{"machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "accelerator_count": 1},
+                       {"machine_type": "n1-standard-8"}]}, r"each worker no accelerator"),
 ])
 def test_worker_pools_are_checked(change, message):
     with pytest.raises(vertex_executor.CustomJobError, match=message):
@@ -265,6 +271,30 @@ def test_config_compiles_to_the_launching_executor(tmp_path):
     assert launch["image"] == "gpu-image:1" and launch["project"] == PROJECT
     assert [p["replica_count"] for p in launch["worker_pools"]] == [1, 2]
     assert vertex_executor.strategy_args(launch)["distribution_strategy"] == "multi_worker_mirrored"
+
+
+@pytest.mark.parametrize("pool, flag", [
+    ({"machine_type": "g2-standard-8", "accelerator_type": "NVIDIA_L4", "accelerator_count": 1}, "--gpu-image"),
+    ({"machine_type": "cloud-tpu", "accelerator_type": "TPU_V3", "accelerator_count": 8}, "--tpu-image"),
+])
+def test_an_accelerator_pool_without_its_image_is_refused(pool, flag, tmp_path):
+    """The CPU image has neither CUDA nor libtpu: compiling such a pool onto it is refused, as the
+    step-level resources refuse it; with the image, or an explicit job image, it compiles."""
+    from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
+    from bert_qa_pipeline.pipeline import config as config_lib
+
+    job = {"enabled": True, "project": PROJECT, "region": REGION, "worker_pools": [pool]}
+    config = config_lib.load_config(None, [{"train": {"vertex_custom_job": job}}])
+    with pytest.raises(CompileError, match=f"no {flag} was given and train.vertex_custom_job.image is empty"):
+        compile_pipeline(config, str(tmp_path / "p.json"), "gs://bucket/root", "cpu-image:1")
+    images = {"gpu_image": "gpu:1"} if flag == "--gpu-image" else {"tpu_image": "tpu:1"}
+    for extra, expected in ((images, next(iter(images.values()))), ({}, "mine:1")):
+        config = config_lib.load_config(None, [{"train": {"vertex_custom_job": {
+            **job, "image": "mine:1" if not extra else ""}}}])
+        spec = json.load(open(compile_pipeline(config, str(tmp_path / "p.json"), "gs://bucket/root",
+                                               "cpu-image:1", **extra)))["pipelineSpec"]
+        sent = spec["root"]["dag"]["tasks"]["QaTrainer"]["inputs"]["parameters"][vertex_executor.LAUNCH_PROPERTY]
+        assert json.loads(sent["runtimeValue"]["constant"])["image"] == expected
 
 
 # -- the run ----------------------------------------------------------------------------------

@@ -165,11 +165,11 @@ def _container_args(spec: dict) -> dict:
 
 
 def test_dataflow_args_reach_the_feature_windowing_container_only(pipeline_setup, tmp_path):
-    from tests.test_pipeline import _config
+    from tests.test_pipeline import _config, cluster_paths
 
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
-    config = _config(pipeline_setup, beam={"dataflow": PRESET, "evaluator": ["--direct_num_workers=3"]})
+    config = cluster_paths(_config(pipeline_setup, beam={"dataflow": PRESET, "evaluator": ["--direct_num_workers=3"]}))
     path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://my-bucket/root", "example.com/bert-qa:1")
     args = _container_args(json.load(open(path))["pipelineSpec"])
     windowing = " ".join(args["FeatureWindowing"])

@@ -299,11 +299,20 @@ def test_cli_print_config(capsys):
     assert printed["model"]["seq_len"] == 192
 
 
+def cluster_paths(config):
+    """Locations a cluster's task can read (compile refuses this machine's paths): data shipped in
+    this repository (the image holds it) and on Cloud Storage, and the encoder on Cloud Storage."""
+    config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
+    config.data.eval = ["gs://bucket/data/eval.json"]
+    config.model.encoder = "gs://bucket/encoder"
+    return config
+
+
 def test_kubeflow_v2_compile(setup, tmp_path):
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
-    config = _config(setup, beam={"windowing": ["--runner=DataflowRunner"], "evaluator": ["--direct_num_workers=3"]})
-    config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
+    config = cluster_paths(_config(setup, beam={"windowing": ["--runner=DataflowRunner"],
+                                                "evaluator": ["--direct_num_workers=3"]}))
     path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://bucket/root",
                             "example.com/bert-qa:1")
     spec = json.load(open(path))
@@ -378,7 +387,7 @@ def test_kubeflow_pipelines_target_runs_container_tasks_only(setup, tmp_path):
 
     from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
 
-    config = _config(setup)
+    config = cluster_paths(_config(setup))
     path = compile_pipeline(config, str(tmp_path / "pipeline.yaml"), "s3://bucket/root", "example.com/bert-qa:1",
                             target="kfp")
     spec = yaml.safe_load(open(path))

@@ -89,6 +89,14 @@ def check_launch(launch: Mapping[str, Any], need_image: bool = True) -> Dict[str
             raise CustomJobError(f"{where}: a TPU pool trains alone (one TPU VM, tpu='local'); "
                                  f"multi-host TPU jobs are not supported")
         checked.append(pool)
+    if len(checked) == 2:
+        devices = [(p["accelerator_type"], p["accelerator_count"]) for p in checked]
+        if devices[0] != devices[1]:
+            # MultiWorkerMirroredStrategy runs one replica per device and all-reduces across every
+            # worker's replicas: it requires the same local devices on every worker.
+            show = [f"{t} x {n}" if n else "no accelerator" for t, n in devices]
+            raise CustomJobError(f"worker_pools: the chief has {show[0]} and each worker {show[1]}; "
+                                 f"multi_worker_mirrored needs the same accelerators on every replica")
     launch["worker_pools"] = checked
     return launch
 
