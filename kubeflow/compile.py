@@ -217,8 +217,9 @@ INTEROP_ENV = "TF_NUM_INTEROP_THREADS"
 INTEROP_MARK_ENV = "BERT_QA_SET_TF_NUM_INTEROP_THREADS"  # bert_qa/_env.py: "set by us, drop on clusters"
 
 
-def set_step_environment(spec: dict) -> None:
-    """Each step's thread setting in its container's ``env`` (see STEP_INTEROP_THREADS)."""
+def set_step_environment(spec: dict, plans) -> None:
+    """Each step's container ``env``: its thread setting (see STEP_INTEROP_THREADS), then the
+    variables of ``resources.<step>.env``."""
     from bert_qa_pipeline.kubeflow import resources as step_resources
 
     executors = spec["deploymentSpec"]["executors"]
@@ -228,6 +229,8 @@ def set_step_environment(spec: dict) -> None:
         env.append({"name": INTEROP_ENV, "value": threads})
         if threads == "1":
             env.append({"name": INTEROP_MARK_ENV, "value": "1"})
+        step = plans.get(component)
+        env.extend({"name": name, "value": value} for name, value in sorted((step.env if step else {}).items()))
         container["env"] = env
 
 
@@ -306,7 +309,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
             job = json.load(f)
     spec = job["pipelineSpec"]
     step_resources.check_compiled(spec, resource_plans, image)
-    set_step_environment(spec)
+    set_step_environment(spec, resource_plans)
     if baseline == "latest_blessed" and scope_baseline_query(spec, config.name) != 1:
         raise RuntimeError("expected one latest-blessed-model query in the compiled spec")
     set_parameter_defaults(job, {name: p.default for name, p in parameters.items()})

@@ -59,6 +59,13 @@ TOPOLOGY_PATTERN = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LABEL_KEY_PATTERN = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
 LABEL_VALUE_PATTERN = re.compile(rf"^({_LABEL_NAME})?$")
+# Environment variable names (POSIX; what Kubernetes and Vertex accept for a container's env), and
+# Kubernetes secret names (DNS subdomains) and data keys.
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+SECRET_KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+# Set by the compiled pipeline itself (kubeflow/compile.py) or by the platform.
+RESERVED_ENV = ("TF_NUM_INTEROP_THREADS", "BERT_QA_SET_TF_NUM_INTEROP_THREADS", "TF_CONFIG", "CLUSTER_SPEC")
 
 # GKE's node labels.
 GKE_GPU_LABEL = "cloud.google.com/gke-accelerator"
@@ -133,6 +140,7 @@ def check_config(resources) -> None:
                     f"{key}.tpu_topology: {step.tpu_topology} has {chips} chips but accelerator_count is "
                     f"{step.accelerator_count}; a pipeline step is one host, so the topology is that "
                     f"host's chips (multi-host slices need one worker per host, which a step is not)")
+        _check_env(key, step)
         if not isinstance(step.node_selector, Mapping):
             raise ConfigError(f"{key}.node_selector: expected a mapping of node labels, got {step.node_selector!r}")
         for label, value in step.node_selector.items():
@@ -141,6 +149,30 @@ def check_config(resources) -> None:
             if not isinstance(value, str) or not LABEL_VALUE_PATTERN.match(value):
                 raise ConfigError(f"{key}.node_selector.{label}: {value!r} is not a Kubernetes label "
                                   f"value (a string of at most 63 letters, digits, '-', '_', '.')")
+
+
+def _check_env(key: str, step) -> None:
+    from bert_qa_pipeline.pipeline.config import ConfigError
+
+    for field in ("env", "secret_env"):
+        values = getattr(step, field)
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{key}.{field}: expected a mapping of environment variables, got {values!r}")
+        for name, value in values.items():
+            if not isinstance(name, str) or not ENV_NAME_PATTERN.match(name):
+                raise ConfigError(f"{key}.{field}: {name!r} is not an environment variable name")
+            if name in RESERVED_ENV:
+                raise ConfigError(f"{key}.{field}.{name}: set by the compiled pipeline or the platform, not here")
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}.{field}.{name}: expected a string, got {value!r}")
+    for name, value in step.secret_env.items():
+        secret, _, data_key = value.partition(":")
+        if not SECRET_NAME_PATTERN.match(secret) or not SECRET_KEY_PATTERN.match(data_key):
+            raise ConfigError(f"{key}.secret_env.{name}: {value!r} is not \"<secret name>:<key>\" "
+                              f"(a Kubernetes secret and one of its data keys)")
+    both = sorted(set(step.env) & set(step.secret_env))
+    if both:
+        raise ConfigError(f"{key}: {both} set in both env and secret_env")
 
 
 @dataclasses.dataclass
@@ -152,6 +184,8 @@ class StepPlan:
     kind: Optional[str] = None       # accelerator kind: 'gpu', 'tpu' or None
     image: Optional[str] = None      # None: the CPU image
     node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
+    env: Dict[str, str] = dataclasses.field(default_factory=dict)
+    secret_env: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def executor_label(self) -> str:
@@ -206,6 +240,10 @@ def _check_target(target: str, component: str, step, CompileError) -> None:
     if target == "vertex" and step.node_selector:
         raise CompileError(f"{key}.node_selector: Vertex AI Pipelines chooses the machine from cpu, memory "
                            f"and accelerator; node selectors are for Kubeflow Pipelines (--target kfp)")
+    if target == "vertex" and step.secret_env:
+        raise CompileError(f"{key}.secret_env: Kubernetes secrets are for Kubeflow Pipelines (--target kfp); "
+                           f"on Vertex AI the step runs as the pipeline's service account (give it access), "
+                           f"or read a Secret Manager secret")
     if target == "vertex" and step.tpu_topology:
         raise CompileError(f"{key}.tpu_topology: Vertex AI Pipelines picks the TPU machine from accelerator "
                            f"and accelerator_count (one host); the topology is for Kubeflow Pipelines on "
@@ -300,8 +338,9 @@ def plan(config, target: str, gpu_image: Optional[str] = None,
         if target == "kfp" and step.tpu_topology:
             selector[GKE_TPU_TOPOLOGY_LABEL] = step.tpu_topology
         spec = resource_spec(step.cpu, step.memory, step.accelerator, step.accelerator_count)
-        if spec.ByteSize() or image or selector:
-            plans[component] = StepPlan(component, spec, kind, image, selector)
+        if spec.ByteSize() or image or selector or step.env or step.secret_env:
+            plans[component] = StepPlan(component, spec, kind, image, selector, dict(step.env),
+                                        dict(step.secret_env))
     return plans
 
 
@@ -356,9 +395,21 @@ def platform_spec(plans: Mapping[str, StepPlan]) -> Optional[dict]:
 
     executors = {}
     for step in plans.values():
-        if step.node_selector:
+        if step.node_selector or step.secret_env:
             config = kubernetes_executor_config_pb2.KubernetesExecutorConfig()
             config.node_selector.labels.update(step.node_selector)
+            by_secret: Dict[str, list] = {}
+            for env_var, value in sorted(step.secret_env.items()):
+                secret, _, data_key = value.partition(":")
+                by_secret.setdefault(secret, []).append((data_key, env_var))
+            for secret, keys in sorted(by_secret.items()):
+                # As kfp-kubernetes' use_secret_as_env writes it: the name both as a field (what
+                # KFP backends before 2.5 read) and as a constant parameter (what newer ones read,
+                # driver/k8s.go:349-388).
+                entry = config.secret_as_env.add(secret_name=secret, optional=False)
+                entry.secret_name_parameter.runtime_value.constant.string_value = secret
+                for data_key, env_var in keys:
+                    entry.key_to_env.add(secret_key=data_key, env_var=env_var)
             executors[step.executor_label] = json_format.MessageToDict(config)
     if not executors:
         return None

@@ -289,6 +289,11 @@ class StepResources:
     tpu_topology: str = ""  # TPU chips of the step's host, e.g. "2x2" (kfp: GKE's topology selector)
     # kfp only: node labels, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # Environment variables of the step's container, e.g. {AWS_ENDPOINT_URL: http://minio-service.kubeflow:9000}
+    env: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # kfp only: environment variables from Kubernetes secrets, "<secret name>:<key>", e.g.
+    # {AWS_ACCESS_KEY_ID: "mlpipeline-minio-artifact:accesskey"}
+    secret_env: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -227,6 +227,44 @@ def test_each_step_gets_its_thread_setting_in_its_container_env(tmp_path):
             assert env[name] == expected, name
 
 
+def test_step_env_and_secrets_as_kfp_kubernetes_writes_them(tmp_path):
+    """``resources.<step>.env`` / ``secret_env`` (the S3 push destination's endpoint and
+    credentials, say) compile to what kfp's own ``set_env_variable`` and kfp-kubernetes'
+    ``use_secret_as_env`` write for a task: built here by those functions, then compared."""
+    from kfp import compiler, dsl, kubernetes
+
+    from bert_qa_pipeline.kubeflow.compile import STEP_INTEROP_THREADS
+
+    endpoint = "http://minio-service.kubeflow:9000"
+    secrets = {"AWS_ACCESS_KEY_ID": "mlpipeline-minio-artifact:accesskey",
+               "AWS_SECRET_ACCESS_KEY": "mlpipeline-minio-artifact:secretkey", "EXTRA": "other-secret:token"}
+    config = _config({"TflitePusher": {"env": {"AWS_ENDPOINT_URL": endpoint}, "secret_env": secrets}})
+    ours = _compile_kfp(tmp_path, config)
+
+    @dsl.container_component
+    def pusher():
+        return dsl.ContainerSpec(image=CPU_IMAGE, command=["true"])
+
+    @dsl.pipeline(name="reference")
+    def reference():
+        task = pusher()
+        task.set_env_variable("TF_NUM_INTEROP_THREADS", STEP_INTEROP_THREADS["TflitePusher"])
+        task.set_env_variable("AWS_ENDPOINT_URL", endpoint)
+        kubernetes.use_secret_as_env(task, secret_name="mlpipeline-minio-artifact",
+                                     secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID",
+                                                        "secretkey": "AWS_SECRET_ACCESS_KEY"})
+        kubernetes.use_secret_as_env(task, secret_name="other-secret", secret_key_to_env={"token": "EXTRA"})
+
+    compiler.Compiler().compile(reference, str(tmp_path / "reference.yaml"))
+    expected = list(yaml.safe_load_all(open(tmp_path / "reference.yaml")))
+    (expected_container,) = [e["container"] for e in expected[0]["deploymentSpec"]["executors"].values()]
+    (expected_k8s,) = expected[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+    pusher_container = ours["docs"][0]["deploymentSpec"]["executors"]["TflitePusher_executor"]["container"]
+    assert pusher_container["env"] == expected_container["env"]
+    assert ours["docs"][1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] == {
+        "TflitePusher_executor": expected_k8s}
+
+
 def test_kfp_spec_for_a_gke_tpu_slice(tmp_path):
     config = _config({"QaTrainer": {"accelerator": "google.com/tpu", "accelerator_count": 4, "tpu_topology": "2x2",
                                     "node_selector": {"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice"}}},
@@ -298,6 +336,8 @@ REFUSED = {
     "gke tpu without its node selector": ("kfp", {"QaTrainer": {"accelerator": "google.com/tpu", "accelerator_count": 4,
                                                                 "tpu_topology": "2x2"}},
                                           {"distribution_strategy": "tpu"}, r"gke-tpu-accelerator"),
+    "secret_env on vertex": ("vertex", {"TflitePusher": {"secret_env": {"AWS_ACCESS_KEY_ID": "s3-creds:key"}}}, {},
+                             r"TflitePusher.secret_env: Kubernetes secrets are for Kubeflow Pipelines"),
     "tpu without a tpu image": ("vertex", {"QaTrainer": {"accelerator": "TPU_V5_LITEPOD", "accelerator_count": 4}},
                                 {"distribution_strategy": "tpu"}, r"--tpu-image"),
 }
@@ -320,6 +360,11 @@ def test_refused_with_a_reason(case, tmp_path):
 
 
 CONFIG_ERRORS = {
+    "env name": ({"TflitePusher": {"env": {"AWS-ENDPOINT": "x"}}}, r"TflitePusher\.env: 'AWS-ENDPOINT' is not an environment"),
+    "reserved env": ({"QaTrainer": {"env": {"TF_CONFIG": "{}"}}}, r"QaTrainer\.env\.TF_CONFIG: set by the compiled pipeline"),
+    "secret format": ({"TflitePusher": {"secret_env": {"AWS_ACCESS_KEY_ID": "creds/key"}}},
+                      r"secret_env\.AWS_ACCESS_KEY_ID: 'creds/key' is not \"<secret name>:<key>\""),
+    "env twice": ({"TflitePusher": {"env": {"A": "1"}, "secret_env": {"A": "s:k"}}}, r"\['A'\] set in both env and secret_env"),
     "unknown step": ({"QaTrainr": {"cpu": "8"}}, r"resources: unknown key\(s\) \['QaTrainr'\]; known: .*QaTrainer"),
     "cpu": ({"QaTrainer": {"cpu": "eight"}}, r"resources\.QaTrainer\.cpu: 'eight' is not a CPU quantity"),
     "zero cpu": ({"QaTrainer": {"cpu": "0"}}, r"resources\.QaTrainer\.cpu: '0' asks for nothing"),
