@@ -6,9 +6,30 @@ too (a schedule does not inherit the submitting job's service account or network
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from bert_qa_pipeline.kubeflow import parameters as pipeline_parameters
+
+_T = TypeVar("_T")
+
+
+class VertexRefused(RuntimeError):
+    """Vertex AI refused the request (e.g. 400 INVALID_ARGUMENT: a cron hour of 25, a parameter
+    of the wrong type) or could not be reached: the service's reason, for `bertqa` to print
+    and exit 1 on (a RuntimeError, like kfp_submit.SubmitError)."""
+
+
+def _send(what: str, call: Callable[[], _T]) -> _T:
+    import requests
+    from google.api_core import exceptions as api_exceptions
+
+    try:
+        return call()
+    except api_exceptions.GoogleAPICallError as err:
+        code = int(err.code) if err.code is not None else "?"
+        raise VertexRefused(f"Vertex AI refused the request to {what} ({code}): {err.message}") from err
+    except requests.exceptions.RequestException as err:  # the REST transport's connection errors
+        raise VertexRefused(f"could not reach Vertex AI to {what}: {err}") from err
 
 
 def _job(spec_path: str, project: str, region: str, params: Mapping[str, object],
@@ -48,7 +69,8 @@ def submit_vertex(spec_path: str, project: str, region: str, params: Mapping[str
     """Starts one run; returns (PipelineJob resource name, console URL)."""
     job = _job(spec_path, project, region, dict(params), labels, enable_caching, display_name,
                api_endpoint, credentials)
-    job.submit(service_account=service_account, network=network, experiment=experiment)
+    _send("start the run", lambda: job.submit(service_account=service_account, network=network,
+                                              experiment=experiment))
     return job.resource_name, job._dashboard_uri()
 
 
@@ -64,9 +86,9 @@ def schedule_vertex(spec_path: str, project: str, region: str, cron: str,
         raise ValueError(f"Vertex schedules take a 5-field cron (optionally prefixed TZ=...), not {cron!r}")
     job = _job(spec_path, project, region, dict(params), labels, enable_caching, display_name,
                api_endpoint, credentials)
-    schedule = job.create_schedule(display_name=schedule_name, cron=cron,
-                                   max_concurrent_run_count=max_concurrent,
-                                   service_account=service_account, network=network)
+    schedule = _send("create the schedule", lambda: job.create_schedule(
+        display_name=schedule_name, cron=cron, max_concurrent_run_count=max_concurrent,
+        service_account=service_account, network=network))
     name = schedule.resource_name
     url = (f"https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/schedules/"
            f"{name.rsplit('/', 1)[-1]}?project={project}")
