@@ -317,6 +317,10 @@ class BertQaSpec:
         finally:
             tf_keras.mixed_precision.set_global_policy(previous)
 
+    def create_native_float32_model(self):
+        """The float32 model mixed-precision training exports (its encoder rebuilt natively)."""
+        return self._native_model("float32")
+
     def _as_float32(self, trained):
         """The trained weights in a float32 model (variables are float32 under mixed
         policies), so that evaluation and the exported SavedModel / TFLite are float32."""

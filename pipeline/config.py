@@ -123,6 +123,10 @@ class ExportConfig:
     # Model Maker's default (dynamic-range); add float32 / float16 / int8 to export and score them too.
     variants: List[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
     max_representative_samples: int = 100
+    # The token length the .tflite files take: 384, what the TFLite Task Library's
+    # BertQuestionAnswerer feeds every model (kMaxSeqLen), whatever model.seq_len training used
+    # (bert_qa.export.export_at_seq_len); 0 = model.seq_len.
+    serving_seq_len: int = 384
 
 
 @dataclasses.dataclass
@@ -653,7 +657,11 @@ def check_settings(config: PipelineConfig) -> None:
         values[name] = value
         keys[name] = f"model.extra_spec_args.{name}"
     try:
-        settings.check_settings(values, keys, max_positions=settings.max_positions_of(m.encoder))
+        max_positions = settings.max_positions_of(m.encoder)
+        settings.check_settings(values, keys, max_positions=max_positions)
+        if config.export.serving_seq_len:
+            settings.check_settings({"seq_len": config.export.serving_seq_len, "query_len": m.query_len},
+                                    {**keys, "seq_len": "export.serving_seq_len"}, max_positions=max_positions)
         if not t.steps_per_epoch:
             bound = training_features_bound(config)
             if bound is not None:

@@ -69,7 +69,8 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
     export = TfliteExport(
         model=trainer.outputs["model"], features=windowing.outputs["features"],
         variants=config.export.variants,
-        max_representative_samples=config.export.max_representative_samples)
+        max_representative_samples=config.export.max_representative_samples,
+        serving_seq_len=config.export.serving_seq_len)
     resolved = None
     if baseline == "latest_blessed":
         resolved = resolver.Resolver(

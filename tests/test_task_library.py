@@ -8,7 +8,8 @@ windowing + LiteRT + ``postprocess_output``, Model Maker's ``predict_tflite`` pa
 same file.
 
 The model is the tiny random encoder fine-tuned for 150 steps at seq_len 128 (cheap) and
-then run at seq_len 384, so answers are non-trivial spans rather than noise. The Task
+rebuilt at seq_len 384 from its SavedModel by ``bert_qa.export.export_at_seq_len`` (what
+TfliteExport's ``serving_seq_len`` runs), so answers are non-trivial spans rather than noise. The Task
 Library hard-codes seq_len 384 (``kMaxSeqLen``): a seq_len-128 model loads, but every
 ``answer`` call fails ("Bad StatusOr access"), which is asserted below.
 
@@ -121,10 +122,12 @@ def round_trip(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     trained = train_spec.train(input_fn, epochs=1, steps_per_epoch=150, verbose=0)
 
+    # The product's path (TfliteExport's serving_seq_len): the trained SavedModel rebuilt at 384.
+    export.export_saved_model(trained, str(root / "trained_128"), spec=train_spec)
+    model = export.export_at_seq_len(str(root / "trained_128"), SEQ_LEN, str(root / "serving_384"),
+                                     work_dir=str(root / "serve"))
     spec = BertQaSpec(uri=encoder, seq_len=SEQ_LEN, query_len=QUERY_LEN,
                       distribution_strategy="off", model_dir=str(root / "serve"))
-    model = spec.create_model()
-    model.set_weights(trained.get_weights())  # same weights, longer inputs
     calibration = []
     spec.convert_examples_to_features(train_examples[:64], True, calibration.append, None)
     options = {"query_len": QUERY_LEN, "doc_stride": 128}

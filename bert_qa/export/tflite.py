@@ -128,6 +128,51 @@ def spec_of_saved_model(saved_model_dir: str, **overrides):
     return spec_from_record(info, **overrides)
 
 
+def export_at_seq_len(saved_model_dir: str, seq_len: int, export_dir: str, work_dir: Optional[str] = None) -> str:
+    """The serving SavedModel rebuilt to take ``seq_len`` tokens, with the trained weights.
+
+    A BERT span model's weights do not depend on the window length: the position table covers
+    ``max_position_embeddings`` positions whatever length it was trained on, and padding
+    positions are masked out of attention. So a model trained on short windows (faster) serves
+    at the TFLite Task Library's fixed 384 (kMaxSeqLen) from the same weights. The spec recorded
+    in the SavedModel builds the model at ``seq_len`` (float32, as every export), and every one
+    of its variables is restored from the trained SavedModel's checkpoint (an unmatched variable
+    is an error, never a silently fresh weight). Returns ``saved_model_dir`` itself when it
+    already takes ``seq_len``.
+    """
+    import inspect
+
+    info = saved_model_info(saved_model_dir)
+    if int(info.get("seq_len", 0)) == int(seq_len):
+        return saved_model_dir
+    from bert_qa.spec import SPEC_CLASSES
+
+    overrides = {"seq_len": int(seq_len), "model_dir": work_dir or tempfile.mkdtemp(prefix="bert_qa_resize_")}
+    if "mixed_precision" in inspect.signature(SPEC_CLASSES[info["spec"]]).parameters:
+        overrides["mixed_precision"] = "float32"  # exports are float32 (the trained one too)
+    spec = spec_of_saved_model(saved_model_dir, **overrides)
+    # The trained model is one of two architectures: the encoder as a loaded TF Hub layer
+    # (create_model: float32 training), or rebuilt natively (mixed-precision training keeps that
+    # model for export). The one whose variables all find their trained values is it.
+    builders = [spec.create_model, spec.create_native_float32_model]
+    unmatched = []
+    for build in builders:
+        try:
+            model = build()
+        except ValueError as err:  # no native rebuild for this encoder
+            unmatched.append(str(err))
+            continue
+        status = model.load_weights(os.path.join(saved_model_dir, "variables", "variables"))
+        try:
+            status.assert_existing_objects_matched()  # every variable of the rebuilt model restored
+        except AssertionError as err:
+            unmatched.append(str(err).split(":")[0])
+            continue
+        return export_saved_model(model, export_dir, spec=spec)
+    raise ValueError(f"{saved_model_dir}: its weights fit no model its spec builds at seq_len {seq_len} "
+                     f"({'; '.join(unmatched)})")
+
+
 def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] = "dynamic",
             representative_features: Optional[Mapping] = None,
             quantization_steps: int = DEFAULT_QUANTIZATION_STEPS) -> bytes:

@@ -146,14 +146,33 @@ def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
         data.examples, False, output_fn, batch_size=spec.predict_batch_size), work_dir, "rewindowed")
 
 
-def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, out_dir: str) -> Dict[str, dict]:
-    """The trained SavedModel and every TFLite variant, scored on the same features."""
+def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, out_dir: str,
+                      work_dir: str) -> Dict[str, dict]:
+    """The trained SavedModel and every TFLite variant, each at the length it serves at: a
+    .tflite built for another length (TfliteExport's serving_seq_len, e.g. the Task Library's
+    384) gets the questions re-windowed at that length, as a device would window them."""
+    from bert_qa.export import spec_of_saved_model
+    from bert_qa.tflite_runner import LiteRunner
+
     results = {SAVED_MODEL: evaluate_one(spec, SAVED_MODEL, data, params, out_dir,
                                          model=ServingModel(artifacts.serving_model_dir(model)))}
-    if tflite_model is not None:
-        for variant in artifacts.variants_of(tflite_model):
-            results[variant] = evaluate_one(spec, variant, data, params, out_dir,
-                                            tflite_file=artifacts.tflite_path(tflite_model.uri, variant))
+    results[SAVED_MODEL]["seq_len"] = spec.seq_len
+    if tflite_model is None:
+        return results
+    at_length = {spec.seq_len: (spec, data)}
+    for variant in artifacts.variants_of(tflite_model):
+        path = artifacts.tflite_path(tflite_model.uri, variant)
+        seq_len = LiteRunner(path).seq_len
+        if seq_len not in at_length:
+            serving_spec = spec_of_saved_model(artifacts.serving_model_dir(model), seq_len=seq_len,
+                                               model_dir=os.path.join(work_dir, f"seq{seq_len}"))
+            at_length[seq_len] = (serving_spec, rewindowed(
+                data, lambda output_fn, s=serving_spec: s.convert_examples_to_features(
+                    data.examples, False, output_fn, batch_size=s.predict_batch_size),
+                work_dir, f"seq{seq_len}"))
+        variant_spec, variant_data = at_length[seq_len]
+        results[variant] = evaluate_one(variant_spec, variant, variant_data, params, out_dir, tflite_file=path)
+        results[variant]["seq_len"] = seq_len
     return results
 
 
@@ -200,7 +219,8 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
         data.examples, tokenizer, spec.seq_len, spec.doc_stride, spec.query_len, False, output_fn,
         pad_to_batch=False), work_dir, "published")
     result = evaluate_one(spec, "baseline", published, params, work_dir, tflite_file=tflite_file)
-    return {"uri": directory, "id": None, **result["scores"]}  # a file, not an MLMD artifact
+    # A file, not an MLMD artifact.
+    return {"uri": directory, "id": None, "seq_len": spec.seq_len, **result["scores"]}
 
 
 def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dict[str, float]:
@@ -305,12 +325,13 @@ def write_outputs(evaluation, blessing, model, data: EvalData, results: Dict[str
     counts = {"questions": len(data.questions), "features": len(data.features),
               "predicted_min": min(r["num_predicted"] for r in results.values())}
     report.write_chart(os.path.join(evaluation.uri, artifacts.CHART_FILE), slice_rows, variants)
+    seq_lens = {v: r["seq_len"] for v, r in results.items() if "seq_len" in r}
     report_path = report.write_report(evaluation.uri, model.uri, overall, slice_rows, variants,
-                                      checks, blessed, counts, baseline, untrained)
+                                      checks, blessed, counts, baseline, untrained, seq_lens)
     artifacts.write_json(os.path.join(evaluation.uri, artifacts.SCORES_FILE), {
         "scores": overall, "official": {v: r["official"] for v, r in results.items()},
         "baseline": baseline, "untrained": untrained, "checks": [dataclasses.asdict(c) for c in checks],
-        "blessed": blessed, "slices": slice_rows, "counts": counts,
+        "blessed": blessed, "slices": slice_rows, "counts": counts, "seq_len": seq_lens,
         "seconds": {v: r["seconds"] for v, r in results.items()}})
 
     props = {"num_questions": counts["questions"], "num_features": counts["features"],
@@ -358,7 +379,7 @@ class Executor(tfx_evaluator_executor.Executor):
             spec = spec_of(model, work_dir)
             check_same_windowing(spec, features, model)
             # predict: every variant, the untrained reference, the latest blessed model
-            results = evaluate_variants(spec, model, tflite_model, data, params, evaluation.uri)
+            results = evaluate_variants(spec, model, tflite_model, data, params, evaluation.uri, work_dir)
             untrained = evaluate_untrained(spec, data, params, work_dir)
             if baseline_model is None and params.get("baseline_destination"):
                 baseline = evaluate_published(params["baseline_destination"], data, params, work_dir)

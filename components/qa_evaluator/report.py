@@ -47,20 +47,24 @@ def write_chart(path: str, slice_f1: Dict[str, Dict[str, float]], variants: Sequ
 def write_report(directory: str, model_uri: str, overall: Dict[str, Dict[str, float]],
                  slice_rows: Dict[str, Dict[str, Dict[str, float]]], variants: Sequence[str],
                  checks: List[Check], blessed: bool, counts: Dict[str, int],
-                 baseline: Dict[str, object], untrained: Dict[str, float] = None) -> str:
+                 baseline: Dict[str, object], untrained: Dict[str, float] = None,
+                 seq_lens: Dict[str, int] = None) -> str:
     lines = [f"# QA evaluation: {'BLESSED' if blessed else 'NOT BLESSED'}", "",
              f"Model: `{model_uri}`  ",
              f"Questions: {counts['questions']} evaluated, {counts['features']} features; every "
              f"variant predicted {counts['predicted_min']} of {counts['questions']} questions.", "",
              "## Official SQuAD scores (%)", "",
-             "| variant | exact match | F1 |", "|---|---:|---:|"]
+             "Each variant is scored at the token length it serves at (questions re-windowed).", "",
+             "| variant | tokens | exact match | F1 |", "|---|---:|---:|---:|"]
+    seq_lens = seq_lens or {}
     for variant in variants:
-        lines.append(f"| {variant} | {overall[variant]['exact_match']:.2f} | {overall[variant]['f1']:.2f} |")
+        lines.append(f"| {variant} | {seq_lens.get(variant, '')} | {overall[variant]['exact_match']:.2f} | "
+                     f"{overall[variant]['f1']:.2f} |")
     if baseline.get("f1") is not None:
-        lines.append(f"| latest blessed model (`{baseline['uri']}`) | "
+        lines.append(f"| latest blessed model (`{baseline['uri']}`) | {baseline.get('seq_len', '')} | "
                      f"{baseline['exact_match']:.2f} | {baseline['f1']:.2f} |")
     if untrained:
-        lines.append(f"| untrained (random encoder and head, same architecture) | "
+        lines.append(f"| untrained (random encoder and head, same architecture) | {seq_lens.get('saved_model', '')} | "
                      f"{untrained['exact_match']:.2f} | {untrained['f1']:.2f} |")
     lines += ["", "## Blessing checks", "", "| check | value | threshold | passed | detail |",
               "|---|---:|---:|---|---|"]

@@ -18,6 +18,8 @@ class TfliteExportSpec(types.ComponentSpec):
         "representative_split": ExecutionParameter(type=str),
         "max_representative_samples": ExecutionParameter(type=int),
         "model_version": ExecutionParameter(type=str, optional=True),
+        # Token length of the .tflite files; 0: the trained model's.
+        "serving_seq_len": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -33,7 +35,9 @@ class TfliteExport(base_component.BaseComponent):
     Every variant carries Task Library ``BertQuestionAnswerer`` metadata (vocab embedded,
     tokenizer options, input/output names), made from the library's record inside the trained
     SavedModel. Output layout: ``model_<variant>.tflite`` for each variant and ``vocab.txt``;
-    the model's spec record is the ``spec`` property.
+    the model's spec record is the ``spec`` property. ``serving_seq_len`` (e.g. 384, the Task
+    Library's) rebuilds the model at that length from the trained weights before converting;
+    ``serving_seq_len`` and ``trained_seq_len`` are properties.
     """
 
     SPEC_CLASS = TfliteExportSpec
@@ -41,9 +45,10 @@ class TfliteExport(base_component.BaseComponent):
 
     def __init__(self, model: types.BaseChannel, features: Optional[types.BaseChannel] = None,
                  variants: Sequence[str] = ("float32", "dynamic"), representative_split: str = "train",
-                 max_representative_samples: int = 100, model_version: Optional[str] = None):
+                 max_representative_samples: int = 100, model_version: Optional[str] = None,
+                 serving_seq_len: int = 0):
         super().__init__(spec=TfliteExportSpec(
             model=model, features=features, variants=json.dumps(list(variants)),
             representative_split=representative_split,
             max_representative_samples=max_representative_samples, model_version=model_version,
-            tflite_model=types.Channel(type=standard_artifacts.Model)))
+            serving_seq_len=serving_seq_len, tflite_model=types.Channel(type=standard_artifacts.Model)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from typing import Dict
 
@@ -28,12 +29,23 @@ def representative_features(features, split: str, max_samples: int) -> Dict[str,
     return {name: np.asarray(values, dtype=np.int32) for name, values in rows.items()}
 
 
+def at_length(rows: Dict[str, np.ndarray], seq_len: int) -> Dict[str, np.ndarray]:
+    """Calibration rows at the serving length: padded with zeros (padding tokens, masked out),
+    or cut (calibration needs realistic activations, not whole windows)."""
+    out = {}
+    for name, values in rows.items():
+        width = values.shape[1]
+        out[name] = (np.pad(values, ((0, 0), (0, seq_len - width))) if width < seq_len
+                     else values[:, :seq_len])
+    return out
+
+
 class Executor(base_executor.BaseExecutor):
     """What ``bertqa export`` does, on the Model artifact: everything it needs (vocab, casing,
     windowing, spec) is the library's record inside the trained SavedModel."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        from bert_qa.export import export_tflite_variants, saved_model_info
+        from bert_qa.export import saved_model_info
 
         model = artifacts.single(input_dict["model"], "model")
         features = artifacts.optional_single(input_dict.get("features"))
@@ -60,19 +72,48 @@ class Executor(base_executor.BaseExecutor):
                 int(exec_properties["max_representative_samples"]))
         tf.io.gfile.makedirs(out.uri)
         start = time.time()
-        print(f"TfliteExport: converting {variants} ...", file=sys.stderr, flush=True)
-        paths = export_tflite_variants(
-            serving_dir, out.uri, variants, representative_features=representative,
-            file_prefix="model", vocab_file=info["vocab_file"], do_lower_case=bool(info["do_lower_case"]),
-            version=exec_properties.get("model_version") or str(model.id or 1),
-            quantization_steps=int(exec_properties["max_representative_samples"]),
-            metadata_options={"query_len": int(info["query_len"]), "doc_stride": int(info["doc_stride"])})
+        trained_seq_len = int(info["seq_len"])
+        serving_seq_len = int(exec_properties.get("serving_seq_len") or 0) or trained_seq_len
+        work_dir = tempfile.mkdtemp(prefix="tflite_export_")
+        try:
+            if serving_seq_len != trained_seq_len:
+                from bert_qa.settings import check_settings, max_positions_of
+
+                record = info.get("args", {})
+                check_settings({"seq_len": serving_seq_len, "query_len": int(info["query_len"])},
+                               {"seq_len": "export.serving_seq_len (TfliteExport serving_seq_len)"},
+                               max_positions=max_positions_of(str(record.get("uri", ""))))
+                print(f"TfliteExport: rebuilding the model at {serving_seq_len} tokens (trained at "
+                      f"{trained_seq_len}) ...", file=sys.stderr, flush=True)
+                from bert_qa.export import export_at_seq_len
+
+                serving_dir = export_at_seq_len(serving_dir, serving_seq_len, os.path.join(work_dir, "serving"),
+                                                work_dir=os.path.join(work_dir, "spec"))
+            if representative is not None:
+                representative = at_length(representative, serving_seq_len)
+            print(f"TfliteExport: converting {variants} at {serving_seq_len} tokens ...", file=sys.stderr, flush=True)
+            paths = self._convert(serving_dir, out, variants, representative, info, model, exec_properties)
+        finally:
+            tf.io.gfile.rmtree(work_dir)
         if any(path != artifacts.tflite_path(out.uri, v) for v, path in paths.items()):
             raise RuntimeError(f"TFLite files {paths} are not where the artifact layout says")
         tf.io.gfile.copy(info["vocab_file"], os.path.join(out.uri, artifacts.VOCAB_FILE), overwrite=True)
         sizes = {f"size_bytes_{v}": os.path.getsize(p) for v, p in paths.items()}
         artifacts.record_counts(out, {"variants": list(variants), "source_model": model.uri,
-                                      "spec": {"spec": info["spec"], "args": info["args"]}, **sizes})
+                                      "spec": {"spec": info["spec"], "args": info["args"]},
+                                      "serving_seq_len": serving_seq_len, "trained_seq_len": trained_seq_len,
+                                      **sizes})
         print("TfliteExport: " + ", ".join(f"{v} {s / 1e6:.1f} MB" for v, s in
                                            zip(variants, sizes.values()))
               + f" in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _convert(serving_dir, out, variants, representative, info, model, exec_properties):
+        from bert_qa.export import export_tflite_variants
+
+        return export_tflite_variants(
+            serving_dir, out.uri, variants, representative_features=representative,
+            file_prefix="model", vocab_file=info["vocab_file"], do_lower_case=bool(info["do_lower_case"]),
+            version=exec_properties.get("model_version") or str(model.id or 1),
+            quantization_steps=int(exec_properties["max_representative_samples"]),
+            metadata_options={"query_len": int(info["query_len"]), "doc_stride": int(info["doc_stride"])})

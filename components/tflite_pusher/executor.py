@@ -192,8 +192,10 @@ class Executor(base_executor.BaseExecutor):
             print(f"TflitePusher: this model is already version {already} ({target}); not pushed again",
                   file=sys.stderr, flush=True)
             return
+        lengths = {f"{k}_seq_len": tflite_model.get_int_custom_property(f"{k}_seq_len")
+                   for k in ("serving", "trained") if tflite_model.has_custom_property(f"{k}_seq_len")}
         manifest = {"sha256": sha256, "variant": variant, "source_model": tflite_model.uri,
-                    "blessing": blessing.uri, "files": sorted(files),
+                    "blessing": blessing.uri, "files": sorted(files), **lengths,
                     **pushed_scores(blessing, evaluation, variant)}
         target = publish(files, destination, manifest)
         version = int(os.path.basename(target))
