@@ -323,3 +323,52 @@ def test_cli_export_and_predict(exported, tmp_path, capsys):
     assert main(["export", "--saved-model", exported["saved"], "--output-dir", str(out),
                  "--quantization", "int8"]) == 2
     assert "--representative-data" in capsys.readouterr().err
+
+
+def test_a_model_trained_short_serves_at_384_with_the_same_answers(tiny_encoder, tmp_path):
+    """export_at_seq_len (TfliteExport's serving_seq_len): the trained weights at 384 tokens give
+    the trained model's logits on every real position, to the bit (padding is masked out of
+    attention). Weights are moved off their initial values first, so a variable left at its
+    fresh value would show."""
+    import tensorflow as tf
+
+    from bert_qa.export import export_at_seq_len, export_saved_model
+    from bert_qa.spec import BertQaSpec
+
+    spec = BertQaSpec(uri=tiny_encoder, model_dir=str(tmp_path / "m"), seq_len=64, query_len=16, doc_stride=32,
+                      distribution_strategy="off")
+    model = spec.create_model()
+    for weight in model.weights:
+        if weight.dtype == tf.float32:
+            weight.assign(weight + tf.random.normal(weight.shape, stddev=0.02, seed=1))
+    export_saved_model(model, str(tmp_path / "sm64"), spec=spec)
+    served = export_at_seq_len(str(tmp_path / "sm64"), 384, str(tmp_path / "sm384"), work_dir=str(tmp_path / "w"))
+    assert export_at_seq_len(served, 384, str(tmp_path / "again")) == served  # already that length
+    short = tf.saved_model.load(str(tmp_path / "sm64")).signatures["serving_default"]
+    long = tf.saved_model.load(served).signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 30000, size=(2, 64)).astype(np.int32)
+    mask, types = np.ones((2, 64), np.int32), np.zeros((2, 64), np.int32)
+    ids[1, 50:], mask[1, 50:], types[:, 20:] = 0, 0, 1
+    pad = lambda x: np.pad(x, ((0, 0), (0, 320)))  # noqa: E731
+    a = short(input_word_ids=ids, input_mask=mask, input_type_ids=types)
+    b = long(input_word_ids=pad(ids), input_mask=pad(mask), input_type_ids=pad(types))
+    for name in ("start_logits", "end_logits"):
+        assert b[name].shape == (2, 384)
+        np.testing.assert_array_equal(a[name].numpy()[0], b[name].numpy()[0, :64])
+        np.testing.assert_array_equal(a[name].numpy()[1, :50], b[name].numpy()[1, :50])
+    # A fresh model at 384 (no trained weights) does not: the comparison can fail.
+    fresh = BertQaSpec(uri=tiny_encoder, model_dir=str(tmp_path / "f"), seq_len=384, query_len=16,
+                       doc_stride=32, distribution_strategy="off").create_model()
+    start, _ = fresh([pad(ids), pad(mask), pad(types)], training=False)
+    assert not np.array_equal(a["start_logits"].numpy()[0], start.numpy()[0, :64])
+
+
+def test_a_serving_length_beyond_the_position_table_is_refused():
+    from bert_qa_pipeline.pipeline import config as config_lib
+
+    with pytest.raises(config_lib.ConfigError, match=r"export.serving_seq_len=600: is longer than the "
+                                                     r"encoder's position table: .*<= 512"):
+        config_lib.check_settings(config_lib.load_config(None, [{"export": {"serving_seq_len": 600}}]))
+    with pytest.raises(config_lib.ConfigError, match=r"export.serving_seq_len=20: leaves no room"):
+        config_lib.check_settings(config_lib.load_config(None, [{"export": {"serving_seq_len": 20}}]))
