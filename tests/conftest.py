@@ -15,6 +15,35 @@ import bert_qa  # noqa: E402,F401  (environment before TensorFlow)
 from tests import fixtures
 
 
+# Every test module in one tier (registered in pyproject.toml), so `bin/test -m "not e2e"` is the
+# quick loop and `bin/test` (CI) still runs everything. A new module must be placed here.
+TIERS = {
+    # pure Python or small TensorFlow calls, seconds each
+    "unit": {"test_scoring", "test_squad_data", "test_tokenization", "test_validate", "test_windowing",
+             "test_postprocess", "test_properties", "test_input_corpus", "test_spec_api", "test_locks",
+             "test_console"},
+    # real models, components, compilers, fake servers and S3: tens of seconds
+    "integration": {"test_components_data", "test_components_train_push", "test_train_evaluate",
+                    "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",
+                    "test_feature_cache", "test_push_faults", "test_object_store", "test_kfp_entrypoint",
+                    "test_resources", "test_submit_kfp", "test_submit_vertex", "test_cli_errors",
+                    "test_settings_refused", "test_packaging"},
+    # whole pipelines, clusters of processes, kills, other runtimes (Task Library, PyTorch): minutes
+    "e2e": {"test_pipeline", "test_pipeline_faults", "test_kfp_launcher", "test_container_entrypoint",
+            "test_custom_job", "test_trainer_faults", "test_task_library", "test_training_parity",
+            "test_dataflow", "test_strategies"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    tier_of = {module: tier for tier, modules in TIERS.items() for module in modules}
+    unplaced = sorted({item.module.__name__.rsplit(".", 1)[-1] for item in items} - set(tier_of))
+    if unplaced:
+        raise pytest.UsageError(f"test modules {unplaced} are in no tier: add them to TIERS in tests/conftest.py")
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of[item.module.__name__.rsplit(".", 1)[-1]]))
+
+
 @pytest.fixture(scope="session")
 def vocab_file():
     return fixtures.minilm_vocab()
