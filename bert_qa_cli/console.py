@@ -37,8 +37,16 @@ NOISE_RECORDS = [
     ("absl", "ArtifactQuery.property_predicate is not supported"),
     ("absl", "Tensorflow version ("),                       # TFMA: "... support for TF 2.0 is currently in beta"
     ("tensorflow", "From "),                                 # deprecation notices from library code
+    # Loading our own SavedModel for prediction: no metrics are needed, so none are built.
+    ("tensorflow", "Compiled the loaded model, but the compiled metrics have yet to be built"),
+    # LocalDagRunner's "Execution N failed." before the failure itself, which bertqa reports
+    # (the component's error, with exit 1 or 3): the line adds only an MLMD id.
+    ("absl", "Execution "),
 ]
-NOISE_WARNINGS = [r"pkg_resources is deprecated as an API", r".*is deprecated and will be removed"]
+NOISE_WARNINGS = [r"pkg_resources is deprecated as an API", r".*is deprecated and will be removed",
+                  # TensorFlow's own converter and the metadata writers read files with it; we run
+                  # models with ai_edge_litert.
+                  r"\s*Warning: tf.lite.Interpreter is deprecated"]
 
 
 def _has_nvidia_driver() -> bool:

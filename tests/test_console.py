@@ -38,3 +38,36 @@ def test_only_known_lines_are_dropped():
                  "E0000 00:00:1795852675.5 18377 op_kernel.cc:1] OOM when allocating tensor\n",
                  "QaTrainer: epoch 1/2 step 10/78 loss 5.1\n", "UserWarning: your data has 3 empty contexts\n"):
         assert not console.is_noise(real, nvidia_driver=False), real
+
+
+def test_known_records_and_warnings_are_dropped_at_their_source():
+    """The library lines a run printed though the README said they were hidden (issue 22)."""
+    import logging
+    import warnings
+
+    console._filter_python_side()
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        logging.getLogger("absl").error("Execution %d failed.", 7)
+        logging.getLogger("tensorflow").warning("Compiled the loaded model, but the compiled metrics have yet "
+                                                "to be built. `model.compile_metrics` will be empty")
+        logging.getLogger("absl").error("Something else failed")  # kept: not a known line
+        logging.getLogger("tensorflow").warning("Compiled the model wrongly")
+    finally:
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).removeHandler(handler)
+    assert records == ["Something else failed", "Compiled the model wrongly"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        console._filter_python_side()
+        warnings.warn("    Warning: tf.lite.Interpreter is deprecated and is scheduled for deletion", UserWarning)
+        warnings.warn("a real warning", UserWarning)
+    assert [str(w.message) for w in caught] == ["a real warning"]
