@@ -13,7 +13,8 @@ trainers differ in the trainer only: a readable PyTorch loop with the recipe of 
 then linear decay to zero, gradient clipping at global norm 1.0, features reshuffled every
 epoch). It writes the loss and learning rate of every step (``log.json``) and, given eval
 features, the raw start/end logits per feature (``eval_logits.npz``), which the caller
-postprocesses and scores exactly as it does its own.
+postprocesses and scores exactly as it does its own; with ``--save-weights``, the trained
+parameters (``weights.npz``, which the parity test compares with ours element by element).
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def _parse_args(argv=None):
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--predict-batch-size", type=int, default=32)
+    p.add_argument("--save-weights", action="store_true",
+                   help="write the trained parameters (Hugging Face names, float32) to weights.npz (parity test)")
     p.add_argument("--float64", action="store_true",
                    help="train in float64: the float32 runs' rounding-free reference (parity test)")
     return p.parse_args(argv)
@@ -154,6 +157,9 @@ def main(argv=None):
         np.savez(os.path.join(args.out, "eval_logits.npz"), unique_ids=ev["unique_ids"],
                  start_logits=np.concatenate(starts), end_logits=np.concatenate(ends))
         log["predict_seconds"] = time.time() - t0
+    if args.save_weights:
+        np.savez(os.path.join(args.out, "weights.npz"),
+                 **{name: p.detach().float().numpy() for name, p in model.named_parameters()})
     with open(os.path.join(args.out, "log.json"), "w") as f:
         json.dump(log, f)
     return 0
