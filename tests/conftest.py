@@ -21,7 +21,7 @@ TIERS = {
     # pure Python or small TensorFlow calls, seconds each
     "unit": {"test_scoring", "test_squad_data", "test_tokenization", "test_validate", "test_windowing",
              "test_postprocess", "test_properties", "test_input_corpus", "test_spec_api", "test_locks",
-             "test_console"},
+             "test_console", "test_suite_layout"},
     # real models, components, compilers, fake servers and S3: tens of seconds
     "integration": {"test_components_data", "test_components_train_push", "test_train_evaluate",
                     "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",
@@ -71,3 +71,34 @@ def s3_server():
         else:
             os.environ[key] = value
     server.stop()
+
+
+# Module fixtures several test modules use (no test module imports another: test_suite_layout).
+# Each stays module-scoped, as it was in the module that defined it: every module that asks gets
+# its own, built from scratch.
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Real articles, plus two training questions whose answers cannot be used, through
+    SquadExampleGen (test_components_data, test_dataflow)."""
+    from tests import data_helpers
+
+    return data_helpers.make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    """Windowed training features of a few real articles, for a tiny encoder
+    (test_components_train_push, test_trainer_faults; test_custom_job has its own)."""
+    from tests import train_push_helpers
+
+    return train_push_helpers.make_features(tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    """A real QA .tflite with Task Library metadata (tiny: an embedding and a dense layer), and
+    the same model without metadata (test_cli_errors, test_settings_refused)."""
+    from tests import cli_helpers
+
+    return cli_helpers.make_tiny_tflite(tmp_path_factory.mktemp("tflite"))

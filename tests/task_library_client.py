@@ -13,8 +13,15 @@ them) or {"ok": false, "error": "<type>: <message>"} when the Task Library rejec
 """
 import argparse
 import json
+import os
 import sys
 import time
+
+# How the tests start this client: the command (an isolated environment), then CLIENT, its path.
+TASK_LIBRARY_ENV = ["uv", "run", "--no-project", "--python", "3.11",
+                    "--with", "tflite-support==0.4.4", "--with", "protobuf==3.20.3",
+                    "--with", "numpy<2", "python"]
+CLIENT = os.path.abspath(__file__)
 
 
 def answer_all(model_path, questions):
