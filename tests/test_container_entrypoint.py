@@ -24,7 +24,7 @@ import pytest
 
 from tests import fixtures
 from tests.fake_vertex_server import artifact_matches
-from tests.test_pipeline import _config, make_setup
+from tests.pipeline_helpers import make_setup, pipeline_config
 
 ORDER = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
          "TflitePusher"]
@@ -38,8 +38,8 @@ def compiled(tmp_path_factory):
     setup = make_setup(tmp_path_factory.mktemp("vertex"))
     root = setup["root"]
     # Compiled with 2 epochs; the "submission" below overrides the epochs runtime parameter to 1.
-    config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""},
-                     train={"epochs": 2, "batch_size": 8})
+    config = pipeline_config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""},
+                             train={"epochs": 2, "batch_size": 8})
     path = compile_pipeline(config, str(root / "pipeline.json"), str(root / "pipeline_root"),
                             "example.com/bert-qa:test", check_root=False)  # a local root: we are the launcher
     return json.load(open(path))["pipelineSpec"], root

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from tests import fixtures
-from tests.test_components_data import _run_windowing, corpus  # noqa: F401  (the module's fixture)
+from tests.data_helpers import run_windowing
+from tests.pipeline_helpers import cluster_paths, make_setup, pipeline_config
 
 from bert_qa_pipeline.components import artifacts
 from bert_qa_pipeline.pipeline import config as config_lib
@@ -108,7 +109,7 @@ def test_dataflow_preset_refuses_options_given_twice(where, arg):
 
 # -- the Dataflow job FeatureWindowing submits ------------------------------------------------------
 
-def test_dataflow_job_of_feature_windowing_dry_run(corpus):  # noqa: F811
+def test_dataflow_job_of_feature_windowing_dry_run(corpus):
     """FeatureWindowing's executor, as its container runs it, builds a Dataflow job whose workers
     run our image with the preset's pool; Beam's own Dataflow option check passes."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -154,8 +155,6 @@ def test_dataflow_job_of_feature_windowing_dry_run(corpus):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def pipeline_setup(tmp_path_factory):
-    from tests.test_pipeline import make_setup
-
     return make_setup(tmp_path_factory.mktemp("dataflow_pipeline"))
 
 
@@ -165,11 +164,10 @@ def _container_args(spec: dict) -> dict:
 
 
 def test_dataflow_args_reach_the_feature_windowing_container_only(pipeline_setup, tmp_path):
-    from tests.test_pipeline import _config, cluster_paths
-
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
-    config = cluster_paths(_config(pipeline_setup, beam={"dataflow": PRESET, "evaluator": ["--direct_num_workers=3"]}))
+    config = cluster_paths(pipeline_config(pipeline_setup, beam={"dataflow": PRESET,
+                                                                 "evaluator": ["--direct_num_workers=3"]}))
     path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://my-bucket/root", "example.com/bert-qa:1")
     args = _container_args(json.load(open(path))["pipelineSpec"])
     windowing = " ".join(args["FeatureWindowing"])
@@ -216,9 +214,9 @@ def _files(features) -> dict:
 
 
 @pytest.fixture(scope="module")
-def direct_features(corpus, tmp_path_factory):  # noqa: F811
-    return _run_windowing(corpus["examples"], str(tmp_path_factory.mktemp("direct") / "f"), DIRECT_DEFAULTS,
-                          num_shards=2)
+def direct_features(corpus, tmp_path_factory):
+    return run_windowing(corpus["examples"], str(tmp_path_factory.mktemp("direct") / "f"), DIRECT_DEFAULTS,
+                         num_shards=2)
 
 
 @pytest.fixture
@@ -257,7 +255,7 @@ def worker_pool(tmp_path):
 
 
 @pytest.mark.parametrize("environment", ["LOOPBACK", "EXTERNAL"])
-def test_windowing_on_portable_runner_identical_to_direct_runner(corpus, direct_features, tmp_path,  # noqa: F811
+def test_windowing_on_portable_runner_identical_to_direct_runner(corpus, direct_features, tmp_path,
                                                                  environment, request, monkeypatch):
     """``--runner=PortableRunner --job_endpoint=embed``: the pipeline goes through the Fn API job
     service as a portable job (what Flink, Spark and Dataflow's runner v2 run); the files are the
@@ -276,7 +274,7 @@ def test_windowing_on_portable_runner_identical_to_direct_runner(corpus, direct_
     if environment == "EXTERNAL":
         pool = request.getfixturevalue("worker_pool")
         args.append(f"--environment_config={pool['address']}")
-    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), args, num_shards=2)
+    features = run_windowing(corpus["examples"], str(tmp_path / "f"), args, num_shards=2)
     assert submitted == ["PortableRunner"]
     if environment == "EXTERNAL":
         assert b"Starting worker with command" in pool["log"].read_bytes()  # a separate SDK process ran

@@ -22,7 +22,7 @@ import yaml
 
 from tests import fixtures
 from tests.kfp_launcher import EXECUTOR_LOGS, Launcher, LauncherFailure
-from tests.test_pipeline import _config, make_setup
+from tests.pipeline_helpers import make_setup, pipeline_config
 
 ORDER = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
          "TflitePusher"]
@@ -38,8 +38,8 @@ def compiled(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("kfp")
     setup = make_setup(root)
-    config = _config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""},
-                     train={"epochs": 2, "batch_size": 8})
+    config = pipeline_config(setup, export={"variants": ["dynamic"]}, model={"encoder": ""},
+                             train={"epochs": 2, "batch_size": 8})
     # check_root=False: the data files are on this machine, which plays the cluster.
     path = compile_pipeline(config, str(root / "pipeline.yaml"), PIPELINE_ROOT, "example.com/bert-qa:test",
                             target="kfp", push_destination=PUSH_DESTINATION, check_root=False)

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from tests import fixtures
+from tests.pipeline_helpers import cluster_paths, make_setup, mlmd_artifact, node_states, pipeline_config
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 
@@ -23,73 +24,21 @@ from bert_qa_pipeline.pipeline import runner
 UPSTREAM = ["SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport"]
 
 
-def _subset(src: str, dst: str, articles: int, paragraphs: int) -> str:
-    with open(src, encoding="utf-8") as f:
-        data = json.load(f)["data"][:articles]
-    return fixtures.write_squad(dst, [{"title": a["title"], "paragraphs": a["paragraphs"][:paragraphs]}
-                                      for a in data])
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     return make_setup(tmp_path_factory.mktemp("pipeline"))
 
 
-def make_setup(root) -> dict:
-    """A few dozen real questions (train and eval subsets) and a tiny encoder under ``root``."""
-    data_dir = os.path.join(fixtures.REPO_ROOT, "data")
-    train = _subset(os.path.join(data_dir, "new_wiki_train.json"), str(root / "train.json"), 2, 3)
-    evaluation = _subset(os.path.join(data_dir, "new_wiki_eval.json"), str(root / "eval.json"), 2, 2)
-    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
-    return {"root": root, "train": train, "eval": evaluation, "encoder": encoder}
-
-
-def _config(setup, **sections) -> config_lib.PipelineConfig:
-    values = {
-        "output": str(setup["root"] / "out"),
-        "data": {"train": [setup["train"]], "eval": [setup["eval"]]},
-        "model": {"encoder": setup["encoder"], "seq_len": 64, "query_len": 16, "doc_stride": 32,
-                  "predict_batch_size": 8},
-        "train": {"epochs": 1, "batch_size": 8},
-        "export": {"variants": ["float32", "dynamic"]},
-        "evaluation": {"min_exact_match": 0.0, "min_f1": 0.0, "max_quantized_f1_drop": 100.0,
-                       "max_f1_drop_vs_baseline": 100.0, "min_f1_gain_over_untrained": -100.0},
-    }
-    for section, update in sections.items():
-        values[section] = {**values.get(section, {}), **update}
-    return config_lib.load_config(None, [values])
-
-
-def _states(summary):
-    return {n.node: n.state for n in summary.nodes}
-
-
-def _artifact(config, node: str, key: str):
-    """The newest output artifact ``key`` of ``node``, from MLMD, as a TFX artifact."""
-    import ml_metadata as mlmd
-    from ml_metadata.proto import metadata_store_pb2
-    from tfx.types import artifact_utils
-
-    store = mlmd.MetadataStore(runner.metadata_config(config.metadata_path))
-    context = store.get_context_by_type_and_name("node", f"{config.name}.{node}")
-    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-    events = [e for e in store.get_events_by_execution_ids([executions[-1].id])
-              if e.type == metadata_store_pb2.Event.OUTPUT and e.path.steps[0].key == key]
-    [artifact] = store.get_artifacts_by_id([events[0].artifact_id])
-    [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
-    return artifact_utils.deserialize_artifact(artifact_type, artifact)
-
-
 @pytest.fixture(scope="module")
 def first_run(setup):
-    config = _config(setup)
+    config = pipeline_config(setup)
     return config, runner.run(config)
 
 
 def test_first_run_executes_everything_and_pushes(first_run):
     config, summary = first_run
-    assert all(state == "COMPLETE" for state in _states(summary).values()), summary.format()
-    assert set(_states(summary)) >= set(UPSTREAM + ["QaEvaluator", "TflitePusher"])
+    assert all(state == "COMPLETE" for state in node_states(summary).values()), summary.format()
+    assert set(node_states(summary)) >= set(UPSTREAM + ["QaEvaluator", "TflitePusher"])
     assert summary.blessed is True
     assert summary.pushed == os.path.join(config.push_destination, "1")
     pushed = sorted(os.listdir(summary.pushed))
@@ -101,7 +50,7 @@ def test_first_run_executes_everything_and_pushes(first_run):
     assert manifest["f1"] == pytest.approx(summary.scores["f1_dynamic"], abs=1e-5)
     assert manifest["saved_model_f1"] == pytest.approx(summary.scores["f1_saved_model"], abs=1e-5)
     # The pushed model is the quantized variant the evaluator scored, and it runs.
-    export = _artifact(config, "TfliteExport", "tflite_model")
+    export = mlmd_artifact(config, "TfliteExport", "tflite_model")
     with open(os.path.join(export.uri, "model_dynamic.tflite"), "rb") as a, \
             open(os.path.join(summary.pushed, "model.tflite"), "rb") as b:
         assert a.read() == b.read()
@@ -119,7 +68,7 @@ def test_the_pushed_model_answers_through_the_task_library_as_bertqa_predict_doe
 
     from benchmarks import hf_env
     from bert_qa.tflite_runner import LiteRunner
-    from tests.test_task_library import CLIENT, TASK_LIBRARY_ENV
+    from tests.task_library_client import CLIENT, TASK_LIBRARY_ENV
 
     config, summary = first_run
     pushed = os.path.join(summary.pushed, "model.tflite")
@@ -173,10 +122,10 @@ def test_the_pushed_model_answers_through_the_task_library_as_bertqa_predict_doe
 
 def test_every_question_accounted_for(first_run):
     config, _ = first_run
-    examples = _artifact(config, "SquadExampleGen", "examples")
-    features = _artifact(config, "FeatureWindowing", "features")
-    model = _artifact(config, "QaTrainer", "model")
-    evaluation = _artifact(config, "QaEvaluator", "evaluation")
+    examples = mlmd_artifact(config, "SquadExampleGen", "examples")
+    features = mlmd_artifact(config, "FeatureWindowing", "features")
+    model = mlmd_artifact(config, "QaTrainer", "model")
+    evaluation = mlmd_artifact(config, "QaEvaluator", "evaluation")
     for split in ("train", "eval"):
         assert (features.get_int_custom_property(f"num_questions_{split}")
                 == examples.get_int_custom_property(f"num_questions_{split}"))
@@ -193,7 +142,7 @@ def test_evaluation_is_official_and_tfma_readable(first_run):
     from bert_qa import scoring
 
     config, _ = first_run
-    evaluation = _artifact(config, "QaEvaluator", "evaluation")
+    evaluation = mlmd_artifact(config, "QaEvaluator", "evaluation")
     eval_data = json.load(open(os.path.join(evaluation.uri, "eval_data.json")))["data"]
     with open(config.data.eval[0]) as f:
         original = json.load(f)["data"]
@@ -231,24 +180,24 @@ def test_evaluation_is_official_and_tfma_readable(first_run):
 
 def test_rerun_hits_the_cache_and_does_not_push_twice(first_run, setup):
     config, _ = first_run
-    second = runner.run(_config(setup))
-    states = _states(second)
+    second = runner.run(pipeline_config(setup))
+    states = node_states(second)
     assert all(states[node] == "CACHED" for node in UPSTREAM), second.format()
     # The resolver now finds the blessed model, a new input for the evaluator: it re-scores
     # the model against itself, and the pusher finds those bytes already published.
     assert second.pushed == os.path.join(config.push_destination, "1")
     assert os.listdir(config.push_destination) == ["1"]
-    third = runner.run(_config(setup))
-    assert all(state == "CACHED" for node, state in _states(third).items()
+    third = runner.run(pipeline_config(setup))
+    assert all(state == "CACHED" for node, state in node_states(third).items()
                if node != "latest_blessed_model_resolver"), third.format()
 
 
 def test_latest_published_baseline_is_the_pushed_tflite(first_run, setup):
     """Where no resolver runs (Kubeflow), the baseline is the newest pushed .tflite, re-scored."""
     config, first = first_run
-    run = runner.run(_config(setup, evaluation={"baseline": "latest_published"}))
-    assert "latest_blessed_model_resolver" not in _states(run)
-    blessing = _artifact(config, "QaEvaluator", "blessing")
+    run = runner.run(pipeline_config(setup, evaluation={"baseline": "latest_published"}))
+    assert "latest_blessed_model_resolver" not in node_states(run)
+    blessing = mlmd_artifact(config, "QaEvaluator", "blessing")
     assert blessing.get_string_custom_property("baseline_model") == os.path.join(config.push_destination, "1")
     # The pushed file is the first run's dynamic variant: same file, same questions, same score.
     assert blessing.get_float_custom_property("baseline_f1") == pytest.approx(first.scores["f1_dynamic"], abs=1e-9)
@@ -259,30 +208,30 @@ def test_baseline_is_the_latest_blessed_model_not_any(first_run, setup):
     """Two blessed models exist; the third run is compared with the newer, and the check's
     verdict follows the numbers (no threshold that decides it whatever they are)."""
     config, first = first_run
-    first_model = _artifact(config, "QaTrainer", "model")
+    first_model = mlmd_artifact(config, "QaTrainer", "model")
     # A second model (another seed), blessed under permissive thresholds and pushed as version 2.
-    second = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 99}))
+    second = runner.run(pipeline_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 99}))
     assert second.blessed is True and second.pushed == os.path.join(config.push_destination, "2")
-    second_model = _artifact(config, "QaTrainer", "model")
+    second_model = mlmd_artifact(config, "QaTrainer", "model")
     assert second_model.id != first_model.id
     # A third model with its own windowing; the baseline keeps its own: the evaluator re-windows
     # the questions from the baseline's record, so its F1 is the one the second run measured.
-    run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
-                             model={"doc_stride": 24}, evaluation={"max_f1_drop_vs_baseline": 0.0}))
-    states = _states(run)
+    run = runner.run(pipeline_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
+                                     model={"doc_stride": 24}, evaluation={"max_f1_drop_vs_baseline": 0.0}))
+    states = node_states(run)
     assert states["QaTrainer"] == "COMPLETE" and states["SquadExampleGen"] == "CACHED"
-    blessing = _artifact(config, "QaEvaluator", "blessing")
+    blessing = mlmd_artifact(config, "QaEvaluator", "blessing")
     assert blessing.get_int_custom_property("baseline_model_id") == second_model.id  # the latest, not the first
     baseline_f1 = blessing.get_float_custom_property("baseline_f1")
     assert baseline_f1 == pytest.approx(second.scores["f1_saved_model"], abs=1e-9)
-    assert _artifact(config, "FeatureWindowing", "features").get_int_custom_property("doc_stride") == 24
+    assert mlmd_artifact(config, "FeatureWindowing", "features").get_int_custom_property("doc_stride") == 24
     current_f1 = blessing.get_float_custom_property("f1")
     holds = current_f1 >= baseline_f1  # max_f1_drop_vs_baseline 0: no worse than the baseline
     failed = json.loads(blessing.get_string_custom_property("failed_checks"))
     assert ("f1 vs latest blessed model" in failed) is (not holds), (current_f1, baseline_f1, failed)
     assert run.blessed is holds and failed == ([] if holds else ["f1 vs latest blessed model"])
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED" if holds else "NOT_BLESSED"))
-    pushed = _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed")
+    pushed = mlmd_artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed")
     assert pushed == int(holds)
     assert sorted(os.listdir(config.push_destination)) == (["1", "2", "3"] if holds else ["1", "2"])
 
@@ -291,27 +240,28 @@ def test_regression_against_the_blessed_baseline_is_refused(first_run, setup):
     """Demanding more than the baseline scored refuses the model, and nothing is pushed."""
     config, _ = first_run
     before = sorted(os.listdir(config.push_destination))
-    run = runner.run(_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
-                             model={"doc_stride": 24}, evaluation={"max_f1_drop_vs_baseline": -100.0}))
+    run = runner.run(pipeline_config(setup, train={"epochs": 1, "batch_size": 8, "seed": 1234},
+                                     model={"doc_stride": 24},
+                                     evaluation={"max_f1_drop_vs_baseline": -100.0}))
     assert run.blessed is False and run.pushed is None
-    blessing = _artifact(config, "QaEvaluator", "blessing")
+    blessing = mlmd_artifact(config, "QaEvaluator", "blessing")
     assert json.loads(blessing.get_string_custom_property("failed_checks")) == ["f1 vs latest blessed model"]
     assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
-    assert _artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed") == 0
+    assert mlmd_artifact(config, "TflitePusher", "pushed_model").get_int_custom_property("pushed") == 0
     assert sorted(os.listdir(config.push_destination)) == before
 
 
 def test_changed_input_file_is_not_a_cache_hit(first_run, setup):
     """Same pattern, different file: the driver's fingerprint makes SquadExampleGen run again."""
     config, _ = first_run
-    before = _artifact(config, "SquadExampleGen", "examples")
+    before = mlmd_artifact(config, "SquadExampleGen", "examples")
     with open(setup["train"], encoding="utf-8") as f:
         data = json.load(f)["data"]
     fixtures.write_squad(setup["train"], [{"title": data[0]["title"], "paragraphs": data[0]["paragraphs"][:1]}]
                          + data[1:])
-    run = runner.run(_config(setup))
-    assert _states(run)["SquadExampleGen"] == "COMPLETE", run.format()
-    after = _artifact(config, "SquadExampleGen", "examples")
+    run = runner.run(pipeline_config(setup))
+    assert node_states(run)["SquadExampleGen"] == "COMPLETE", run.format()
+    after = mlmd_artifact(config, "SquadExampleGen", "examples")
     assert after.get_string_custom_property("input_fingerprint") != before.get_string_custom_property("input_fingerprint")
     assert after.get_int_custom_property("num_questions_train") < before.get_int_custom_property("num_questions_train")
 
@@ -319,7 +269,7 @@ def test_changed_input_file_is_not_a_cache_hit(first_run, setup):
 def test_windowing_goes_to_the_features_only_and_checkpoint_root_to_the_trainer(setup):
     from bert_qa_pipeline.pipeline.pipeline import create_components
 
-    config = _config(setup, train={"checkpoint_root": str(setup["root"] / "resume")})
+    config = pipeline_config(setup, train={"checkpoint_root": str(setup["root"] / "resume")})
     components = {c.id: c for c in create_components(config, str(setup["root"] / "push"))}
     windowing = components["FeatureWindowing"].exec_properties
     assert (windowing["seq_len"], windowing["query_len"], windowing["doc_stride"]) == (64, 16, 32)
@@ -327,7 +277,7 @@ def test_windowing_goes_to_the_features_only_and_checkpoint_root_to_the_trainer(
     assert trainer["checkpoint_root"] == str(setup["root"] / "resume")
     assert not {"seq_len", "query_len", "doc_stride", "do_lower_case"} & set(json.loads(trainer["spec_args"]))
     with pytest.raises(config_lib.ConfigError, match="extra_spec_args"):
-        _config(setup, model={"extra_spec_args": {"seq_len": 128}})
+        pipeline_config(setup, model={"extra_spec_args": {"seq_len": 128}})
 
 
 def test_config_file_and_overrides(tmp_path):
@@ -361,20 +311,11 @@ def test_cli_print_config(capsys):
     assert printed["model"]["seq_len"] == 192
 
 
-def cluster_paths(config):
-    """Locations a cluster's task can read (compile refuses this machine's paths): data shipped in
-    this repository (the image holds it) and on Cloud Storage, and the encoder on Cloud Storage."""
-    config.data.train = [os.path.join(fixtures.REPO_ROOT, "data", "new_wiki_train.json")]
-    config.data.eval = ["gs://bucket/data/eval.json"]
-    config.model.encoder = "gs://bucket/encoder"
-    return config
-
-
 def test_kubeflow_v2_compile(setup, tmp_path):
     from bert_qa_pipeline.kubeflow.compile import compile_pipeline
 
-    config = cluster_paths(_config(setup, beam={"windowing": ["--runner=DataflowRunner"],
-                                                "evaluator": ["--direct_num_workers=3"]}))
+    config = cluster_paths(pipeline_config(setup, beam={"windowing": ["--runner=DataflowRunner"],
+                                                        "evaluator": ["--direct_num_workers=3"]}))
     path = compile_pipeline(config, str(tmp_path / "pipeline.json"), "gs://bucket/root",
                             "example.com/bert-qa:1")
     spec = json.load(open(path))
@@ -449,7 +390,7 @@ def test_kubeflow_pipelines_target_runs_container_tasks_only(setup, tmp_path):
 
     from bert_qa_pipeline.kubeflow.compile import CompileError, compile_pipeline
 
-    config = cluster_paths(_config(setup))
+    config = cluster_paths(pipeline_config(setup))
     path = compile_pipeline(config, str(tmp_path / "pipeline.yaml"), "s3://bucket/root", "example.com/bert-qa:1",
                             target="kfp")
     spec = yaml.safe_load(open(path))

@@ -10,7 +10,7 @@ import textwrap
 
 from bert_qa_pipeline.pipeline import runner
 from tests import fixtures
-from tests.test_pipeline import _artifact, _config, _states, make_setup
+from tests.pipeline_helpers import make_setup, mlmd_artifact, node_states, pipeline_config
 
 _KILLED_RUN = textwrap.dedent("""
     import json, os, signal, sys
@@ -34,7 +34,7 @@ def test_windowing_killed_mid_write_is_recorded_and_never_consumed(tmp_path):
     from ml_metadata.proto import metadata_store_pb2
 
     setup = make_setup(tmp_path)
-    config = _config(setup, export={"variants": ["dynamic"]}, evaluation={"evaluate_untrained": False})
+    config = pipeline_config(setup, export={"variants": ["dynamic"]}, evaluation={"evaluate_untrained": False})
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     (tmp_path / "child.py").write_text(_KILLED_RUN)
     child = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "config.json")],
@@ -56,9 +56,9 @@ def test_windowing_killed_mid_write_is_recorded_and_never_consumed(tmp_path):
     assert written  # something was on disk when it died
 
     rerun = runner.run(config)  # the lock died with the killed run: no stale lock to remove
-    states = _states(rerun)
+    states = node_states(rerun)
     assert states["FeatureWindowing"] == "COMPLETE" and states["TflitePusher"] == "COMPLETE", rerun.format()
-    features = _artifact(config, "FeatureWindowing", "features")
+    features = mlmd_artifact(config, "FeatureWindowing", "features")
     assert not features.uri.startswith(half_written)
     trainer_context = store.get_context_by_type_and_name("node", f"{config.name}.QaTrainer")
     [trained] = store.get_executions_by_context(trainer_context.id)

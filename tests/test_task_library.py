@@ -31,7 +31,6 @@ Where the two disagree, each case must be one of these known kinds (else the tes
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import numpy as np
@@ -39,15 +38,12 @@ import pytest
 
 from benchmarks import hf_env  # isolated_env: shared with the Hugging Face side
 from tests import fixtures
+from tests.task_library_client import CLIENT, TASK_LIBRARY_ENV
 
 SEQ_LEN = 384  # the Task Library's kMaxSeqLen
 QUERY_LEN = 64  # its kMaxQueryLen
 TRAIN_SEQ_LEN = 128
 NUM_QUESTIONS = 12
-TASK_LIBRARY_ENV = ["uv", "run", "--no-project", "--python", "3.11",
-                    "--with", "tflite-support==0.4.4", "--with", "protobuf==3.20.3",
-                    "--with", "numpy<2", "python"]
-CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "task_library_client.py")
 # Logit sums agree to float rounding for the float variants; int8 by one output step.
 LOGIT_TOLERANCE = {"float32": 1e-4, "float16": 1e-4, "dynamic": 1e-4, "int8": 0.07}
 # Measured on these 12 questions: same span 11/12 for every variant (the 12th is the
