@@ -6,50 +6,22 @@ with two worker processes: the output files must be byte-identical whatever the 
 """
 from __future__ import annotations
 
-import copy
 import json
-import os
 
 import pytest
 
 from tests import fixtures
+from tests.data_helpers import DOC_STRIDE, QUERY_LEN, SEQ_LEN, real_articles, run_example_gen, run_windowing
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
-from tfx.dsl.components.base import base_beam_executor
-from tfx.types import standard_artifacts
 
 from bert_qa import squad_data, windowing
 from bert_qa.tokenization import CachedFullTokenizer
 from bert_qa_pipeline.components import artifacts, example_codecs
-from bert_qa_pipeline.components.feature_windowing import executor as windowing_executor
 from bert_qa_pipeline.components.squad_example_gen import executor as example_gen_executor
 
-SEQ_LEN, QUERY_LEN, DOC_STRIDE = 96, 24, 32  # short windows: many paragraphs need several
-
-
-def _articles(n_articles: int, n_paragraphs: int, start: int = 0):
-    data = fixtures.new_wiki_articles()[start:start + n_articles]
-    return [{"title": a["title"], "paragraphs": a["paragraphs"][:n_paragraphs]} for a in data]
-
-
-def _run_example_gen(out_dir: str, input_patterns, hash_buckets=None):
-    examples = standard_artifacts.Examples()
-    examples.uri = os.path.join(out_dir, "examples")
-    example_gen_executor.Executor().Do({}, {"examples": [examples]}, {
-        "input_patterns": json.dumps(input_patterns),
-        "hash_buckets": json.dumps(hash_buckets) if hash_buckets else None})
-    return examples
-
-
-def _run_windowing(examples, out_dir: str, beam_args, v2: bool = False, num_shards: int = 0):
-    features = standard_artifacts.Examples()
-    features.uri = out_dir
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args))
-    windowing_executor.Executor(context).Do({"examples": [examples]}, {"features": [features]}, {
-        "encoder_uri": fixtures.minilm_vocab(), "do_lower_case": 1, "seq_len": SEQ_LEN,
-        "query_len": QUERY_LEN, "doc_stride": DOC_STRIDE, "training_splits": '["train"]',
-        "version_2_with_negative": int(v2), "multi_answer": "first", "num_shards": num_shards})
-    return features
+# `corpus` (real articles through SquadExampleGen, two unusable training answers) is a module
+# fixture of tests/conftest.py: test_dataflow.py windows it too.
 
 
 def _records(features, split):
@@ -69,23 +41,6 @@ def _library_records(questions, is_training: bool, v2: bool = False):
             .SerializeToString(deterministic=True) for f in features], features, skipped
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Real articles, plus two training questions whose answers cannot be used."""
-    root = tmp_path_factory.mktemp("corpus")
-    train = _articles(3, 5)
-    broken = copy.deepcopy(train[0]["paragraphs"][0]["qas"][0])
-    broken.update(id="not-aligned", answers=[{"text": "zzqqxx", "answer_start": 0}])
-    outside = copy.deepcopy(train[0]["paragraphs"][1]["qas"][0])
-    outside.update(id="out-of-range", answers=[{"text": "abc", "answer_start": 10**6}])
-    train[0]["paragraphs"][0]["qas"].append(broken)
-    train[0]["paragraphs"][1]["qas"].append(outside)
-    train_path = fixtures.write_squad(str(root / "train.json"), train)
-    eval_path = fixtures.write_squad(str(root / "eval.json"), _articles(2, 4, start=10))
-    examples = _run_example_gen(str(root), {"train": [train_path], "eval": [eval_path]})
-    return {"root": root, "train": train_path, "eval": eval_path, "examples": examples}
-
-
 def test_example_gen_pattern_splits_and_counts(corpus):
     examples = corpus["examples"]
     assert artifacts.split_names(examples) == ["train", "eval"]
@@ -100,8 +55,8 @@ def test_example_gen_pattern_splits_and_counts(corpus):
 
 
 def test_example_gen_hash_split_keeps_articles_whole(tmp_path):
-    path = fixtures.write_squad(str(tmp_path / "all.json"), _articles(12, 2))
-    examples = _run_example_gen(str(tmp_path), [str(tmp_path / "*.json")], {"train": 3, "eval": 1})
+    path = fixtures.write_squad(str(tmp_path / "all.json"), real_articles(12, 2))
+    examples = run_example_gen(str(tmp_path), [str(tmp_path / "*.json")], {"train": 3, "eval": 1})
     titles = {}
     for split in ("train", "eval"):
         questions = example_codecs.read_questions(artifacts.split_uri(examples, split))
@@ -116,18 +71,18 @@ def test_example_gen_hash_split_keeps_articles_whole(tmp_path):
 
 
 def test_example_gen_bad_file_names_file_and_question(tmp_path):
-    articles = _articles(1, 1)
+    articles = real_articles(1, 1)
     del articles[0]["paragraphs"][0]["qas"][1]["question"]
     bad_id = articles[0]["paragraphs"][0]["qas"][1]["id"]
     bad = fixtures.write_squad(str(tmp_path / "bad.json"), articles)
-    good = fixtures.write_squad(str(tmp_path / "good.json"), _articles(1, 1, start=5))
+    good = fixtures.write_squad(str(tmp_path / "good.json"), real_articles(1, 1, start=5))
     with pytest.raises(squad_data.SquadFormatError) as err:
-        _run_example_gen(str(tmp_path), {"train": [bad], "eval": [good]})
+        run_example_gen(str(tmp_path), {"train": [bad], "eval": [good]})
     assert "bad.json" in str(err.value) and bad_id in str(err.value)
     from bert_qa.errors import InputError
 
     with pytest.raises(InputError, match="no file matches input pattern .*no_such"):  # exit 1, not 3
-        _run_example_gen(str(tmp_path), {"train": [str(tmp_path / "no_such*.json")], "eval": [bad]})
+        run_example_gen(str(tmp_path), {"train": [str(tmp_path / "no_such*.json")], "eval": [bad]})
 
 
 def test_windowing_equals_squad_lib_reference_in_eval_mode(corpus, tmp_path):
@@ -135,7 +90,7 @@ def test_windowing_equals_squad_lib_reference_in_eval_mode(corpus, tmp_path):
     from official.nlp.data import squad_lib
     from official.nlp.tools import tokenization
 
-    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
+    features = run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
     ours = [example_codecs.example_to_eval_feature(tf.train.Example.FromString(r)) for r in _records(features, "eval")]
     reference = []
     squad_lib.convert_examples_to_features(
@@ -154,7 +109,7 @@ def test_windowing_format_is_feature_writer(corpus, tmp_path):
     """Training records parse exactly like squad_lib.FeatureWriter's (what the spec reads)."""
     from official.nlp.data import squad_lib
 
-    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
+    features = run_windowing(corpus["examples"], str(tmp_path / "f"), ["--direct_running_mode=in_memory"])
     questions = example_codecs.read_questions(artifacts.split_uri(corpus["examples"], "train"))
     _, reference, _ = _library_records(questions, is_training=True)
     path = str(tmp_path / "writer.tfrecord")
@@ -171,7 +126,7 @@ def test_windowing_format_is_feature_writer(corpus, tmp_path):
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 3),
 ], ids=["1-worker", "2-worker-processes-3-shards"])
 def test_windowing_identical_to_library_for_any_worker_count(corpus, tmp_path, beam_args, num_shards):
-    features = _run_windowing(corpus["examples"], str(tmp_path / "f"), beam_args, num_shards=num_shards)
+    features = run_windowing(corpus["examples"], str(tmp_path / "f"), beam_args, num_shards=num_shards)
     for split, is_training in (("train", True), ("eval", False)):
         questions = example_codecs.read_questions(artifacts.split_uri(corpus["examples"], split))
         expected, _, skipped = _library_records(questions, is_training)
@@ -195,16 +150,16 @@ def test_windowing_identical_to_library_for_any_worker_count(corpus, tmp_path, b
 
 
 def test_windowing_v2_unanswerable_questions(tmp_path):
-    articles = _articles(2, 2, start=12)  # articles no other test here reads
+    articles = real_articles(2, 2, start=12)  # articles no other test here reads
     for article in articles:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"][::3]:
                 qa.update(is_impossible=True, answers=[])
     path = fixtures.write_squad(str(tmp_path / "v2.json"), articles, version="2.0")
     eval_path = fixtures.write_squad(str(tmp_path / "v2_eval.json"), articles[:1], version="2.0")
-    examples = _run_example_gen(str(tmp_path), {"train": [path], "eval": [eval_path]})
+    examples = run_example_gen(str(tmp_path), {"train": [path], "eval": [eval_path]})
     assert examples.get_int_custom_property("num_impossible_train") > 0
-    features = _run_windowing(examples, str(tmp_path / "f"), ["--direct_running_mode=in_memory"], v2=True)
+    features = run_windowing(examples, str(tmp_path / "f"), ["--direct_running_mode=in_memory"], v2=True)
     questions = example_codecs.read_questions(artifacts.split_uri(examples, "train"))
     expected, reference, _ = _library_records(questions, is_training=True, v2=True)
     assert _records(features, "train") == expected

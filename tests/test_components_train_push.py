@@ -11,51 +11,19 @@ import textwrap
 import pytest
 
 from tests import fixtures
+from tests.train_push_helpers import DOC_STRIDE, QUERY_LEN, SEQ_LEN, fake_blessing, fake_export, push
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
-from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils
 
 from bert_qa_pipeline.components import artifacts
-from bert_qa_pipeline.components.feature_windowing import executor as windowing_executor
 from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds, decide
 from bert_qa_pipeline.components.qa_trainer import executor as trainer_executor
-from bert_qa_pipeline.components.squad_example_gen import executor as example_gen_executor
 from bert_qa_pipeline.components.tflite_pusher import executor as pusher_executor
 
-SEQ_LEN, QUERY_LEN, DOC_STRIDE = 64, 16, 32
-
-
-def window_articles(root, encoder: str, num_shards: int = 0):
-    """A few real articles through SquadExampleGen and FeatureWindowing's executors, under
-    ``root``; the windowed features artifact (train and eval splits)."""
-    data = fixtures.new_wiki_articles()
-    train = fixtures.write_squad(str(root / "train.json"),
-                                 [{"title": a["title"], "paragraphs": a["paragraphs"][:2]} for a in data[:2]])
-    evaluation = fixtures.write_squad(str(root / "eval.json"),
-                                      [{"title": data[5]["title"], "paragraphs": data[5]["paragraphs"][:1]}])
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root / "examples")
-    example_gen_executor.Executor().Do({}, {"examples": [examples]},
-                                       {"input_patterns": json.dumps({"train": [train], "eval": [evaluation]})})
-    out = standard_artifacts.Examples()
-    out.uri = str(root / "features")
-    windowing_executor.Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[])).Do(
-        {"examples": [examples]}, {"features": [out]}, {
-            "encoder_uri": encoder, "do_lower_case": 1, "seq_len": SEQ_LEN, "query_len": QUERY_LEN,
-            "doc_stride": DOC_STRIDE, "training_splits": '["train"]', "version_2_with_negative": 0,
-            "multi_answer": "first", "num_shards": num_shards})
-    return out
-
-
-@pytest.fixture(scope="module")
-def features(tmp_path_factory):
-    """Windowed training features of a few real articles, for a tiny encoder."""
-    root = tmp_path_factory.mktemp("train")
-    encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"))
-    out = window_articles(root, encoder)
-    return {"root": root, "encoder": encoder, "features": out}
+# `features` (windowed training features of a few real articles, for a tiny encoder) is a module
+# fixture of tests/conftest.py: test_trainer_faults.py trains on it too.
 
 
 def _trainer_properties(encoder: str, checkpoint_root: str, epochs: int) -> dict:
@@ -190,39 +158,10 @@ def test_blessing_rules():
     assert [c.name for c in checks if not c.passed] == ["f1 vs untrained model"]
 
 
-def _fake_export(root, name: str, content: bytes):
-    model = standard_artifacts.Model()
-    model.uri = str(root / name)
-    os.makedirs(model.uri)
-    with open(os.path.join(model.uri, "model_dynamic.tflite"), "wb") as f:
-        f.write(content)
-    with open(os.path.join(model.uri, "vocab.txt"), "w") as f:
-        f.write("[PAD]\n")
-    return model
-
-
-def _blessing(root, name: str, blessed: bool):
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(root / name)
-    os.makedirs(blessing.uri)
-    open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_float_custom_property("f1", 50.0)
-    return blessing
-
-
-def _push(model, blessing, destination, root, name):
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(root / name)
-    pusher_executor.Executor().Do({"tflite_model": [model], "blessing": [blessing]}, {"pushed_model": [pushed]},
-                                  {"push_destination": destination, "variant": "dynamic"})
-    return pushed
-
-
 def test_pusher_versions_refusal_and_no_overwrite(tmp_path, monkeypatch):
     destination = str(tmp_path / "dest")
-    first = _push(_fake_export(tmp_path, "m1", b"model-one"), _blessing(tmp_path, "b1", True),
-                  destination, tmp_path, "p1")
+    first = push(fake_export(tmp_path, "m1", b"model-one"), fake_blessing(tmp_path, "b1", True),
+                 destination, tmp_path, "p1")
     assert first.get_int_custom_property("pushed") == 1
     assert first.get_string_custom_property("pushed_version") == "1"
     assert open(os.path.join(destination, "1", "model.tflite"), "rb").read() == b"model-one"
@@ -230,14 +169,14 @@ def test_pusher_versions_refusal_and_no_overwrite(tmp_path, monkeypatch):
     assert manifest["version"] == 1 and manifest["files"] == ["model.tflite", "vocab.txt"]
 
     # Not blessed: nothing is pushed.
-    refused = _push(_fake_export(tmp_path, "m2", b"model-two"), _blessing(tmp_path, "b2", False),
-                    destination, tmp_path, "p2")
+    refused = push(fake_export(tmp_path, "m2", b"model-two"), fake_blessing(tmp_path, "b2", False),
+                   destination, tmp_path, "p2")
     assert refused.get_int_custom_property("pushed") == 0
     assert os.listdir(destination) == ["1"]
 
     # The same bytes again: no duplicate version.
-    again = _push(_fake_export(tmp_path, "m1b", b"model-one"), _blessing(tmp_path, "b1b", True),
-                  destination, tmp_path, "p1b")
+    again = push(fake_export(tmp_path, "m1b", b"model-one"), fake_blessing(tmp_path, "b1b", True),
+                 destination, tmp_path, "p1b")
     assert again.get_string_custom_property("pushed_version") == "1"
     assert again.get_int_custom_property("already_pushed") == 1
 
@@ -255,8 +194,8 @@ def test_pusher_versions_refusal_and_no_overwrite(tmp_path, monkeypatch):
         return listed(dest)
 
     monkeypatch.setattr(pusher_executor, "existing_versions", stale_then_real)
-    third = _push(_fake_export(tmp_path, "m3", b"model-three"), _blessing(tmp_path, "b3", True),
-                  destination, tmp_path, "p3")
+    third = push(fake_export(tmp_path, "m3", b"model-three"), fake_blessing(tmp_path, "b3", True),
+                 destination, tmp_path, "p3")
     monkeypatch.undo()
     assert third.get_string_custom_property("pushed_version") == "3"
     assert open(os.path.join(destination, "2", "model.tflite"), "rb").read() == b"someone-else"
@@ -277,7 +216,7 @@ def test_pusher_failure_leaves_no_partial_version(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
     with pytest.raises(OSError, match="simulated"):
-        _push(_fake_export(tmp_path, "m", b"model"), _blessing(tmp_path, "b", True), destination, tmp_path, "p")
+        push(fake_export(tmp_path, "m", b"model"), fake_blessing(tmp_path, "b", True), destination, tmp_path, "p")
     monkeypatch.undo()
     assert os.path.dirname(copies[0]).startswith(os.path.join(destination, ".staging-"))
     assert os.listdir(destination) == []  # neither a version nor the staging directory

@@ -34,8 +34,7 @@ from tfx.utils import json_utils
 
 from bert_qa_pipeline.components import artifacts
 from bert_qa_pipeline.components.qa_trainer import vertex_executor
-from tests.test_components_train_push import SEQ_LEN, window_articles
-from tests.test_strategies import free_ports
+from tests.train_push_helpers import SEQ_LEN, window_articles
 
 EPOCHS, STEPS_PER_EPOCH, GLOBAL_BATCH, LEARNING_RATE = 2, 3, 8, 1e-3
 PROJECT, REGION, IMAGE = "my-project", "europe-west4", "europe-docker.pkg.dev/my-project/bert-qa/pipeline:1"
@@ -110,7 +109,7 @@ class FakeVertex:
 
     def _run(self, custom_job):
         pools = custom_job["job_spec"]["worker_pool_specs"]
-        addresses = iter(f"localhost:{p}" for p in free_ports(sum(p["replica_count"] for p in pools)))
+        addresses = iter(f"localhost:{p}" for p in fixtures.free_ports(sum(p["replica_count"] for p in pools)))
         cluster = {POOL_TASK_TYPES[i]: [next(addresses) for _ in range(p["replica_count"])]
                    for i, p in enumerate(pools)}
         procs = []

@@ -13,7 +13,7 @@ import pytest
 
 from bert_qa_pipeline.components import artifacts, object_store
 from bert_qa_pipeline.components.tflite_pusher import executor as pusher_executor
-from tests.test_components_train_push import _blessing, _fake_export, _push
+from tests.train_push_helpers import fake_blessing, fake_export, push
 
 BUCKET = "pushes"
 
@@ -44,7 +44,7 @@ def test_the_store_speaks_s3(s3_server, bucket, tmp_path):
 
 def test_pusher_publishes_versions_on_s3_and_never_overwrites(s3_server, bucket, tmp_path, monkeypatch):
     destination = f"s3://{bucket}/models"
-    first = _push(_fake_export(tmp_path, "m1", b"one"), _blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
+    first = push(fake_export(tmp_path, "m1", b"one"), fake_blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
     assert first.get_string_custom_property("pushed_destination") == f"{destination}/1"
     assert s3_server.keys(bucket, "models/") == [
         "models/1/.claim", "models/1/manifest.json", "models/1/model.tflite", "models/1/vocab.txt"]
@@ -71,7 +71,8 @@ def test_pusher_publishes_versions_on_s3_and_never_overwrites(s3_server, bucket,
 
     monkeypatch.setattr(pusher_executor, "existing_versions", stale_then_real)
     monkeypatch.setattr(object_store, "create_exclusive", recording_create)
-    third = _push(_fake_export(tmp_path, "m3", b"three"), _blessing(tmp_path, "b3", True), destination, tmp_path, "p3")
+    third = push(fake_export(tmp_path, "m3", b"three"), fake_blessing(tmp_path, "b3", True), destination, tmp_path,
+                 "p3")
     monkeypatch.undo()
     assert third.get_string_custom_property("pushed_version") == "3"
     assert claims == [("2", False), ("3", True), ("3", True)]  # lost 2's claim; 3's claim, then its manifest
@@ -84,7 +85,7 @@ def test_pusher_publishes_versions_on_s3_and_never_overwrites(s3_server, bucket,
 
 def test_a_failed_push_to_s3_leaves_no_half_model(s3_server, bucket, tmp_path, monkeypatch):
     destination = f"s3://{bucket}/failing"
-    _push(_fake_export(tmp_path, "m1", b"one"), _blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
+    push(fake_export(tmp_path, "m1", b"one"), fake_blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
     real_copy, calls = object_store.copy, []
 
     def failing_copy(src, dst, overwrite=False):
@@ -95,7 +96,7 @@ def test_a_failed_push_to_s3_leaves_no_half_model(s3_server, bucket, tmp_path, m
 
     monkeypatch.setattr(object_store, "copy", failing_copy)
     with pytest.raises(ConnectionError, match="simulated"):
-        _push(_fake_export(tmp_path, "m2", b"two"), _blessing(tmp_path, "b2", True), destination, tmp_path, "p2")
+        push(fake_export(tmp_path, "m2", b"two"), fake_blessing(tmp_path, "b2", True), destination, tmp_path, "p2")
     monkeypatch.undo()
     assert [k for k in s3_server.keys(bucket, "failing/") if k.startswith("failing/2/")] == []
     assert artifacts.latest_published(destination) == f"{destination}/1"
@@ -103,7 +104,7 @@ def test_a_failed_push_to_s3_leaves_no_half_model(s3_server, bucket, tmp_path, m
 
 def test_a_minio_destination_is_refused_before_any_work(tmp_path):
     with pytest.raises(object_store.UnsupportedSchemeError, match=r"write s3://BUCKET/PATH and set AWS_ENDPOINT_URL"):
-        _push(_fake_export(tmp_path, "m", b"x"), _blessing(tmp_path, "b", True), "minio://mlpipeline/pushed",
-              tmp_path, "p")
+        push(fake_export(tmp_path, "m", b"x"), fake_blessing(tmp_path, "b", True), "minio://mlpipeline/pushed",
+             tmp_path, "p")
     with pytest.raises(object_store.UnsupportedSchemeError, match="names no bucket"):
         object_store.check_destination("s3:///pushed")

@@ -15,7 +15,7 @@ from tfx.utils import json_utils
 from bert_qa_pipeline.components import artifacts
 from bert_qa_pipeline.components.tflite_pusher import executor as pusher_executor
 from tests import fixtures
-from tests.test_components_train_push import _blessing, _fake_export, _push
+from tests.train_push_helpers import fake_blessing, fake_export, push
 
 _KILLED_PUSHER = textwrap.dedent("""
     import json, os, signal, sys
@@ -44,7 +44,7 @@ def test_a_push_killed_midway_publishes_nothing_and_the_rerun_publishes(tmp_path
     from tfx.types import standard_artifacts
 
     destination = str(tmp_path / "dest")
-    model, blessing = _fake_export(tmp_path, "m", b"model"), _blessing(tmp_path, "b", True)
+    model, blessing = fake_export(tmp_path, "m", b"model"), fake_blessing(tmp_path, "b", True)
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "killed")
     script, args = tmp_path / "child.py", tmp_path / "args.json"
@@ -66,7 +66,7 @@ def test_a_push_killed_midway_publishes_nothing_and_the_rerun_publishes(tmp_path
     for name in os.listdir(staging):
         os.utime(os.path.join(staging, name), (day_ago, day_ago))
     os.utime(staging, (day_ago, day_ago))
-    rerun = _push(model, blessing, destination, tmp_path, "rerun")
+    rerun = push(model, blessing, destination, tmp_path, "rerun")
     assert rerun.get_string_custom_property("pushed_version") == "1"
     assert sorted(os.listdir(destination)) == ["1"]
     assert open(os.path.join(destination, "1", "model.tflite"), "rb").read() == b"model"
@@ -77,7 +77,7 @@ def test_a_fresh_staging_directory_is_left_to_its_pusher(tmp_path):
     live = destination / ".staging-live"
     live.mkdir(parents=True)
     (live / "model.tflite").write_bytes(b"being copied")
-    _push(_fake_export(tmp_path, "m", b"model"), _blessing(tmp_path, "b", True), str(destination), tmp_path, "p")
+    push(fake_export(tmp_path, "m", b"model"), fake_blessing(tmp_path, "b", True), str(destination), tmp_path, "p")
     assert (live / "model.tflite").exists()
 
 
@@ -98,7 +98,7 @@ def test_object_store_push_claims_the_version_and_writes_the_manifest_last(tmp_p
 
     monkeypatch.setattr(object_store, "copy", recording_copy)
     monkeypatch.setattr(object_store, "create_exclusive", recording_create)
-    first = _push(_fake_export(tmp_path, "m1", b"one"), _blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
+    first = push(fake_export(tmp_path, "m1", b"one"), fake_blessing(tmp_path, "b1", True), destination, tmp_path, "p1")
     assert first.get_string_custom_property("pushed_version") == "1"
     # The claim first, the manifest last, every file in between.
     assert written == [pusher_executor.CLAIM_FILE, "model.tflite", "vocab.txt", artifacts.MANIFEST_FILE]
@@ -115,7 +115,7 @@ def test_object_store_push_claims_the_version_and_writes_the_manifest_last(tmp_p
 
     monkeypatch.setattr(object_store, "copy", failing_copy)
     with pytest.raises(tf.errors.UnavailableError, match="simulated"):
-        _push(_fake_export(tmp_path, "m2", b"two"), _blessing(tmp_path, "b2", True), destination, tmp_path, "p2")
+        push(fake_export(tmp_path, "m2", b"two"), fake_blessing(tmp_path, "b2", True), destination, tmp_path, "p2")
     monkeypatch.undo()
     local = str(tmp_path / "bucket" / "pushed")
     assert sorted(os.listdir(local)) == ["1"]

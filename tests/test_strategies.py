@@ -209,17 +209,6 @@ def test_cpu_strategy_trains_like_off(name, strategy_class, encoder, train_shard
 
 # -- two worker processes ------------------------------------------------------------------
 
-def free_ports(n: int):
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def launch_training(encoder: str, shards, model_dir: str, *extra: str, tf_config=None):
     """tests/train_worker.py in its own process, on the module's shape and schedule."""
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=fixtures.REPO_ROOT)
@@ -302,7 +291,7 @@ def data_parallel_reference(encoder, shards):
 
 
 def test_multi_worker_mirrored_two_processes(encoder, train_shards, tmp_path):
-    ports = free_ports(2)
+    ports = fixtures.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     model_dir = str(tmp_path / "model")  # shared, as on GCS: non-chief writes go to temp dirs
     deadline = time.monotonic() + WORKER_TIMEOUT_S
@@ -409,7 +398,7 @@ def test_parameter_server_cluster_trains_like_off(encoder, train_shards, referen
     tf_keras's DatasetCreator path). One worker reading unsharded data in global batches does
     the maths 'off' does, so the final weights must match the reference run.
     """
-    ports = free_ports(3)
+    ports = fixtures.free_ports(3)
     cluster = {"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"],
                "ps": [f"localhost:{ports[2]}"]}
 

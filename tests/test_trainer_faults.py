@@ -27,7 +27,6 @@ from tfx.utils import json_utils
 from bert_qa_pipeline.components import artifacts
 from bert_qa_pipeline.components.qa_trainer import executor as trainer_executor
 from tests import fixtures
-from tests.test_components_train_push import features  # noqa: F401  (module fixture)
 
 EPOCHS = 3
 
@@ -119,7 +118,7 @@ def _final_weights(model_run) -> dict:
 
 
 @pytest.fixture(scope="module")
-def no_dropout(features, tmp_path_factory):  # noqa: F811
+def no_dropout(features, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     encoder = fixtures.make_tiny_tf2_encoder(str(root / "encoder"), hidden_dropout_prob=0.0,
                                              attention_probs_dropout_prob=0.0)
@@ -129,7 +128,7 @@ def no_dropout(features, tmp_path_factory):  # noqa: F811
 
 
 @pytest.mark.parametrize("kill_at", ["after_epoch", "backup_write", "progress_write"])
-def test_killed_training_resumes_to_the_uninterrupted_model(features, no_dropout, kill_at, tmp_path):  # noqa: F811
+def test_killed_training_resumes_to_the_uninterrupted_model(features, no_dropout, kill_at, tmp_path):
     encoder, reference = no_dropout
     properties = _properties(encoder, str(tmp_path / "resume"))
     killed_model, killed_run = _outputs(tmp_path, "killed")
