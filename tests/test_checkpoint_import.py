@@ -19,66 +19,10 @@ from bert_qa import _env  # noqa: F401
 from bert_qa import checkpoint_import, pretrained
 from bert_qa.checkpoint_import import CheckpointImportError, import_hf_checkpoint
 from tests import reference_bert_numpy
+# (tests/test_training_parity.py still imports TINY_CONFIG and tiny_hf_weights from here.)
+from tests.fixtures import TINY_HF_CONFIG as TINY_CONFIG, tiny_hf_weights, write_hf_checkpoint
 
 TOL = 1e-4
-TINY_CONFIG = {
-    "model_type": "bert", "architectures": ["BertModel"], "hidden_act": "gelu",
-    "vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2,
-    "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-    "initializer_range": 0.02, "position_embedding_type": "absolute",
-}
-
-
-def tiny_hf_weights(config: dict, seed: int = 0) -> dict:
-    """Random HF ``BertModel`` tensors, scaled so that a wrong transpose or head split shows."""
-    rng = np.random.default_rng(seed)
-    h, inner = config["hidden_size"], config["intermediate_size"]
-
-    def rand(*shape, scale=0.3):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def norm(prefix):
-        return {prefix + ".weight": 1.0 + rand(h, scale=0.2), prefix + ".bias": rand(h, scale=0.2)}
-
-    w = {
-        "embeddings.word_embeddings.weight": rand(config["vocab_size"], h, scale=1.0),
-        "embeddings.position_embeddings.weight": rand(config["max_position_embeddings"], h, scale=1.0),
-        "embeddings.token_type_embeddings.weight": rand(config["type_vocab_size"], h, scale=1.0),
-        "embeddings.position_ids": np.arange(config["max_position_embeddings"], dtype=np.int64)[None],
-        **norm("embeddings.LayerNorm"),
-        "pooler.dense.weight": rand(h, h), "pooler.dense.bias": rand(h),
-    }
-    for i in range(config["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for name, (out_dim, in_dim) in {
-            "attention.self.query": (h, h), "attention.self.key": (h, h),
-            "attention.self.value": (h, h), "attention.output.dense": (h, h),
-            "intermediate.dense": (inner, h), "output.dense": (h, inner),
-        }.items():
-            w[p + name + ".weight"] = rand(out_dim, in_dim, scale=1.0 / np.sqrt(in_dim) * 1.5)
-            w[p + name + ".bias"] = rand(out_dim, scale=0.2)
-        w.update(norm(p + "attention.output.LayerNorm"))
-        w.update(norm(p + "output.LayerNorm"))
-    return w
-
-
-def write_hf_checkpoint(path, weights: dict, config: dict = TINY_CONFIG,
-                        tokenizer_config: dict | None = None) -> str:
-    from safetensors.numpy import save_file
-
-    os.makedirs(path, exist_ok=True)
-    save_file(weights, os.path.join(path, "model.safetensors"))
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f)
-    with open(os.path.join(path, "vocab.txt"), "w") as f:
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        words = [f"w{i}" for i in range(config["vocab_size"] - len(specials))]
-        f.write("\n".join(specials + words) + "\n")
-    if tokenizer_config is not None:
-        with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
-            json.dump(tokenizer_config, f)
-    return str(path)
 
 
 def run_encoder(export_dir: str, ids: np.ndarray, mask: np.ndarray, types: np.ndarray):

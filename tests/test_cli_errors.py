@@ -16,31 +16,9 @@ import numpy as np
 import pytest
 
 from bert_qa import _env  # noqa: F401
-from bert_qa.errors import EXIT_BAD_INPUT, EXIT_TOOL_FAILED, InputError
-from bert_qa_cli.main import main
-from tests.test_checkpoint_import import TINY_CONFIG, tiny_hf_weights, write_hf_checkpoint
-
-SEQ_LEN = 32
-QUERY_LEN = 8
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "sat", "on", "mat", "who", "?"]
-
-
-def cli(argv, capsys):
-    """(status, stdout + stderr) of one `bertqa` call; a traceback anywhere fails the test."""
-    status = main(argv)
-    captured = capsys.readouterr()
-    output = captured.out + captured.err
-    assert "Traceback" not in output, output
-    return status, output
-
-
-def assert_bad_input(argv, capsys, *expected):
-    status, output = cli(argv, capsys)
-    assert status == EXIT_BAD_INPUT, output
-    assert f"bertqa {argv[0]}: error: " in output, output
-    for text in expected:
-        assert str(text) in output, (text, output)
-    return output
+from bert_qa.errors import EXIT_TOOL_FAILED, InputError
+from tests.cli_helpers import assert_bad_input, cli
+from tests.fixtures import TINY_HF_CONFIG, tiny_hf_weights, write_hf_checkpoint
 
 
 # -- 1. configuration files (`bertqa run` / `bertqa compile`) ------------------------------------
@@ -95,31 +73,8 @@ def test_an_empty_config_file_is_all_defaults(tmp_path, capsys):
 
 # -- 2. `bertqa predict`: context files and .tflite models ----------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_tflite(tmp_path_factory):
-    """A real QA .tflite with Task Library metadata (tiny: an embedding and a dense layer), and
-    the same model without metadata."""
-    import tensorflow as tf
-    import tf_keras
-
-    from bert_qa.export import export_saved_model, export_tflite
-
-    root = tmp_path_factory.mktemp("tflite")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    tf_keras.utils.set_random_seed(0)
-    inputs = [tf_keras.Input((SEQ_LEN,), dtype=tf.int32, name=name)
-              for name in ("input_word_ids", "input_mask", "input_type_ids")]
-    logits = tf_keras.layers.Dense(2)(tf_keras.layers.Embedding(len(WORDS), 4)(inputs[0]))
-    start = tf_keras.layers.Lambda(lambda x: x[..., 0])(logits)
-    end = tf_keras.layers.Lambda(lambda x: x[..., 1])(logits)
-    model = tf_keras.Model(inputs, [start, end])
-    saved = export_saved_model(model, str(root / "saved_model"), vocab_file=str(vocab),
-                               query_len=QUERY_LEN, doc_stride=8)
-    path = export_tflite(saved, str(root / "model.tflite"), "float32", vocab_file=str(vocab),
-                         metadata_options={"query_len": QUERY_LEN, "doc_stride": 8})
-    bare = export_tflite(saved, str(root / "bare.tflite"), "float32", metadata=False)
-    return dict(root=root, saved=saved, path=path, bare=bare, vocab=str(vocab))
+# `tiny_tflite` (a real QA .tflite with Task Library metadata, and one without) is a module
+# fixture of tests/conftest.py: test_settings_refused.py uses it too.
 
 
 def _predict(model, context_file, question="who sat ?"):
@@ -189,7 +144,7 @@ def test_predict_tool_failure_is_exit_3_not_blamed_on_the_input(tiny_tflite, tmp
 @pytest.fixture
 def checkpoint(tmp_path):
     """A valid tiny uncased checkpoint directory to break one file of."""
-    return write_hf_checkpoint(tmp_path / "tiny-uncased", tiny_hf_weights(TINY_CONFIG))
+    return write_hf_checkpoint(tmp_path / "tiny-uncased", tiny_hf_weights(TINY_HF_CONFIG))
 
 
 def _import(checkpoint_dir, tmp_path):
@@ -205,23 +160,23 @@ def _write_config(checkpoint_dir, config) -> str:
 
 BAD_CONFIGS = {
     "not_json": ('{"model_type": "bert",\n "hidden_size": 32,,}', "not valid JSON"),
-    "a_list": ([TINY_CONFIG], "must hold a JSON object"),
-    "missing_hidden_size": ({k: v for k, v in TINY_CONFIG.items() if k != "hidden_size"},
+    "a_list": ([TINY_HF_CONFIG], "must hold a JSON object"),
+    "missing_hidden_size": ({k: v for k, v in TINY_HF_CONFIG.items() if k != "hidden_size"},
                             "missing key(s) ['hidden_size']"),
-    "string_size": ({**TINY_CONFIG, "hidden_size": "32"}, "hidden_size must be a positive integer"),
-    "float_layers": ({**TINY_CONFIG, "num_hidden_layers": 2.5},
+    "string_size": ({**TINY_HF_CONFIG, "hidden_size": "32"}, "hidden_size must be a positive integer"),
+    "float_layers": ({**TINY_HF_CONFIG, "num_hidden_layers": 2.5},
                      "num_hidden_layers must be a positive integer"),
-    "zero_heads": ({**TINY_CONFIG, "num_attention_heads": 0},
+    "zero_heads": ({**TINY_HF_CONFIG, "num_attention_heads": 0},
                    "num_attention_heads must be a positive integer"),
-    "indivisible_heads": ({**TINY_CONFIG, "num_attention_heads": 3},
+    "indivisible_heads": ({**TINY_HF_CONFIG, "num_attention_heads": 3},
                           "hidden_size 32 is not divisible by num_attention_heads 3"),
-    "bool_vocab": ({**TINY_CONFIG, "vocab_size": True}, "vocab_size must be a positive integer"),
-    "dropout": ({**TINY_CONFIG, "hidden_dropout_prob": "0.1"},
+    "bool_vocab": ({**TINY_HF_CONFIG, "vocab_size": True}, "vocab_size must be a positive integer"),
+    "dropout": ({**TINY_HF_CONFIG, "hidden_dropout_prob": "0.1"},
                 "hidden_dropout_prob must be a non-negative number"),
-    "activation_type": ({**TINY_CONFIG, "hidden_act": 5}, "hidden_act must be a string"),
-    "activation": ({**TINY_CONFIG, "hidden_act": "swishy"}, "hidden_act 'swishy'"),
-    "layer_norm_eps": ({**TINY_CONFIG, "layer_norm_eps": 1e-5}, "layer_norm_eps 1e-05 is not supported"),
-    "model_type": ({**TINY_CONFIG, "model_type": "roberta"}, "model_type 'roberta' is not BERT"),
+    "activation_type": ({**TINY_HF_CONFIG, "hidden_act": 5}, "hidden_act must be a string"),
+    "activation": ({**TINY_HF_CONFIG, "hidden_act": "swishy"}, "hidden_act 'swishy'"),
+    "layer_norm_eps": ({**TINY_HF_CONFIG, "layer_norm_eps": 1e-5}, "layer_norm_eps 1e-05 is not supported"),
+    "model_type": ({**TINY_HF_CONFIG, "model_type": "roberta"}, "model_type 'roberta' is not BERT"),
 }
 
 

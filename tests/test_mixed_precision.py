@@ -12,7 +12,6 @@ import tf_keras
 
 from bert_qa import BertQaSpec, DataLoader, hub_format, modeling, question_answer
 from tests import fixtures
-from tests.test_train_evaluate import _subset
 
 SEQ = 96
 
@@ -44,7 +43,8 @@ def test_native_encoder_is_the_savedmodel(tiny_encoder):
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"])
 def test_mixed_precision_trains_exports_and_scores(tiny_encoder, tmp_path, policy):
-    train_file = fixtures.write_squad(str(tmp_path / "train.json"), _subset("english_tydiqa_train.json", 48, True))
+    train_file = fixtures.write_squad(str(tmp_path / "train.json"),
+                                      fixtures.squad_subset("english_tydiqa_train.json", 48, True))
     spec = _spec(tiny_encoder, tmp_path, policy)
     train = DataLoader.from_squad(train_file, spec, is_training=True, cache_dir=str(tmp_path / "cache"))
     evaluation = DataLoader.from_squad(train_file, spec, is_training=False, cache_dir=str(tmp_path / "cache"))
@@ -74,7 +74,8 @@ def test_mixed_precision_trains_exports_and_scores(tiny_encoder, tmp_path, polic
 
 
 def test_mixed_float16_is_loss_scaled_and_trains(tiny_encoder, tmp_path):
-    train_file = fixtures.write_squad(str(tmp_path / "train.json"), _subset("english_tydiqa_train.json", 24, True))
+    train_file = fixtures.write_squad(str(tmp_path / "train.json"),
+                                      fixtures.squad_subset("english_tydiqa_train.json", 24, True))
     spec = _spec(tiny_encoder, tmp_path, "mixed_float16")
     train = DataLoader.from_squad(train_file, spec, is_training=True, cache_dir=str(tmp_path / "cache"))
     model = question_answer.create(train, spec, epochs=1, batch_size=8)

@@ -19,8 +19,8 @@ from bert_qa.errors import EXIT_BAD_INPUT, InputError
 from bert_qa.settings import SettingError, check_settings
 from bert_qa_cli.main import main
 from tests import fixtures
-from tests.test_checkpoint_import import TINY_CONFIG, tiny_hf_weights, write_hf_checkpoint
-from tests.test_cli_errors import QUERY_LEN, SEQ_LEN, assert_bad_input, cli, tiny_tflite  # noqa: F401
+from tests.cli_helpers import QUERY_LEN, SEQ_LEN, assert_bad_input, cli
+from tests.fixtures import TINY_HF_CONFIG, tiny_hf_weights, write_hf_checkpoint
 
 
 def _unwritable_dir(tmp_path) -> str:
@@ -338,7 +338,7 @@ def test_trainer_executor_refuses_a_batch_larger_than_the_features(tmp_path):
 
 # -- 5. `bertqa export` -----------------------------------------------------------------------------
 
-def test_export_refuses_its_settings_and_output_before_converting(tiny_tflite, tmp_path, capsys):  # noqa: F811
+def test_export_refuses_its_settings_and_output_before_converting(tiny_tflite, tmp_path, capsys):
     saved = tiny_tflite["saved"]
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
@@ -377,12 +377,12 @@ def _predict(tiny, tmp_path, *extra, question="who sat ?"):
     (("--max-answer-length", "0"), "who sat ?", "--max-answer-length=0: must be an integer >= 1"),
     (("--threads", "0"), "who sat ?", "--threads=0: must be an integer >= 1"),
 ])
-def test_predict_refuses_nonsense_settings(tiny_tflite, tmp_path, capsys, extra, question, message):  # noqa: F811
+def test_predict_refuses_nonsense_settings(tiny_tflite, tmp_path, capsys, extra, question, message):
     output = assert_bad_input(_predict(tiny_tflite, tmp_path, *extra, question=question), capsys, message)
     assert "corrupt" not in output and "Q:" not in output
 
 
-def test_predict_says_when_it_truncates_the_question(tiny_tflite, tmp_path, capsys):  # noqa: F811
+def test_predict_says_when_it_truncates_the_question(tiny_tflite, tmp_path, capsys):
     long_question = "who sat on the mat the cat sat on the mat ?"  # 12 tokens, query_len 8
     status, output = cli(_predict(tiny_tflite, tmp_path, "--top-k", "2", question=long_question), capsys)
     assert status == 0, output
@@ -393,7 +393,7 @@ def test_predict_says_when_it_truncates_the_question(tiny_tflite, tmp_path, caps
     assert status == 0 and "warning" not in output
 
 
-def test_library_answerer_refuses_and_warns(tiny_tflite):  # noqa: F811
+def test_library_answerer_refuses_and_warns(tiny_tflite):
     from bert_qa.answering import QuestionTruncatedWarning, TfliteQuestionAnswerer
 
     with pytest.raises(SettingError, match="num_threads=0"):
@@ -460,7 +460,7 @@ def test_score_messages_name_the_flag_and_the_missing_id(tmp_path, capsys):
 # -- 8. `bertqa import-checkpoint` and `bertqa validate` -----------------------------------------------
 
 def test_import_checkpoint_refuses_a_vocab_without_cls_and_an_unwritable_export(tmp_path, capsys):
-    checkpoint = write_hf_checkpoint(tmp_path / "tiny-uncased", tiny_hf_weights(TINY_CONFIG))
+    checkpoint = write_hf_checkpoint(tmp_path / "tiny-uncased", tiny_hf_weights(TINY_HF_CONFIG))
     vocab = os.path.join(checkpoint, "vocab.txt")
     with open(vocab, encoding="utf-8") as f:
         lines = f.read().splitlines()

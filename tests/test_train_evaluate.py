@@ -11,28 +11,11 @@ from bert_qa import BertQaSpec, DataLoader, question_answer
 from tests import fixtures
 
 
-def _subset(name, n_questions, first_answer=False, negatives=False):
-    out, n = [], 0
-    for article in fixtures.load_squad(name)["data"]:
-        for p in article["paragraphs"]:
-            qas = [dict(qa, answers=qa["answers"][:1]) if first_answer else dict(qa) for qa in p["qas"]]
-            if negatives:
-                for qa in qas:
-                    qa["is_impossible"] = False
-                if n % 2 == 0:
-                    qas.append({"id": f"{qas[0]['id']}-neg", "question": "What is the boiling point of gold?",
-                                "answers": [], "is_impossible": True})
-            out.append({"title": article.get("title", ""), "paragraphs": [dict(p, qas=qas)]})
-            n += len(qas)
-        if n >= n_questions:
-            break
-    return out
-
-
 @pytest.fixture(scope="module")
 def spec_and_data(tiny_encoder, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train_eval")
-    train_file = fixtures.write_squad(str(tmp / "train.json"), _subset("english_tydiqa_train.json", 64, True))
+    train_file = fixtures.write_squad(str(tmp / "train.json"),
+                                      fixtures.squad_subset("english_tydiqa_train.json", 64, True))
     spec = BertQaSpec(uri=tiny_encoder, model_dir=str(tmp / "model_dir"), seq_len=128, query_len=32,
                       doc_stride=64, learning_rate=1e-3, distribution_strategy="off", default_batch_size=8)
     train = DataLoader.from_squad(train_file, spec, is_training=True, cache_dir=str(tmp / "cache"))
@@ -82,7 +65,8 @@ def test_feature_cache_is_reused(spec_and_data):
 
 def test_v2_null_odds_and_official_v2_metrics(tiny_encoder, tmp_path):
     data_file = fixtures.write_squad(str(tmp_path / "dev.json"),
-                                     _subset("english_tydiqa_dev.json", 40, negatives=True), version="2.0")
+                                     fixtures.squad_subset("english_tydiqa_dev.json", 40, negatives=True),
+                                     version="2.0")
     spec = BertQaSpec(uri=tiny_encoder, seq_len=128, query_len=32, doc_stride=64, distribution_strategy="off")
     data = DataLoader.from_squad(data_file, spec, is_training=False, version_2_with_negative=True,
                                  cache_dir=str(tmp_path / "cache"))
