@@ -729,13 +729,15 @@ def test_a_whole_word_answer_is_never_skipped_and_labelled_when_a_window_holds_i
 
     run()
     total = sum(held.values())
-    # Measured (derandomized, 120 examples): 54 labelled in a context of one window, 37 in a
-    # context of several, 21 not labelled-for-sure (answer longer than window - stride + 1; still
-    # never skipped), 8 dropped by squad_lib's rule. Floors set below those.
+    # Measured (derandomized, 120 examples), alone: 54 labelled in a context of one window, 37 in
+    # a context of several, 21 not labelled-for-sure (answer longer than window - stride + 1; still
+    # never skipped), 8 dropped by squad_lib's rule. In the full suite (two xdist workers): 55, 13,
+    # 22 and 30: Hypothesis also draws literals from the project's modules already imported in the
+    # process, so the mix shifts with what ran before. Floors set below both.
     assert total >= WHOLE_WORD_SETTINGS.max_examples, held
     assert held["labelled: context in one window"] >= 0.35 * total, held
-    assert held["labelled: context in several windows"] >= 0.2 * total, held
-    assert held["skipped: squad_lib's alignment rule"] <= 0.15 * total, held
+    assert held["labelled: context in several windows"] >= 0.08 * total, held
+    assert held["skipped: squad_lib's alignment rule"] <= 0.3 * total, held
 
 
 @FEW
