@@ -19,7 +19,6 @@ from bert_qa import _env  # noqa: F401
 from bert_qa import checkpoint_import, pretrained
 from bert_qa.checkpoint_import import CheckpointImportError, import_hf_checkpoint
 from tests import reference_bert_numpy
-# (tests/test_training_parity.py still imports TINY_CONFIG and tiny_hf_weights from here.)
 from tests.fixtures import TINY_HF_CONFIG as TINY_CONFIG, tiny_hf_weights, write_hf_checkpoint
 
 TOL = 1e-4

@@ -13,11 +13,8 @@ import os
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# Importer -> the test modules it may still import. Only until it is fixed: test_training_parity
-# takes TINY_CONFIG and tiny_hf_weights from test_checkpoint_import (they are tests/fixtures.py's
-# TINY_HF_CONFIG and tiny_hf_weights); it was being edited when the rest moved. Remove the entry
-# when it imports them from tests.fixtures (test_the_allow_list_holds_only_what_is_still_needed).
-ALLOWED = {"test_training_parity": {"test_checkpoint_import"}}
+# Importer -> the test modules it may still import: none.
+ALLOWED = {}
 
 
 def _is_test_module(name: str) -> bool:

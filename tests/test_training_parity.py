@@ -40,7 +40,7 @@ import pytest
 from bert_qa import _env  # noqa: F401
 from benchmarks import hf_env
 from tests import fixtures
-from tests.test_checkpoint_import import TINY_CONFIG, tiny_hf_weights
+from tests.fixtures import TINY_HF_CONFIG as TINY_CONFIG, tiny_hf_weights
 
 SEQ_LEN, QUERY_LEN, DOC_STRIDE = 128, 32, 64
 BATCH, STEPS, LEARNING_RATE = 8, 20, 3e-4
