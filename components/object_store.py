@@ -25,7 +25,6 @@ client library resolves it. A push destination on MinIO is written ``s3://bucket
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 from typing import IO, List
@@ -80,10 +79,6 @@ def _is_s3(path: str) -> bool:
 
 def _key(path: str) -> str:
     return path.split("://", 1)[1].rstrip("/")
-
-
-def join(base: str, *names: str) -> str:
-    return os.path.join(base, *names)
 
 
 def exists(path: str) -> bool:
@@ -191,13 +186,6 @@ def rmtree(path: str) -> None:
     tf.io.gfile.rmtree(path)
 
 
-def remove(path: str) -> None:
-    if _is_s3(path):
-        _s3fs().rm_file(_key(path))
-        return
-    tf.io.gfile.remove(path)
-
-
 def mtime_ns(path: str) -> int:
     """Last modification time of a file (an S3 object's LastModified)."""
     if _is_s3(path):
@@ -205,7 +193,3 @@ def mtime_ns(path: str) -> int:
         modified = info.get("LastModified")
         return int(modified.timestamp() * 1e9) if modified is not None else 0
     return tf.io.gfile.stat(path).mtime_nsec
-
-
-def text_reader(path: str) -> io.TextIOBase:
-    return io.TextIOWrapper(open_file(path, "rb"), encoding="utf-8")

@@ -90,17 +90,15 @@ class CompileError(InputError):
 ROOT_SCHEMES = {"vertex": ("gs",), "kfp": ("gs", "s3", "minio")}
 
 
-def _scheme(uri: str) -> str:
-    return uri.split("://", 1)[0].lower() if "://" in uri else ""
-
-
 def _bucket(uri: str) -> str:
     return uri.split("://", 1)[1].split("/", 1)[0] if "://" in uri else ""
 
 
 def check_pipeline_root(target: str, pipeline_root: str) -> None:
     """Refuse roots the target's workers cannot read (a local path on a cluster, an unknown scheme)."""
-    scheme = _scheme(pipeline_root)
+    from bert_qa_pipeline.components.object_store import scheme_of  # imports TensorFlow: not at start-up
+
+    scheme = scheme_of(pipeline_root)
     allowed = ROOT_SCHEMES[target]
     if target == "vertex" and scheme != "gs":
         raise CompileError(f"Vertex AI Pipelines reads and writes its pipeline root on Cloud Storage; "
@@ -119,9 +117,9 @@ def check_pipeline_root(target: str, pipeline_root: str) -> None:
 def check_push_destination(destination: str) -> None:
     """The push destination is written by TflitePusher itself (no launcher mounts it):
     gs:// through TensorFlow, s3:// through s3fs (components/object_store.py)."""
-    from bert_qa_pipeline.components import object_store
+    from bert_qa_pipeline.components import object_store  # imports TensorFlow: not at start-up
 
-    if not _scheme(destination):
+    if not object_store.scheme_of(destination):
         raise CompileError(f"--push-destination {destination!r}: the cluster's pods cannot write a local path; "
                            f"use gs:// or s3://")
     try:
@@ -134,12 +132,14 @@ def check_cluster_paths(config: PipelineConfig) -> None:
     """Data and encoder locations a task in the image can read (after ``container_config``):
     a path inside the image (/pipeline/..., from this repository), gs:// (TensorFlow reads it),
     or, for the encoder, a TF Hub handle. TensorFlow 2.21 cannot read s3:// or minio://."""
+    from bert_qa_pipeline.components.object_store import scheme_of  # imports TensorFlow: not at start-up
+
     locations = [(f"data.{split}", p) for split in ("train", "eval") for p in getattr(config.data, split)]
     locations += [("data.patterns", p) for p in config.data.patterns]
     if config.model.encoder:
         locations.append(("model.encoder", config.model.encoder))
     for key, location in locations:
-        scheme = _scheme(location)
+        scheme = scheme_of(location)
         if scheme == "gs":
             if not _bucket(location):
                 raise CompileError(f"{key}: {location!r} names no bucket")

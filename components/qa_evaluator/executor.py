@@ -136,17 +136,17 @@ def rewindowed(data: EvalData, convert, work_dir: str, name: str) -> EvalData:
     return dataclasses.replace(data, features=windows, feature_files=[path])
 
 
-def windowed_for(spec, data: EvalData, features, work_dir: str) -> EvalData:
+def windowed_for(spec, data: EvalData, features, work_dir: str, name: str = "rewindowed") -> EvalData:
     """The evaluation data windowed as ``spec`` windows (re-windowed if the features differ)."""
     from bert_qa.spec import windowing_of
 
     if windowing_of(spec) == artifacts.windowing_of(features):
         return data
     return rewindowed(data, lambda output_fn: spec.convert_examples_to_features(
-        data.examples, False, output_fn, batch_size=spec.predict_batch_size), work_dir, "rewindowed")
+        data.examples, False, output_fn, batch_size=spec.predict_batch_size), work_dir, name)
 
 
-def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, out_dir: str,
+def evaluate_variants(spec, model, tflite_model, data: EvalData, features, params: dict, out_dir: str,
                       work_dir: str) -> Dict[str, dict]:
     """The trained SavedModel and every TFLite variant, each at the length it serves at: a
     .tflite built for another length (TfliteExport's serving_seq_len, e.g. the Task Library's
@@ -166,10 +166,8 @@ def evaluate_variants(spec, model, tflite_model, data: EvalData, params: dict, o
         if seq_len not in at_length:
             serving_spec = spec_of_saved_model(artifacts.serving_model_dir(model), seq_len=seq_len,
                                                model_dir=os.path.join(work_dir, f"seq{seq_len}"))
-            at_length[seq_len] = (serving_spec, rewindowed(
-                data, lambda output_fn, s=serving_spec: s.convert_examples_to_features(
-                    data.examples, False, output_fn, batch_size=s.predict_batch_size),
-                work_dir, f"seq{seq_len}"))
+            at_length[seq_len] = (serving_spec, windowed_for(serving_spec, data, features, work_dir,
+                                                             f"seq{seq_len}"))
         variant_spec, variant_data = at_length[seq_len]
         results[variant] = evaluate_one(variant_spec, variant, variant_data, params, out_dir, tflite_file=path)
         results[variant]["seq_len"] = seq_len
@@ -379,7 +377,7 @@ class Executor(tfx_evaluator_executor.Executor):
             spec = spec_of(model, work_dir)
             check_same_windowing(spec, features, model)
             # predict: every variant, the untrained reference, the latest blessed model
-            results = evaluate_variants(spec, model, tflite_model, data, params, evaluation.uri, work_dir)
+            results = evaluate_variants(spec, model, tflite_model, data, features, params, evaluation.uri, work_dir)
             untrained = evaluate_untrained(spec, data, params, work_dir)
             if baseline_model is None and params.get("baseline_destination"):
                 baseline = evaluate_published(params["baseline_destination"], data, params, work_dir)

@@ -77,7 +77,7 @@ class Executor(base_executor.BaseExecutor):
         work_dir = tempfile.mkdtemp(prefix="tflite_export_")
         try:
             if serving_seq_len != trained_seq_len:
-                from bert_qa.settings import check_settings, max_positions_of
+                from bert_qa.settings import max_positions_of
 
                 record = info.get("args", {})
                 check_settings({"seq_len": serving_seq_len, "query_len": int(info["query_len"])},
