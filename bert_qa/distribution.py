@@ -35,6 +35,24 @@ def _check_tpu_address(tpu: str, timeout: float = 5.0):
             f"cannot connect to {host}:{port}: {type(err).__name__}: {err}") from err
 
 
+def _check_local_tpu(tpu: str):
+    """Refuses ``tpu='local'`` on a machine with no TPU before TensorFlow's initializer runs.
+
+    ``initialize_tpu_system`` first clears every eager function and kernel cache of the process
+    and runs ``gc.collect()`` (tensorflow/python/tpu/tpu_strategy_util.py:78-80 in TF 2.21), then
+    waits for every pending op (``context.async_wait()``, :140) before it reports that there is
+    no TPU. In a long-lived process (a notebook, the test suite) that failure could take 16 s, and
+    it left the process without its compiled functions. A local TPU shows up as a ``TPU`` or
+    ``TPU_SYSTEM`` physical device before initialization, so their absence is a fast, side-effect
+    free "no"."""
+    if tpu != "local":
+        return
+    if not (tf.config.list_physical_devices("TPU") or tf.config.list_physical_devices("TPU_SYSTEM")):
+        raise StrategyError(
+            "distribution_strategy='tpu' needs a reachable TPU (tpu='local'); none was found: this "
+            "machine has no TPU device (tf.config.list_physical_devices('TPU') is empty)")
+
+
 def get_strategy(name: str, gpus: int = -1, tpu: str = ""):
     """The ``tf.distribute.Strategy`` for a Model Maker strategy name."""
     if not isinstance(name, str) or name.lower() not in STRATEGIES:
@@ -43,6 +61,7 @@ def get_strategy(name: str, gpus: int = -1, tpu: str = ""):
     gpus = num_gpus(gpus)
     if name == "tpu":
         _check_tpu_address(tpu)
+        _check_local_tpu(tpu)
         try:
             return distribute_utils.get_distribution_strategy("tpu", num_gpus=gpus, tpu_address=tpu)
         except Exception as err:  # resolver errors vary by TF version and platform

@@ -143,6 +143,20 @@ def test_tpu_without_a_tpu_fails_fast(tpu):
     assert repr(tpu) in str(raised.value)
 
 
+def test_local_tpu_refused_before_tensorflow_clears_the_process(monkeypatch):
+    """TF's TPU initializer clears every eager cache and garbage-collects the process before it
+    finds no TPU (bert_qa.distribution._check_local_tpu); without a TPU device it must not run."""
+    from tensorflow.python.tpu import tpu_strategy_util
+
+    called = []
+    real = tpu_strategy_util.initialize_tpu_system_impl
+    monkeypatch.setattr(tpu_strategy_util, "initialize_tpu_system_impl",
+                        lambda *a, **k: called.append(a) or real(*a, **k))
+    with pytest.raises(StrategyError, match="no TPU device"):
+        BertQaSpec(uri="unused", distribution_strategy="tpu", tpu="local")
+    assert called == []
+
+
 @pytest.mark.parametrize("tf_config", [None, {"cluster": {"worker": ["localhost:1"]},
                                               "task": {"type": "worker", "index": 0}}])
 def test_parameter_server_without_a_ps_cluster_fails_clearly(tf_config, monkeypatch):
