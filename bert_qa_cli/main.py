@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module under ``bert_qa_cli.commands`` and exposes
 ``register(subparsers)``; they are discovered here so that adding a command touches one file.
-Nothing imports this package.
+Commands do not import each other: what several share is in ``bert_qa_cli.common``, and what
+their outcome means as an exit status is ``bert_qa_cli.exit_codes``. Nothing imports this package.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pkgutil
 import sys
 
 from bert_qa import _env  # noqa: F401  (before anything imports TensorFlow)
-from bert_qa.errors import EXIT_BAD_INPUT, EXIT_TOOL_FAILED, InputError
 from bert_qa_cli import commands
+from bert_qa_cli.exit_codes import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,31 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Exit 0 done, 1 the input is bad (``InputError``: fix the file, flag or config named),
-    2 usage (argparse), 3 the tool failed (anything else; ``--debug`` for the traceback)."""
+    """Exit 0 done, 1 bad input, 2 usage, 3 the tool failed: ``bert_qa_cli.exit_codes``."""
     args = build_parser().parse_args(argv)
     if argv is None:  # the process is ours (the `bertqa` command), not a caller's (tests, notebooks)
         from bert_qa_cli import console
 
         console.quiet(args.verbose)
-    try:
-        result = args.func(args)
-    except KeyboardInterrupt:
-        print(f"bertqa {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except InputError as err:
-        if args.debug:
-            raise
-        print(f"bertqa {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as err:  # noqa: BLE001 (the one place that turns failures into a status)
-        if args.debug:
-            raise
-        print(f"bertqa {args.command}: failed: {type(err).__name__}: {err}\n"
-              f"(this is the tool's failure, not a problem with your input as far as it can tell; "
-              f"rerun with `bertqa --debug {args.command} ...` for the traceback)", file=sys.stderr)
-        return EXIT_TOOL_FAILED
-    return int(result or 0)
+    return run_command(args.command, args.func, args, debug=args.debug)
 
 
 if __name__ == "__main__":

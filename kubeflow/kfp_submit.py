@@ -16,8 +16,6 @@ import logging
 import warnings
 from typing import Iterator, Optional
 
-import yaml
-
 from bert_qa_pipeline.kubeflow.parameters import coerce_params, declared_parameters
 
 logger = logging.getLogger(__name__)
@@ -49,19 +47,10 @@ def load_pipeline_spec(spec_path: str) -> dict:
     Refuses the Vertex PipelineJob JSON early: ``kfp.Client`` only takes YAML packages, and
     that file's resolver tasks cannot run on Kubeflow Pipelines anyway.
     """
-    if spec_path.endswith(".json"):
-        raise ValueError(f"{spec_path} is JSON (the Vertex PipelineJob of compile --target vertex); "
-                         f"Kubeflow Pipelines takes the PipelineSpec YAML of compile --target kfp")
-    if not spec_path.endswith((".yaml", ".yml")):
-        raise ValueError(f"{spec_path}: expected the PipelineSpec YAML (.yaml) written by compile --target kfp")
-    with open(spec_path) as f:
-        docs = [doc for doc in yaml.safe_load_all(f) if doc is not None]
-    if not docs or not isinstance(docs[0], dict):
-        raise ValueError(f"{spec_path} holds no pipeline spec")
-    spec = docs[0]
-    if "pipelineSpec" in spec:
-        raise ValueError(f"{spec_path} is a Vertex PipelineJob, not a PipelineSpec; compile with --target kfp")
-    return spec
+    from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
+
+    # By its content, not its name: plain text called .json is not "the Vertex PipelineJob".
+    return read_compiled(spec_path, "kfp")
 
 
 def to_kfp_cron(expr: str) -> str:
@@ -70,13 +59,10 @@ def to_kfp_cron(expr: str) -> str:
     Kubeflow parses with robfig/cron v1, whose optional sixth field would make a user's
     5-field "30 2 * * *" mean "second 30 of minute 2 of every hour"; it becomes "0 30 2 * * *".
     """
-    fields = expr.split() if isinstance(expr, str) else []
-    if len(fields) == 5:
-        return " ".join(["0"] + fields)
-    if len(fields) == 6:
-        return " ".join(fields)
-    raise ValueError(f"cron expression {expr!r} has {len(fields)} fields; expected 5 "
-                     f"(minute hour day-of-month month day-of-week) or 6 (seconds first, as Kubeflow reads it)")
+    from bert_qa_pipeline.kubeflow.cron import kfp_cron
+
+    # robfig/cron v1.2.0's field rules too (kubeflow/cron.py): "61 25 * * *" is refused here.
+    return kfp_cron(expr)
 
 
 def _check_host(host: str) -> str:

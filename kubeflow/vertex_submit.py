@@ -39,6 +39,11 @@ def _job(spec_path: str, project: str, region: str, params: Mapping[str, object]
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import aiplatform
 
+    from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
+
+    # The file and the parameters first: a typo is refused before any credential lookup.
+    spec = read_compiled(spec_path, "vertex")
+    typed = pipeline_parameters.coerce_params(dict(params), pipeline_parameters.declared_parameters(spec))
     if credentials is None:
         try:
             credentials, _ = google.auth.default()
@@ -46,9 +51,6 @@ def _job(spec_path: str, project: str, region: str, params: Mapping[str, object]
             raise ValueError(f"no Google Cloud credentials on this machine ({err}); run "
                              f"`gcloud auth application-default login` or set "
                              f"GOOGLE_APPLICATION_CREDENTIALS") from err
-
-    spec = pipeline_parameters.load_spec(spec_path)
-    typed = pipeline_parameters.coerce_params(dict(params), pipeline_parameters.declared_parameters(spec))
     init = {"project": project, "location": region}
     if api_endpoint:  # a private or test endpoint
         init.update(api_endpoint=api_endpoint, api_transport="rest")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -272,3 +273,224 @@ def test_export_command_bad_saved_model_or_vocab(tiny_tflite, tmp_path, capsys):
     assert_bad_input(["export", "--saved-model", tiny_tflite["saved"], "--output-dir", out,
                       "--vocab", str(nowhere)], capsys, nowhere, "not found")
     assert not os.path.exists(out)
+
+
+# -- 5. `bertqa compile`: paths the cluster cannot read, refused at the command line -------------
+
+COMPILE_REFUSALS = {
+    # name: (flags, what the message must say)
+    "local --train path": (["--train", "{tmp}/train.json"], ["data.train", "train.json' is a path on this machine"]),
+    "gs:// train without a bucket": (["--train", "gs:///train.json"], ["data.train: 'gs:///train.json' names no bucket"]),
+    "gs:// root without a bucket": (["--pipeline-root", "gs:///root"], ["--pipeline-root 'gs:///root' names no bucket"]),
+    "http:// root (vertex)": (["--pipeline-root", "http://host/root"], ["'http://host/root' is not a gs:// URI"]),
+    "http:// root (kfp)": (["--target", "kfp", "--pipeline-root", "http://host/root"],
+                           ["--pipeline-root 'http://host/root'", "mounts only gs://, s3:// and minio://"]),
+    "missing local encoder": (["--encoder", "/nonexistent/encoder"],
+                              ["model.encoder: '/nonexistent/encoder' is a path on this machine"]),
+    "empty --image": (["--image", ""], ["--image is empty"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMPILE_REFUSALS))
+def test_compile_refuses_what_the_cluster_cannot_run(case, tmp_path, capsys):
+    """Issue 22 case 6: exit 1 naming the flag or key, and nothing written."""
+    flags, expected = COMPILE_REFUSALS[case]
+    (tmp_path / "train.json").write_text("{}", encoding="utf-8")  # there, but not where the cluster is
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    output = tmp_path / "pipeline.json"
+    argv = ["compile", "--pipeline-root", "gs://bucket/root", "--image", "image", "--output", str(output), *flags]
+    assert_bad_input(argv, capsys, *expected)
+    assert not output.exists()
+
+
+# -- 6. `bertqa submit` / `schedule`: every local check before credentials or network ------------
+
+SPEC = {"pipelineInfo": {"name": "bert-qa"}, "schemaVersion": "2.1.0",
+        "root": {"inputDefinitions": {"parameters": {"epochs": {"parameterType": "NUMBER_INTEGER",
+                                                                "defaultValue": 2}}}}}
+
+
+@pytest.fixture
+def submission_files(tmp_path, monkeypatch):
+    """A Vertex PipelineJob JSON, a Kubeflow PipelineSpec YAML and plain text under three names;
+    credentials and the Kubeflow client fail loudly if a check lets a submission get that far."""
+    import google.auth
+    import yaml
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from bert_qa_pipeline.kubeflow import kfp_submit
+
+    calls = []
+
+    def no_credentials(*args, **kwargs):
+        calls.append("credentials")
+        raise DefaultCredentialsError("not found")
+
+    def no_client(*args, **kwargs):
+        calls.append("kfp.Client")
+        raise AssertionError("kfp.Client reached")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    monkeypatch.setattr(kfp_submit, "_client", no_client)
+    files = {"calls": calls}
+    files["job"] = tmp_path / "job.json"
+    files["job"].write_text(json.dumps({"displayName": "x", "pipelineSpec": SPEC}), encoding="utf-8")
+    files["spec"] = tmp_path / "spec.yaml"
+    files["spec"].write_text(yaml.safe_dump(SPEC), encoding="utf-8")
+    for name in ("plain.json", "plain.yaml", "plain.txt"):
+        files[name] = tmp_path / name
+        files[name].write_text("hello world\n", encoding="utf-8")
+    return files
+
+
+VERTEX = ["--target", "vertex", "--project", "p", "--api-endpoint", "http://127.0.0.1:9"]
+KFP = ["--target", "kfp", "--host", "http://127.0.0.1:9"]
+
+
+@pytest.mark.parametrize("argv,compiled,expected", [
+    (["submit", *VERTEX, "--param", "bogus=3"], "job",
+     ["unknown pipeline parameter(s) bogus; the pipeline declares: epochs"]),
+    (["submit", *VERTEX, "--param", "epochs=abc"], "job", ["pipeline parameter epochs is an integer; got 'abc'"]),
+    (["submit", *VERTEX, "--param", "epochs"], "job", ["--param 'epochs' must look like name=value"]),
+    (["submit", *VERTEX], "spec", ["is a Kubeflow PipelineSpec YAML (compile --target kfp); Vertex AI takes the "
+                                   "PipelineJob JSON"]),
+    (["submit", *VERTEX], "plain.json", ["is not JSON (line 1, column 1"]),
+    (["submit", *VERTEX, "--labels", "team"], "job", ["--labels must look like k=v"]),
+    (["submit", *KFP, "--param", "bogus=3"], "spec", ["unknown pipeline parameter(s) bogus"]),
+    (["submit", *KFP], "job", ["is JSON: the Vertex PipelineJob of compile --target vertex"]),
+    (["submit", *KFP], "plain.json", ["holds no pipeline spec (plain text ('hello world'))"]),
+    (["submit", *KFP], "plain.yaml", ["holds no pipeline spec (plain text ('hello world'))"]),
+    (["submit", *KFP], "plain.txt", ["holds no pipeline spec (plain text ('hello world'))"]),
+    (["submit", *KFP], "missing.yaml", ["compiled pipeline", "missing.yaml: not found"]),
+    (["schedule", *VERTEX, "--cron", "61 25 * * *"], "job",
+     ["cron expression '61 25 * * *': minute 61 is out of range: it must be 0-59"]),
+    (["schedule", *VERTEX, "--cron", "0 25 * * *"], "job", ["hour 25 is out of range: it must be 0-23"]),
+    (["schedule", *VERTEX, "--cron", "0 30 2 * * *"], "job", ["Vertex schedules take a 5-field cron"]),
+    (["schedule", *VERTEX, "--cron", "TZ=Mars/Olympus 0 2 * * *"], "job", ["'Mars/Olympus' is not an IANA time zone"]),
+    (["schedule", *KFP, "--cron", "61 25 * * *"], "spec",
+     ["cron expression '61 25 * * *': minute 61 is out of range: it must be 0-59"]),
+    (["schedule", *KFP, "--cron", "0 2 * * 7"], "spec", ["day of week 7 is out of range: it must be 0-6"]),
+    (["schedule", *KFP, "--cron", "TZ=UTC 0 2 * * *"], "spec", ["has no time zone prefix"]),
+])
+def test_submission_refused_before_credentials_or_network(submission_files, capsys, argv, compiled, expected):
+    """Issue 22 case 7: what is wrong, exit 1, before any credential lookup or request."""
+    path = submission_files.get(compiled) or (submission_files["job"].parent / compiled)
+    output = assert_bad_input([*argv, "--compiled", str(path)], capsys, *expected)
+    assert submission_files["calls"] == [], output
+    if argv[2] == "kfp" and compiled.startswith("plain"):
+        assert "is JSON" not in output  # plain text called .json is not "the Vertex PipelineJob"
+
+
+def test_good_submissions_get_as_far_as_the_credentials(submission_files, capsys):
+    """The checks pass what the services take: the first refusal is the missing credentials."""
+    job = str(submission_files["job"])
+    for argv in (["submit", *VERTEX, "--param", "epochs=3", "--labels", "team=qa"],
+                 ["schedule", *VERTEX, "--cron", "TZ=Europe/Paris 0 2 * * 7"],
+                 ["schedule", *VERTEX, "--cron", "*/15 9-17 * JAN-MAR mon-fri"]):
+        assert_bad_input([*argv, "--compiled", job], capsys, "no Google Cloud credentials")
+    assert submission_files["calls"] == ["credentials"] * 3
+
+
+def test_a_missing_target_flag_is_a_usage_error(submission_files, capsys):
+    """Exit 2, argparse's status for a flag mistake (bert_qa_cli.exit_codes)."""
+    from bert_qa.errors import EXIT_USAGE
+
+    spec = str(submission_files["spec"])
+    for argv, message in ((["submit", "--target", "vertex", "--compiled", spec], "--target vertex needs --project"),
+                          (["submit", "--target", "kfp", "--compiled", spec], "--target kfp needs --host"),
+                          (["submit", *KFP], "give --compiled FILE, or --pipeline-root and --image")):
+        status, output = cli(argv, capsys)
+        assert status == EXIT_USAGE and f"bertqa submit: error: {message}" in output, output
+    assert submission_files["calls"] == []
+
+
+def test_submit_refuses_a_bad_config_as_compile_does(tmp_path, capsys):
+    """Issue 20: once exit 2 from submit for the configuration compile exits 1 for."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epoch: 3\n", encoding="utf-8")
+    for command in (["compile"], ["submit", *KFP], ["schedule", *KFP, "--cron", "0 2 * * *"]):
+        assert_bad_input([*command, "--config", str(path), "--pipeline-root", "gs://b/r", "--image", "i"], capsys,
+                         path, "train: unknown key(s) ['epoch']")
+
+
+# -- 7. cron expressions, by each service's rules (kubeflow/cron.py) -----------------------------
+
+@pytest.mark.parametrize("expr,kfp,vertex", [
+    ("30 2 * * *", "0 30 2 * * *", "30 2 * * *"),
+    ("0 30 2 * * *", "0 30 2 * * *", None),               # seconds first: Kubeflow only
+    ("15 0 9 ? * 2-6", "15 0 9 ? * 2-6", None),
+    ("*/15 9-17 * JAN-MAR mon-fri", "0 */15 9-17 * JAN-MAR mon-fri", "*/15 9-17 * JAN-MAR mon-fri"),
+    ("5/10 * * * *", "0 5/10 * * * *", "5/10 * * * *"),
+    ("0 0 1,15 * 7", None, "0 0 1,15 * 7"),               # Sunday as 7: unix cron, not robfig/cron
+    ("TZ=Europe/Paris 0 2 * * *", None, "TZ=Europe/Paris 0 2 * * *"),
+    ("CRON_TZ=America/New_York 1 * * * *", None, "CRON_TZ=America/New_York 1 * * * *"),
+    ("61 25 * * *", None, None), ("0 24 * * *", None, None), ("0 2 0 * *", None, None),
+    ("0 2 * 13 *", None, None), ("*/0 * * * *", None, None), ("0 2 5-1 * *", None, None),
+    ("0 2 L * *", None, None), ("1-2-3 * * * *", None, None), ("@daily", None, None), ("", None, None),
+    ("30 2 * *", None, None), ("60 0 2 * * *", None, None),
+])
+def test_cron_rules_of_each_service(expr, kfp, vertex):
+    from bert_qa_pipeline.kubeflow.cron import CronError, kfp_cron, vertex_cron
+
+    for check, expected in ((kfp_cron, kfp), (vertex_cron, vertex)):
+        if expected is None:
+            with pytest.raises(CronError, match=f"cron expression {re.escape(repr(expr))}"):
+                check(expr)
+        else:
+            assert check(expr) == expected
+
+
+# -- 8. `bertqa import-checkpoint`, and the one exit-status policy ----------------------------------
+
+def test_import_checkpoint_refuses_a_file_or_nothing_as_the_checkpoint(tmp_path, capsys):
+    a_file = tmp_path / "config.json"
+    a_file.write_text("{}", encoding="utf-8")
+    assert_bad_input(["import-checkpoint", str(a_file), str(tmp_path / "out")], capsys,
+                     a_file, "is a file, not a directory")
+    assert_bad_input(["import-checkpoint", str(tmp_path / "nowhere"), str(tmp_path / "out")], capsys,
+                     "nowhere", "not found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_exit_status_policy():
+    from bert_qa.scoring import ScoringInputError
+    from bert_qa.settings import SettingError
+    from bert_qa_cli import exit_codes
+
+    assert [exit_codes.status_of(err) for err in (
+        InputError("x"), SettingError("k", "x"), ScoringInputError("x"), exit_codes.ServiceRefused("x"),
+        exit_codes.UsageError("x"), ValueError("x"), RuntimeError("x"), KeyboardInterrupt())] == [
+        1, 1, 1, 1, 2, 3, 3, 130]
+
+
+def test_every_command_goes_through_the_policy(capsys, monkeypatch):
+    """A tool failure is exit 3 and Ctrl-C 130 whichever the command; no command module
+    imports another (what they share is bert_qa_cli.common)."""
+    import ast
+    import pathlib
+
+    from bert_qa_cli.commands import score
+
+    def crash(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(score, "run", crash)
+    status, output = cli(["score", "--data", "d", "--predictions", "p"], capsys)
+    assert status == EXIT_TOOL_FAILED and "bertqa score: failed: RuntimeError: boom" in output
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(score, "run", interrupted)
+    status, output = cli(["score", "--data", "d", "--predictions", "p"], capsys)
+    assert status == 130 and "bertqa score: interrupted" in output
+
+    commands = pathlib.Path(score.__file__).parent
+    imports = {}
+    for path in commands.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bert_qa_cli.commands"):
+                imports.setdefault(path.stem, []).append(node.module)
+    # export.py (owned elsewhere at the time) still takes int_flags from predict; nothing else.
+    assert {k: v for k, v in imports.items() if k != "export"} == {}, imports
+    assert imports.get("export", []) in ([], ["bert_qa_cli.commands.predict"]), imports

@@ -333,7 +333,7 @@ def test_cli_submit_and_schedule_on_kubeflow(compiled, fake, capsys):
     assert body["runtime_config"] == {"parameters": {"epochs": 1}} and body["display_name"] == "manual"
     assert main(["schedule", *common, "--cron", "30 2 * * *", "--name", "nightly"]) == 0
     assert f"{fake.url}/#/recurringrun/details/" in capsys.readouterr().out
-    # The server's refusal is exit 1 with its message; bad input is exit 2 before any request.
+    # The server's refusal is exit 1 with its message; a missing --host is exit 2 (usage) before any request.
     spec_2_0 = ["--target", "kfp", "--compiled", compiled["old"], "--host", fake.url]
     assert main(["submit", *spec_2_0]) == 1
     assert "2.1.0" in capsys.readouterr().err

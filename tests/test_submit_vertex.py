@@ -123,7 +123,7 @@ def test_cli_submit_and_schedule(compiled, vertex, capsys, monkeypatch):
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
     base = ["--target", "vertex", "--compiled", compiled, "--project", "p", "--api-endpoint", vertex.endpoint]
-    assert main(["submit", *base]) == 2
+    assert main(["submit", *base]) == 1  # bad input (bert_qa_cli.exit_codes): the machine's setup
     assert "no Google Cloud credentials" in capsys.readouterr().err
     # As if `gcloud auth application-default login` had been run.
     monkeypatch.setattr(google.auth, "default", lambda *args, **kwargs: (_credentials(), "my-project"))
@@ -140,10 +140,10 @@ def test_cli_submit_and_schedule(compiled, vertex, capsys, monkeypatch):
     assert job["displayName"] == "manual" and job["labels"]["env"] == "prod"
     assert job["runtimeConfig"]["parameterValues"]["epochs"] == 4
     assert schedule["cron"] == "0 3 * * 1" and schedule["displayName"] == "weekly"
-    # Bad input: a clear message and exit 2, no traceback, no request.
+    # A missing flag: exit 2 (usage); bad input: exit 1; a clear message, no traceback, no request.
     assert main(["submit", "--target", "vertex", "--compiled", compiled, "--param", "epochs=3"]) == 2
     assert "--target vertex needs --project" in capsys.readouterr().err
-    assert main(["submit", *common[:-2], "--param", "epoch=3"]) == 2
+    assert main(["submit", *common[:-2], "--param", "epoch=3"]) == 1
     assert "unknown pipeline parameter" in capsys.readouterr().err
     assert len(vertex.requests) == 2
 
@@ -270,12 +270,15 @@ def test_a_refusal_by_vertex_exits_1_with_its_reason(compiled, vertex, capsys, m
     import google.auth
 
     from bert_qa_cli.main import main
+    from bert_qa_pipeline.kubeflow import cron
 
     monkeypatch.setattr(google.auth, "default", lambda *args, **kwargs: (_credentials(), "p"))
+    # `bertqa schedule` refuses an hour of 25 itself (tests/test_cli_errors.py); here only the service does.
+    monkeypatch.setattr(cron, "vertex_cron", lambda expr: expr)
     base = ["--target", "vertex", "--compiled", compiled, "--project", "p", "--api-endpoint", vertex.endpoint]
     assert main(["schedule", *base, "--cron", "0 25 * * *"]) == 1
     err = capsys.readouterr().err
-    assert "bertqa schedule: Vertex AI refused the request" in err and "hour field '25' is outside 0-23" in err
+    assert "bertqa schedule: error: Vertex AI refused the request" in err and "hour field '25' is outside 0-23" in err
     assert "Traceback" not in err
     assert len(vertex.bodies("schedules")) == 1
     # No service at the endpoint: exit 1, "could not reach", no traceback.
@@ -287,4 +290,4 @@ def test_a_refusal_by_vertex_exits_1_with_its_reason(compiled, vertex, capsys, m
     assert main(["submit", "--target", "vertex", "--compiled", compiled, "--project", "p",
                  "--api-endpoint", closed]) == 1
     err = capsys.readouterr().err
-    assert "bertqa submit: could not reach Vertex AI to start the run" in err and "Traceback" not in err
+    assert "bertqa submit: error: could not reach Vertex AI to start the run" in err and "Traceback" not in err

@@ -1,10 +1,10 @@
 """`bertqa compile`: the same pipeline as `bertqa run`, compiled for Kubeflow Pipelines / Vertex AI."""
 from __future__ import annotations
 
+from bert_qa_cli.common import add_config_arguments, config_from_args
+
 
 def register(subparsers):
-    from bert_qa_cli.commands.run import add_config_arguments
-
     p = subparsers.add_parser(
         "compile", help="compile the pipeline for Vertex AI Pipelines or Kubeflow Pipelines",
         description="Builds the pipeline from the same configuration as `bertqa run` and compiles it "
@@ -33,8 +33,6 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from bert_qa_cli.commands.run import config_from_args
-
     # ConfigError (a bad --config file, key or value) and CompileError (a configuration the
     # target cannot run) are InputErrors: `bertqa` prints them and exits 1.
     config = config_from_args(args)

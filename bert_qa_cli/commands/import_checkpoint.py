@@ -31,7 +31,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bert_qa.checkpoint_import import import_hf_checkpoint
+    import os
+
+    from bert_qa.errors import InputError
+
+    if os.path.isfile(args.checkpoint_dir):  # the library would say "not found"
+        raise InputError(f"CHECKPOINT_DIR {args.checkpoint_dir}: is a file, not a directory; give the Hugging "
+                         f"Face checkpoint's directory (config.json, model.safetensors, vocab.txt)")
+    from bert_qa.checkpoint_import import import_hf_checkpoint  # imports TensorFlow: after the checks
 
     start = time.time()
     # A missing, malformed or unconvertible checkpoint file, or an export directory that is

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import sys
 
+# int_flags is shared (bert_qa_cli.common); `bertqa export` still imports it from here.
+from bert_qa_cli.common import int_flags  # noqa: F401
+
 NAME = "predict"
 
 
@@ -32,22 +35,6 @@ def register(subparsers) -> None:
 
 
 FLAGS = {"top_k": "--top-k", "max_answer_length": "--max-answer-length", "num_threads": "--threads"}
-
-
-def int_flags(values: dict, flags: dict) -> dict:
-    """``{setting: int}`` from flag strings; a non-integer is a SettingError naming the flag."""
-    from bert_qa.settings import SettingError
-
-    parsed = {}
-    for name, text in values.items():
-        if text is None:
-            parsed[name] = None
-            continue
-        try:
-            parsed[name] = int(str(text).strip())
-        except ValueError:
-            raise SettingError(flags[name], f"{flags[name]}={text!r}: must be an integer") from None
-    return parsed
 
 
 def run(args) -> int:

@@ -1,50 +1,7 @@
 """`bertqa run`: the whole TFX pipeline locally (LocalDagRunner, MLMD sqlite, caching on)."""
 from __future__ import annotations
 
-
-def add_config_arguments(p) -> None:
-    """Flags shared with `bertqa compile`: a config file plus overrides."""
-    p.add_argument("--config", metavar="FILE", help="pipeline configuration (.yaml, .yml, .json or .toml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one configuration value, e.g. --set train.epochs=3 "
-                        "(values are YAML: --set data.train='[a.json, b.json]'); repeatable")
-    p.add_argument("--train", action="append", metavar="PATTERN",
-                   help="SQuAD JSON file or glob for training (repeatable; default: data/new_wiki_train.json)")
-    p.add_argument("--eval", action="append", metavar="PATTERN",
-                   help="SQuAD JSON file or glob for evaluation (repeatable; default: data/new_wiki_eval.json)")
-    p.add_argument("--encoder", metavar="URI",
-                   help="TF Hub handle or TF Hub-format directory (default: all-MiniLM-L6-v2, converted and cached)")
-    p.add_argument("--spec", choices=["BertQaSpec", "MobileBertQaSpec"])
-    # Numbers go through the configuration's own checks, as --set values do: a value that is
-    # not a number, or out of range, is bad input (exit 1) naming the key, whichever way it came.
-    p.add_argument("--epochs", metavar="N", help="train.epochs")
-    p.add_argument("--batch-size", metavar="N", help="train.batch_size")
-    p.add_argument("--seq-len", metavar="N", help="model.seq_len")
-    p.add_argument("--beam-arg", dest="beam_args", action="append", metavar="ARG",
-                   help="Beam pipeline argument, e.g. --beam-arg=--direct_running_mode=multi_processing "
-                        "(repeatable; replaces the configured list)")
-
-
-def config_from_args(args, output=None):
-    from bert_qa_pipeline.pipeline.config import load_config, parse_override
-
-    overrides = [parse_override(text) for text in args.overrides]
-    flags = {}
-    if output:
-        flags["output"] = output
-    data = {k: v for k, v in (("train", args.train), ("eval", args.eval)) if v}
-    if data:
-        flags["data"] = data
-    model = {k: v for k, v in (("encoder", args.encoder), ("spec", args.spec), ("seq_len", args.seq_len))
-             if v is not None}
-    if model:
-        flags["model"] = model
-    train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
-    if train:
-        flags["train"] = train
-    if args.beam_args:
-        flags["beam"] = {"args": args.beam_args}
-    return load_config(args.config, [flags] + overrides)
+from bert_qa_cli.common import add_config_arguments, config_from_args
 
 
 def register(subparsers):

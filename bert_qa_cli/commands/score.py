@@ -24,17 +24,14 @@ def register(subparsers):
 def run(args) -> int:
     import sys
 
-    from bert_qa.scoring import ScoringInputError, score_files
+    from bert_qa.scoring import score_files
 
     def extra(ids):
         print(f"bertqa score: warning: {len(ids)} prediction(s) in {args.predictions} name no question of "
               f"{args.data} (first: {ids[:3]}): ignored, as the official SQuAD scripts do", file=sys.stderr)
 
-    try:
-        metrics = score_files(args.data, args.predictions, args.na_prob, args.allow_missing,
-                              on_extra_ids=extra)
-    except ScoringInputError as err:  # the input is bad: exit 1, no traceback
-        print(f"bertqa score: error: {err}", file=sys.stderr)
-        return 1
+    # A bad data, predictions or na-prob file is a ScoringInputError (an InputError): exit 1
+    # through bert_qa_cli.exit_codes, as for every command.
+    metrics = score_files(args.data, args.predictions, args.na_prob, args.allow_missing, on_extra_ids=extra)
     print(json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False))
     return 0

@@ -20,7 +20,7 @@ def register(subparsers):
 def run(args) -> int:
     import sys
 
-    from bert_qa.errors import EXIT_BAD_INPUT, EXIT_TOOL_FAILED
+    from bert_qa_cli.exit_codes import BAD_INPUT, FAILED
     from bert_qa.validation import validate_file
 
     status = 0
@@ -34,7 +34,7 @@ def run(args) -> int:
             print(f"{path}: validation failed: {type(err).__name__}: {err} (the tool's failure, not "
                   f"necessarily your input's; rerun with `bertqa --debug validate` for the traceback)",
                   file=sys.stderr)
-            status = EXIT_TOOL_FAILED
+            status = FAILED
             continue
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
@@ -46,5 +46,5 @@ def run(args) -> int:
             for problem in report.problems:
                 print(f"  {problem}")
         if report.errors and status == 0:
-            status = EXIT_BAD_INPUT
+            status = BAD_INPUT
     return status
