@@ -19,13 +19,13 @@ TIERS = {
     # pure Python or small TensorFlow calls, seconds each
     "unit": {"test_scoring", "test_squad_data", "test_tokenization", "test_validate", "test_windowing",
              "test_postprocess", "test_properties", "test_input_corpus", "test_spec_api", "test_locks",
-             "test_console", "test_suite_layout", "test_docs_current"},
+             "test_console", "test_suite_layout", "test_docs_current", "test_import_contracts"},
     # real models, components, compilers, fake servers and S3: tens of seconds
     "integration": {"test_components_data", "test_components_train_push", "test_train_evaluate",
                     "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",
                     "test_feature_cache", "test_push_faults", "test_object_store", "test_kfp_entrypoint",
                     "test_resources", "test_submit_kfp", "test_submit_vertex", "test_cli_errors",
-                    "test_settings_refused", "test_packaging"},
+                    "test_settings_refused", "test_packaging", "test_export_gate"},
     # whole pipelines, clusters of processes, kills, other runtimes (Task Library, PyTorch): minutes
     "e2e": {"test_pipeline", "test_pipeline_faults", "test_kfp_launcher", "test_container_entrypoint",
             "test_custom_job", "test_trainer_faults", "test_task_library", "test_training_parity",

@@ -37,7 +37,19 @@ def register(subparsers) -> None:
                                                      "(default: as saved, else the spec's default)")
     p.add_argument("--representative-data", help="SQuAD JSON file (training data) for int8 calibration")
     p.add_argument("--num-calibration", default="100", metavar="N",
-                   help="calibration windows for int8 (default 100)")
+                   help="calibration windows for int8, at least 1 (default 100); the number "
+                        "actually used is printed (fewer when the data has fewer windows)")
+    p.add_argument("--eval-data", metavar="FILE",
+                   help="SQuAD JSON file of held-out questions: score every variant on it next to "
+                        "float32 and refuse (exit 1, file deleted) a variant more than "
+                        "--max-f1-drop F1 points below float32")
+    p.add_argument("--eval-sample", default="100", metavar="N",
+                   help="questions of --eval-data to score, spread over the file (default 100)")
+    p.add_argument("--max-f1-drop", default=None, metavar="POINTS",
+                   help="largest F1 drop below float32 a variant may have (default: the pipeline "
+                        "gate's default, evaluation.max_quantized_f1_drop)")
+    p.add_argument("--keep-refused", action="store_true",
+                   help="warn about a variant below the limit instead of refusing it (exit 0, file kept)")
     p.add_argument("--name", default="BertQuestionAnswerer", help="model name in the metadata")
     p.add_argument("--model-version", default="1", help="model version in the metadata")
     p.add_argument("--description", help="model description in the metadata")
@@ -68,6 +80,20 @@ def run(args) -> int:
     if "int8" in variants and not args.representative_data:
         return usage("int8 needs --representative-data (a SQuAD JSON file of training data)")
     check_output_dir(args.output_dir, "--output-dir")  # before converting anything
+    questions, max_f1_drop = None, None
+    if args.eval_data:
+        from bert_qa.export.variant_check import sample_questions
+
+        eval_sample = int_flags({"eval_sample": args.eval_sample}, {"eval_sample": "--eval-sample"})["eval_sample"]
+        if eval_sample < 1:
+            from bert_qa.settings import SettingError
+
+            raise SettingError("--eval-sample", f"--eval-sample={eval_sample}: must be an integer >= 1 "
+                                                f"(questions to score)")
+        max_f1_drop = _max_f1_drop(args.max_f1_drop)
+        questions = sample_questions(args.eval_data, eval_sample)  # a bad file: exit 1 before converting
+    elif args.max_f1_drop is not None:
+        return usage("--max-f1-drop needs --eval-data (the questions to score the variants on)")
     # What the files say is an InputError naming the file (exit 1): a missing or corrupt
     # SavedModel, a damaged record, a missing vocabulary, a bad SQuAD file.
     tflite.check_saved_model(args.saved_model)
@@ -97,8 +123,11 @@ def run(args) -> int:
 
         representative = features_from_squad(args.representative_data, vocab_file, do_lower_case,
                                              seq_len, query_len, doc_stride, numbers["num_calibration"])
-        print(f"Calibrating int8 on {len(representative['input_word_ids'])} windows "
-              f"from {args.representative_data}")
+        # What the converter reads: the windows found, at most --num-calibration of them.
+        used = min(len(representative["input_word_ids"]), numbers["num_calibration"])
+        print(f"Calibrating int8 on {used} windows from {args.representative_data}"
+              + (f" (asked for {numbers['num_calibration']}; the file has no more)"
+                 if used < numbers["num_calibration"] else ""))
 
     start = time.time()
     paths = tflite.export_tflite_variants(
@@ -112,7 +141,66 @@ def run(args) -> int:
         shape = info["inputs"][0]["shape"]
         print(f"{name:8s} {os.path.getsize(path) / 1e6:8.2f} MB  {path}  (inputs {shape})")
     print(f"Exported {len(paths)} model(s) in {time.time() - start:.1f} s")
-    return 0
+    if questions is None:
+        if any(v != "float32" for v in variants):
+            print(f"bertqa {NAME}: warning: the quantized variants were not scored (full-integer int8 "
+                  f"can fall far below float32); pass --eval-data FILE to score and gate them",
+                  file=sys.stderr)
+        return 0
+    return _score_and_gate(args, paths, questions, max_f1_drop, vocab_file, do_lower_case,
+                           {"query_len": query_len, "doc_stride": doc_stride})
+
+
+def _max_f1_drop(text):
+    from bert_qa.settings import SettingError
+
+    if text is None:  # the pipeline gate's default: one threshold for both
+        from bert_qa_pipeline.pipeline.config import EvaluationConfig
+
+        return float(EvaluationConfig().max_quantized_f1_drop)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise SettingError("--max-f1-drop", f"--max-f1-drop={text!r}: must be a number of F1 points >= 0")
+    return value
+
+
+def _score_and_gate(args, paths, questions, max_f1_drop, vocab_file, do_lower_case, options) -> int:
+    """Scores every variant next to float32 on the held-out questions; a variant more than
+    ``max_f1_drop`` points below float32 is deleted and the command exits 1 (``VariantRefused``),
+    or with --keep-refused kept with a warning."""
+    import tempfile
+
+    from bert_qa.export import tflite
+    from bert_qa.export.variant_check import VariantRefused, format_score, score_variants
+
+    with tempfile.TemporaryDirectory(prefix="bertqa_export_float_") as tmp:
+        float_path = paths.get("float32")
+        if float_path is None:  # the reference is not among the variants: convert it aside
+            print("Converting float32 as the reference for scoring (not kept)")
+            float_path = tflite.export_tflite(args.saved_model, os.path.join(tmp, "model_float32.tflite"),
+                                              "float32", vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                              metadata_options=options)
+        print(f"Scoring on {len(questions)} questions of {args.eval_data} (limit: {max_f1_drop:g} F1 "
+              f"points below float32)")
+        scores = score_variants(paths, float_path, questions, max_f1_drop,
+                                on_score=lambda s: print(format_score(s), flush=True))
+    refused = [s for s in scores if not s.passed]
+    if not refused:
+        return 0
+    names = ", ".join(f"{s.name} (F1 {s.f1:.1f} vs {s.float_f1:.1f})" for s in refused)
+    if args.keep_refused:
+        print(f"bertqa {NAME}: warning: {names} more than {max_f1_drop:g} F1 points below float32; "
+              f"kept (--keep-refused): do not ship them", file=sys.stderr)
+        return 0
+    for s in refused:
+        os.remove(paths[s.name])
+    raise VariantRefused(
+        f"{names} scored more than {max_f1_drop:g} F1 points below float32 on {len(questions)} questions of "
+        f"{args.eval_data}: deleted {', '.join(paths[s.name] for s in refused)} (--keep-refused keeps them "
+        f"with a warning)", [s.name for s in refused])
 
 
 def _saved_model_seq_len(saved_model_dir: str) -> int:
