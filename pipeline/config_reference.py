@@ -26,6 +26,9 @@ from typing import Any, Dict, List, Tuple
 from bert_qa_pipeline.pipeline import config as config_module
 
 ROOT = config_module.PipelineConfig
+# Defaults under the checkout (the shipped data) are written as <repo>/..., the same everywhere.
+REPO_ROOT = getattr(config_module, "REPO_ROOT",
+                    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 HEADER = """\
 # Configuration reference
@@ -137,7 +140,7 @@ def _default(field: dataclasses.Field) -> Any:
 def _portable(value: Any) -> Any:
     """Paths inside this repository written as ``<repo>/...`` (the same on every machine)."""
     if isinstance(value, str):
-        root = config_module.REPO_ROOT.rstrip(os.sep) + os.sep
+        root = REPO_ROOT.rstrip(os.sep) + os.sep
         return "<repo>/" + value[len(root):].replace(os.sep, "/") if value.startswith(root) else value
     if isinstance(value, (list, tuple)):
         return [_portable(v) for v in value]
