@@ -38,12 +38,13 @@ HEADER = """\
      (tests/test_docs_current.py fails when this file and the generator disagree). -->
 
 `bertqa run`, `compile`, `submit` and `schedule` build one configuration: these defaults, then a
-YAML (`.yaml`, `.yml`, `.json`) or TOML (`.toml`) file given with `--config FILE`, then each
-`--set SECTION.KEY=VALUE` (the value is read as YAML: `--set train.epochs=3` is a number,
-`--set data.train='[a.json, b.json]'` a list), then the command's own flags (`--epochs`,
-`--seq-len`, ...). `bertqa run --print-config` prints the result and exits. A key that does not
-exist, a value of the wrong type or a setting that cannot work is refused before any work, naming
-the key (exit status 1).
+YAML (`.yaml`, `.yml`, `.json`) or TOML (`.toml`) file given with `--config FILE`, then the
+command's own flags (`--epochs`, `--seq-len`, `--train`, ...), then each `--set SECTION.KEY=VALUE`
+(the value is read as YAML: `--set train.epochs=3` is a number, `--set data.train='[a.json, b.json]'`
+a list); each later one wins. Relative data paths in a file are relative to that file; on the
+command line, to the current directory. `bertqa run --print-config` prints the result and exits.
+A key that does not exist, a value of the wrong type or a setting that cannot work is refused
+before any work, naming the key (exit status 1).
 
 In a file, keys nest by section:
 
