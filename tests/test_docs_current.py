@@ -8,7 +8,9 @@
   on the missing ``model.example_key`` row; ``test_an_added_field_changes_the_reference`` keeps
   that check in the suite without touching ``pipeline/config.py``.
 - Every relative link in README.md, CHANGELOG.md, docs/*.md and benchmarks/README.md names a
-  file or directory of this repository and, when it has ``#anchor``, a heading of that file.
+  file or directory of this repository and, when it has ``#anchor``, a heading of that file; and
+  every path in backticks under one of the repository's folders (`tests/test_locks.py`,
+  `kubeflow/Dockerfile`) exists, so a moved or renamed file shows here.
 """
 from __future__ import annotations
 
@@ -125,3 +127,19 @@ def test_local_links_resolve(document):
         elif anchor and resolved.endswith(".md") and anchor not in _anchors(resolved):
             broken.append(f"{document}:{number}: {target} (no heading with that anchor)")
     assert not broken, "\n".join(broken)
+
+
+CODE_PATH = re.compile(r"`([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]*)`")
+TOP_LEVEL = {name for name in os.listdir(ROOT)
+             if os.path.isdir(os.path.join(ROOT, name)) and (not name.startswith(".") or name == ".ci")}
+
+
+@pytest.mark.parametrize("document", [d for d in DOCUMENTS if d != "CHANGELOG.md"])  # history may name old files
+def test_repository_paths_named_exist(document):
+    missing = []
+    with open(os.path.join(ROOT, document), encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            for path in CODE_PATH.findall(line):
+                if path.split("/", 1)[0] in TOP_LEVEL and not os.path.exists(os.path.join(ROOT, path)):
+                    missing.append(f"{document}:{number}: {path}")
+    assert not missing, "no such file in the repository:\n" + "\n".join(missing)
