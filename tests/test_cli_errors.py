@@ -371,6 +371,9 @@ KFP = ["--target", "kfp", "--host", "http://127.0.0.1:9"]
      ["cron expression '61 25 * * *': minute 61 is out of range: it must be 0-59"]),
     (["schedule", *KFP, "--cron", "0 2 * * 7"], "spec", ["day of week 7 is out of range: it must be 0-6"]),
     (["schedule", *KFP, "--cron", "TZ=UTC 0 2 * * *"], "spec", ["has no time zone prefix"]),
+    (["schedule", *KFP, "--cron", "0 2 * * *", "--max-concurrent", "11"], "spec",
+     ["max_concurrent must be an integer from 1 to 10"]),
+    (["schedule", *VERTEX, "--cron", "0 2 * * *", "--max-concurrent", "0"], "job", ["--max-concurrent=0: must be >= 1"]),
 ])
 def test_submission_refused_before_credentials_or_network(submission_files, capsys, argv, compiled, expected):
     """Issue 22 case 7: what is wrong, exit 1, before any credential lookup or request."""

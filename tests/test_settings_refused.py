@@ -169,12 +169,19 @@ def test_run_accepts_what_works(capsys):
 
 
 def test_run_refuses_before_any_work(tmp_path, capsys):
-    """Once an endless loop (seq_len 0, doc_stride 0), or a failure 20 s into the trainer."""
+    """Once an endless loop (seq_len 0 or negative, doc_stride 0), or a failure (exit 3) 20 s
+    into the trainer (fp8, warp, a window without room for the context, beyond 512 positions)."""
     out = tmp_path / "out"
-    for flags in (["--set", "model.seq_len=0"], ["--set", "model.doc_stride=0"],
-                  ["--set", "model.mixed_precision=fp8"]):
+    for flags, message in ((["--set", "model.seq_len=0"], "model.seq_len=0: leaves no room"),
+                           (["--seq-len", "-8"], "model.seq_len=-8"),
+                           (["--set", "model.doc_stride=0"], "model.doc_stride=0: must be >= 1"),
+                           (["--set", "model.mixed_precision=fp8"], "model.mixed_precision must be one of"),
+                           (["--set", "model.distribution_strategy=warp"],
+                            "model.distribution_strategy must be one of"),
+                           (["--set", "model.seq_len=35"], "model.seq_len=35: leaves no room for the context"),
+                           (["--set", "model.seq_len=10000"], "<= 512 (the encoder's position table")):
         start = time.time()
-        assert_bad_input(["run", "--output", str(out), *flags], capsys)
+        assert_bad_input(["run", "--output", str(out), *flags], capsys, message)
         assert time.time() - start < 30 and not out.exists()
 
 

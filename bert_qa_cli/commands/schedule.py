@@ -1,7 +1,7 @@
 """`bertqa schedule`: run the compiled pipeline on a cron schedule (Vertex AI or Kubeflow)."""
 from __future__ import annotations
 
-from bert_qa_cli.common import Submission, add_submission_arguments
+from bert_qa_cli.common import Submission, SubmissionError, add_submission_arguments
 
 
 def register(subparsers):
@@ -21,6 +21,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    if args.max_concurrent < 1:  # both services refuse it; Kubeflow also above 10 (kfp_submit, before any request)
+        raise SubmissionError(f"--max-concurrent={args.max_concurrent}: must be >= 1")
     submission = Submission(args, "schedule", cron=args.cron)
 
     def request():
