@@ -497,3 +497,13 @@ def test_every_command_goes_through_the_policy(capsys, monkeypatch):
     # export.py (owned elsewhere at the time) still takes int_flags from predict; nothing else.
     assert {k: v for k, v in imports.items() if k != "export"} == {}, imports
     assert imports.get("export", []) in ([], ["bert_qa_cli.commands.predict"]), imports
+    # No command picks a status of its own: it returns 0 (or a name of bert_qa_cli.exit_codes)
+    # and raises; export.py's usage() (exit 2 for a flag combination) is the one left.
+    own_statuses = []
+    for path in commands.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant) and node.value.value not in (0, None):
+                own_statuses.append((path.stem, node.lineno, node.value.value))
+            if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
+                own_statuses.append((path.stem, node.lineno, "sys.exit"))
+    assert [entry for entry in own_statuses if entry[0] != "export"] == [], own_statuses
