@@ -113,6 +113,44 @@ def split_counts(split: str, questions: Sequence[squad_data.Question], files: Se
     }
 
 
+def stream_split(files: Sequence[str], split: str, split_of, directory: str) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """``read_split`` + ``write_split`` + ``split_counts`` one input file at a time: the same
+    records (same example and paragraph indices) and counts, but only question ids and counts
+    stay in memory, so memory follows the largest input file, not the whole input (issue 22)."""
+    tf.io.gfile.makedirs(directory)
+    path = os.path.join(directory, f"{artifacts.QUESTIONS_FILE_PREFIX}-00000-of-00001{artifacts.TFRECORD_SUFFIX}")
+    ids: Dict[str, str] = {}
+    n = impossible = 0
+    paragraph, previous, articles = -1, None, set()
+    with tf.io.TFRecordWriter(path) as writer:
+        for source in files:
+            before = n
+            for q in squad_data.iter_questions(squad_data.load_squad_json(source), source):
+                if split_of is not None and split_of(q.title) != split:
+                    continue
+                if q.id in ids:
+                    raise squad_data.SquadFormatError(
+                        source, f"duplicate question id (also in {ids[q.id]}) in split {split!r}", q.id)
+                ids[q.id] = source
+                key = (q.source, q.title, q.context)
+                if key != previous:  # as paragraph_indices
+                    paragraph += 1
+                    previous = key
+                writer.write(example_codecs.question_to_example(q, n, paragraph).SerializeToString(deterministic=True))
+                n += 1
+                impossible += q.is_impossible
+                articles.add((q.source, q.title))
+            print(f"SquadExampleGen: {split}: {n - before} questions from {source}", file=sys.stderr, flush=True)
+    return {
+        f"num_questions_{split}": n,
+        f"num_answerable_{split}": n - impossible,
+        f"num_impossible_{split}": impossible,
+        f"num_articles_{split}": len(articles),
+        f"num_paragraphs_{split}": paragraph + 1,
+        f"files_{split}": list(files),
+    }, ids
+
+
 class Executor(base_executor.BaseExecutor):
     """Reads the files, assigns splits, writes one tf.Example per question."""
 
@@ -125,12 +163,11 @@ class Executor(base_executor.BaseExecutor):
         counts: Dict[str, Any] = {}
         split_ids: Dict[str, Dict[str, str]] = {}
         for split in names:
-            questions, ids = read_split(files[split], split, split_of)
-            if not questions:
+            split_counts_, ids = stream_split(files[split], split, split_of, artifacts.split_uri(examples, split))
+            if not ids:
                 raise InputError(f"split {split!r} has no questions (files: {files[split]})")
             split_ids[split] = ids
-            write_split(questions, artifacts.split_uri(examples, split))
-            counts.update(split_counts(split, questions, files[split]))
+            counts.update(split_counts_)
         overlap = set.intersection(*(set(ids) for ids in split_ids.values())) if len(names) > 1 else set()
         counts["num_ids_in_several_splits"] = len(overlap)
         if overlap:
