@@ -26,7 +26,10 @@ from official.nlp.data import squad_lib
 
 from bert_qa import (distribution, encoders, hub_format, modeling, optimization, postprocess, scoring,
                      settings, windowing)
+from bert_qa.export.quantization import QuantizationConfig
+from bert_qa.tflite_runner import LiteRunner
 from bert_qa.tokenization import CachedFullTokenizer
+from bert_qa.windowing_params import Windowing
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +179,6 @@ class BertQaSpec:
 
     def get_default_quantization_config(self):
         """Dynamic-range quantization, Model Maker's default for QA."""
-        from bert_qa.export import QuantizationConfig
-
         return QuantizationConfig.for_dynamic()
 
     # -- data -----------------------------------------------------------------------------
@@ -419,8 +420,6 @@ class BertQaSpec:
 
     def predict_tflite(self, tflite_filepath: str, input_fn: Callable):
         """Raw results for ``input_fn``'s features from the .tflite model."""
-        from bert_qa.tflite_runner import LiteRunner
-
         runner = LiteRunner(tflite_filepath, self.reorder_input_details, self.reorder_output_details)
         all_results = []
         for features, _ in input_fn():
@@ -501,8 +500,6 @@ class MobileBertQaSpec(BertQaSpec):
 
 
 SPEC_CLASSES = {cls.__name__: cls for cls in (BertQaSpec, MobileBertQaSpec)}
-# Constructor arguments that decide windowing: features and model must agree on them.
-WINDOWING_ARGS = ("seq_len", "query_len", "doc_stride", "do_lower_case")
 # Arguments that name a place on the machine that made the spec, not a property of the model.
 _LOCAL_ARGS = ("model_dir",)
 
@@ -510,11 +507,13 @@ _LOCAL_ARGS = ("model_dir",)
 def windowing_defaults(spec_name: str = "BertQaSpec") -> dict:
     """The spec class's own defaults for the windowing arguments (the one place they live)."""
     parameters = inspect.signature(SPEC_CLASSES[spec_name]).parameters
-    return {name: parameters[name].default for name in WINDOWING_ARGS}
+    return {name: parameters[name].default for name in Windowing.names()}
 
 
 def windowing_of(spec) -> dict:
-    return {name: getattr(spec, name) for name in WINDOWING_ARGS}
+    """The constructor arguments that decide windowing (``Windowing``): features and model
+    must agree on them."""
+    return Windowing.of(spec).as_dict()
 
 
 def spec_record(spec) -> dict:

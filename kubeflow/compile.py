@@ -11,14 +11,23 @@ TFX's MLMD resolver. Nothing is submitted.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import glob
 import json
 import os
+import tempfile
 from typing import Optional
 
-from bert_qa import _env  # noqa: F401
+import yaml
 
-from bert_qa_pipeline.pipeline.config import REPO_ROOT, PipelineConfig
+from bert_qa import _env  # noqa: F401
 from bert_qa.errors import InputError
+from bert_qa_pipeline.components import keys
+from bert_qa_pipeline.components.custom_job import is_tpu_pool
+from bert_qa_pipeline.kubeflow import kfp_task_entrypoint as entrypoint
+from bert_qa_pipeline.kubeflow import resources as step_resources
+from bert_qa_pipeline.pipeline.config import REPO_ROOT, PipelineConfig
+from bert_qa_pipeline.pipeline.errors import CompileError
 
 CONTAINER_REPO_ROOT = "/pipeline"
 
@@ -49,10 +58,6 @@ def fill_custom_job_image(config: PipelineConfig, image: str, gpu_image: Optiona
     """``train.vertex_custom_job.image`` "" -> the pipeline's image (its GPU / TPU variant when
     the worker pools have such accelerators and one was given): the CustomJob's containers run
     QaTrainer's executor from the same code."""
-    import dataclasses
-
-    from bert_qa_pipeline.components.qa_trainer.vertex_executor import is_tpu_pool
-
     job = config.train.vertex_custom_job
     if not job.enabled or job.image:
         return
@@ -80,10 +85,6 @@ KFP_EXECUTOR_KINDS = ("container", "importer")
 SCHEMA_VERSION = "2.1.0"  # what the Kubeflow Pipelines API server accepts (v2_template.go)
 
 
-class CompileError(InputError):
-    """A configuration the chosen target cannot run; says why and what to use instead."""
-
-
 # Pipeline roots a target's tasks can use: Vertex reads and writes Cloud Storage; Kubeflow's
 # launcher mounts gs://, s3:// and minio:// (LocalPathForURI, launcher_v2.go:1239-1253; any other
 # scheme fails prepareOutputFolders before the task starts, 1280-1306).
@@ -96,7 +97,7 @@ def _bucket(uri: str) -> str:
 
 def check_pipeline_root(target: str, pipeline_root: str) -> None:
     """Refuse roots the target's workers cannot read (a local path on a cluster, an unknown scheme)."""
-    from bert_qa_pipeline.components.object_store import scheme_of  # imports TensorFlow: not at start-up
+    from bert_qa_pipeline.components.object_store import scheme_of  # lazy: loads TensorFlow (seconds)
 
     scheme = scheme_of(pipeline_root)
     allowed = ROOT_SCHEMES[target]
@@ -117,7 +118,7 @@ def check_pipeline_root(target: str, pipeline_root: str) -> None:
 def check_push_destination(destination: str) -> None:
     """The push destination is written by TflitePusher itself (no launcher mounts it):
     gs:// through TensorFlow, s3:// through s3fs (components/object_store.py)."""
-    from bert_qa_pipeline.components import object_store  # imports TensorFlow: not at start-up
+    from bert_qa_pipeline.components import object_store  # lazy: loads TensorFlow (seconds)
 
     if not object_store.scheme_of(destination):
         raise CompileError(f"--push-destination {destination!r}: the cluster's pods cannot write a local path; "
@@ -132,7 +133,7 @@ def check_cluster_paths(config: PipelineConfig) -> None:
     """Data and encoder locations a task in the image can read (after ``container_config``):
     a path inside the image (/pipeline/..., from this repository), gs:// (TensorFlow reads it),
     or, for the encoder, a TF Hub handle. TensorFlow 2.21 cannot read s3:// or minio://."""
-    from bert_qa_pipeline.components.object_store import scheme_of  # imports TensorFlow: not at start-up
+    from bert_qa_pipeline.components.object_store import scheme_of  # lazy: loads TensorFlow (seconds)
 
     locations = [(f"data.{split}", p) for split in ("train", "eval") for p in getattr(config.data, split)]
     locations += [("data.patterns", p) for p in config.data.patterns]
@@ -154,8 +155,6 @@ def check_cluster_paths(config: PipelineConfig) -> None:
                                f"read; copy it to gs:// or into this repository (the image holds it at "
                                f"{CONTAINER_REPO_ROOT})")
         local = REPO_ROOT + location[len(CONTAINER_REPO_ROOT):]
-        import glob
-
         if not glob.glob(local):
             raise CompileError(f"{key}: {location!r} would be {local!r} in the image, which does not exist")
 
@@ -193,7 +192,7 @@ def scope_baseline_query(spec: dict, pipeline_name: str) -> int:
     metadata; the filter syntax is AIP-160's ``metadata.<key>.string_value``. Returns how many
     queries were scoped.
     """
-    from bert_qa_pipeline.components.artifacts import BLESSING_PIPELINE_KEY
+    from bert_qa_pipeline.components.artifacts import BLESSING_PIPELINE_KEY  # lazy: loads TFX (seconds)
 
     scoped = 0
     for executor in spec["deploymentSpec"]["executors"].values():
@@ -211,8 +210,7 @@ def scope_baseline_query(spec: dict, pipeline_name: str) -> int:
 # for bit (bert_qa/_env.py says why), and cluster tasks of a CustomJob drop it again (TF_CONFIG).
 # The other steps take TensorFlow's default pool ("0"): windowing, evaluation and conversion run
 # no gradient, so their results do not depend on kernel order, and they run faster side by side.
-STEP_INTEROP_THREADS = {"QaTrainer": "1", "SquadExampleGen": "0", "FeatureWindowing": "0",
-                        "TfliteExport": "0", "QaEvaluator": "0", "TflitePusher": "0"}
+STEP_INTEROP_THREADS = {name: "1" if name == keys.QA_TRAINER else "0" for name in keys.COMPONENTS}
 INTEROP_ENV = "TF_NUM_INTEROP_THREADS"
 INTEROP_MARK_ENV = "BERT_QA_SET_TF_NUM_INTEROP_THREADS"  # bert_qa/_env.py: "set by us, drop on clusters"
 
@@ -220,8 +218,6 @@ INTEROP_MARK_ENV = "BERT_QA_SET_TF_NUM_INTEROP_THREADS"  # bert_qa/_env.py: "set
 def set_step_environment(spec: dict, plans) -> None:
     """Each step's container ``env``: its thread setting (see STEP_INTEROP_THREADS), then the
     variables of ``resources.<step>.env``."""
-    from bert_qa_pipeline.kubeflow import resources as step_resources
-
     executors = spec["deploymentSpec"]["executors"]
     for component, threads in STEP_INTEROP_THREADS.items():
         container = executors[step_resources.executor_label(component)]["container"]
@@ -239,8 +235,6 @@ def use_kfp_task_entrypoint(spec: dict) -> int:
     turns what KFP's driver and launcher hand over into what TFX's executors expect; it needs the
     component's declared outputs, which the compiled arguments otherwise lack. Returns how many
     tasks it rewrote."""
-    from bert_qa_pipeline.kubeflow import kfp_task_entrypoint as entrypoint
-
     outputs_of = {c["executorLabel"]: c.get("outputDefinitions", {}) for c in spec["components"].values()}
     rewritten = 0
     for label, executor in spec["deploymentSpec"]["executors"].items():
@@ -270,11 +264,9 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     only for tests that play the cluster on this machine. ``config.resources`` sets each step's
     machine (kubeflow/resources.py); steps with a GPU / TPU run ``gpu_image`` / ``tpu_image``.
     """
-    import tempfile
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # lazy: loads TFX (seconds)
 
-    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
-
-    from bert_qa_pipeline.pipeline.pipeline import create_pipeline, runtime_parameters
+    from bert_qa_pipeline.pipeline.pipeline import create_pipeline, runtime_parameters  # lazy: TFX
 
     if target not in TARGETS:
         raise CompileError(f"target must be one of {TARGETS}, not {target!r}")
@@ -287,8 +279,6 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
         check_push_destination(push_destination)
         check_cluster_paths(container_config(config))
     baseline = baseline_for(target, config)
-    from bert_qa_pipeline.kubeflow import resources as step_resources
-
     resource_plans = step_resources.plan(config, target, gpu_image=gpu_image, tpu_image=tpu_image)
     config = container_config(config)
     fill_custom_job_image(config, image, gpu_image, tpu_image)
@@ -317,7 +307,7 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     # new files under the same pattern would be a cache hit (tensorflow/tfx#4226). Locally its
     # driver adds the files' fingerprint to the key; Kubeflow and Vertex run no custom driver for
     # it, so there it always reads its inputs (cheap), and downstream steps re-run on its new output.
-    spec["root"]["dag"]["tasks"]["SquadExampleGen"]["cachingOptions"] = {"enableCache": False}
+    spec["root"]["dag"]["tasks"][keys.SQUAD_EXAMPLE_GEN]["cachingOptions"] = {"enableCache": False}
     if spec.get("schemaVersion") != SCHEMA_VERSION:
         raise RuntimeError(f"TFX compiled schema {spec.get('schemaVersion')}, expected {SCHEMA_VERSION}")
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
@@ -332,8 +322,6 @@ def compile_pipeline(config: PipelineConfig, output_path: str, pipeline_root: st
     if use_kfp_task_entrypoint(spec) != len(spec["root"]["dag"]["tasks"]):
         raise RuntimeError("expected every task of the Kubeflow pipeline to be a container task")
     spec["defaultPipelineRoot"] = pipeline_root
-    import yaml
-
     platform = step_resources.platform_spec(resource_plans)
     with open(output_path, "w") as f:
         if platform:  # kfp's own layout: the PlatformSpec is the package's second document

@@ -11,7 +11,8 @@ local process); ``bertqa compile`` turns it into:
   ``accelerator.type`` / ``count``: what Vertex AI and older Kubeflow backends read) and the
   string fields kfp 2.16's own compiler fills beside them (``resource_cpu_limit``,
   ``resource_memory_limit``, ``accelerator.resource_type`` / ``resource_count``: what newer
-  Kubeflow backends read), numbers converted by kfp's own functions;
+  Kubeflow backends read), numbers converted as kfp's compiler converts them
+  (``cpu_to_float``, ``memory_to_float``);
 * on the Kubeflow target, node selectors in the Kubernetes platform spec
   (``platforms.kubernetes.deploymentSpec.executors.<executor label>.nodeSelector.labels``, a
   ``kfp.kubernetes`` ``KubernetesExecutorConfig``), the second YAML document, as kfp-kubernetes'
@@ -24,48 +25,24 @@ Accelerator names are the target's own: Vertex's ``AcceleratorType`` enum names
 (``nvidia.com/gpu``, ``google.com/tpu``) on ``kfp``, where node selectors choose the GPU model
 (GKE: ``cloud.google.com/gke-accelerator: nvidia-l4``) or the TPU slice.
 
-Configuration checks that need no target raise ``ConfigError`` (``check_config``, called by
-``pipeline.config.validate``); what a target or the trainer's distribution strategy cannot run
-raises ``CompileError`` (``plan``).
+The syntax of every value is checked with the configuration (``pipeline/step_resources.py``,
+``ConfigError``); what a target or the trainer's distribution strategy cannot run is refused here
+(``plan``, ``CompileError``).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from typing import Dict, Mapping, Optional, Union
 
-# The containers of the DAG (the baseline resolver is a Vertex service-side query, no container).
-COMPONENTS = ("SquadExampleGen", "FeatureWindowing", "QaTrainer", "TfliteExport", "QaEvaluator",
-              "TflitePusher")
+from google.protobuf import json_format
 
-# Vertex AI's AcceleratorType enum (aiplatform v1), less the K80 whose support ended (CUDA 12,
-# which TensorFlow 2.21 is built with, has dropped it).
-VERTEX_GPUS = ("NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_T4",
-               "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
-               "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB", "NVIDIA_B200", "NVIDIA_GB200",
-               "NVIDIA_RTX_PRO_6000")
-VERTEX_TPUS = ("TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD")
-# Kubernetes extended resources (device plugins): NVIDIA's and GKE's TPU.
-KFP_ACCELERATORS = {"nvidia.com/gpu": "gpu", "google.com/tpu": "tpu"}
-ACCELERATORS = {"vertex": {**{n: "gpu" for n in VERTEX_GPUS}, **{n: "tpu" for n in VERTEX_TPUS}},
-                "kfp": KFP_ACCELERATORS}
-
-# The syntax kfp.dsl.PipelineTask checks (_validate_cpu_request_limit, _validate_memory_request_limit).
-CPU_PATTERN = re.compile(r"([0-9]*[.])?[0-9]+m?$")
-MEMORY_PATTERN = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki){0,1}$")
-TOPOLOGY_PATTERN = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
-# Kubernetes label syntax: an optional DNS-subdomain prefix and a name of at most 63 characters.
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_PATTERN = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
-LABEL_VALUE_PATTERN = re.compile(rf"^({_LABEL_NAME})?$")
-# Environment variable names (POSIX; what Kubernetes and Vertex accept for a container's env), and
-# Kubernetes secret names (DNS subdomains) and data keys.
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SECRET_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-SECRET_KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
-# Set by the compiled pipeline itself (kubeflow/compile.py) or by the platform.
-RESERVED_ENV = ("TF_NUM_INTEROP_THREADS", "BERT_QA_SET_TF_NUM_INTEROP_THREADS", "TF_CONFIG", "CLUSTER_SPEC")
+from bert_qa_pipeline.components import keys
+from bert_qa_pipeline.components.keys import COMPONENTS
+from bert_qa_pipeline.pipeline.errors import CompileError
+from bert_qa_pipeline.pipeline.step_resources import (  # noqa: F401  (names this module gave before)
+    ACCELERATORS, CPU_PATTERN, ENV_NAME_PATTERN, KFP_ACCELERATORS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN,
+    MEMORY_PATTERN, RESERVED_ENV, TOPOLOGY_PATTERN, VERTEX_GPUS, VERTEX_TPUS, accelerator_kind,
+    accelerator_target, check_config, topology_chips)
 
 # GKE's node labels.
 GKE_GPU_LABEL = "cloud.google.com/gke-accelerator"
@@ -74,105 +51,13 @@ GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 
 # What each step does with an accelerator. Only the trainer distributes; the evaluator's Keras
 # predictions run on the first GPU TensorFlow sees; the rest run no TensorFlow model on one.
-ACCELERATED = {"QaTrainer": "trains with model.distribution_strategy",
-               "QaEvaluator": "predicts on one GPU (no distribution strategy)"}
-CPU_ONLY = {"SquadExampleGen": "reads JSON files", "FeatureWindowing": "tokenizes in Beam on CPUs",
-            "TfliteExport": "converts with the TFLite converter, which runs on the CPU",
-            "TflitePusher": "copies files"}
+ACCELERATED = {keys.QA_TRAINER: "trains with model.distribution_strategy",
+               keys.QA_EVALUATOR: "predicts on one GPU (no distribution strategy)"}
+CPU_ONLY = {keys.SQUAD_EXAMPLE_GEN: "reads JSON files", keys.FEATURE_WINDOWING: "tokenizes in Beam on CPUs",
+            keys.TFLITE_EXPORT: "converts with the TFLite converter, which runs on the CPU",
+            keys.TFLITE_PUSHER: "copies files"}
 SINGLE_GPU_STRATEGIES = ("off", "one_device")  # they place the model on one device
 GPU_STRATEGIES = ("off", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server")
-
-
-def accelerator_kind(name: str) -> Optional[str]:
-    """'gpu' / 'tpu' for a known accelerator name of either target, else None."""
-    for names in ACCELERATORS.values():
-        if name in names:
-            return names[name]
-    return None
-
-
-def accelerator_target(name: str) -> Optional[str]:
-    return next((target for target, names in ACCELERATORS.items() if name in names), None)
-
-
-def topology_chips(topology: str) -> int:
-    return math.prod(int(n) for n in topology.split("x"))
-
-
-def check_config(resources) -> None:
-    """What needs no target: the syntax of every value, and keys that only make sense together.
-    ``resources`` is a ``pipeline.config.ResourcesConfig``; raises ``ConfigError`` naming the key."""
-    from bert_qa_pipeline.pipeline.config import ConfigError
-
-    known = ", ".join(sorted(ACCELERATORS["vertex"])) + " (vertex); " + ", ".join(KFP_ACCELERATORS) + " (kfp)"
-    for component in COMPONENTS:
-        step = getattr(resources, component)
-        key = f"resources.{component}"
-        if step.cpu and not CPU_PATTERN.match(step.cpu):
-            raise ConfigError(f"{key}.cpu: {step.cpu!r} is not a CPU quantity; give a number of CPUs "
-                              f"(\"8\", \"0.5\") or millicores (\"500m\")")
-        if step.memory and not MEMORY_PATTERN.match(step.memory):
-            raise ConfigError(f"{key}.memory: {step.memory!r} is not a memory quantity; give a whole "
-                              f"number with an optional unit: E, P, T, G, M, K or Ei, Pi, Ti, Gi, Mi, Ki "
-                              f"(\"32G\", \"16Gi\")")
-        for field, value in (("cpu", step.cpu), ("memory", step.memory)):
-            if value and float(re.match(r"[0-9.]*", value).group() or 0) <= 0:
-                raise ConfigError(f"{key}.{field}: {value!r} asks for nothing; leave it out for the default")
-        if step.accelerator_count < 0:
-            raise ConfigError(f"{key}.accelerator_count: must be >= 0, not {step.accelerator_count}")
-        if step.accelerator:
-            if accelerator_kind(step.accelerator) is None:
-                raise ConfigError(f"{key}.accelerator: unknown accelerator {step.accelerator!r}; known: {known}")
-            if step.accelerator_count < 1:
-                raise ConfigError(f"{key}.accelerator_count: say how many {step.accelerator} the step gets (>= 1)")
-        elif step.accelerator_count:
-            raise ConfigError(f"{key}.accelerator_count: {step.accelerator_count} of what? set {key}.accelerator")
-        if step.tpu_topology:
-            if not TOPOLOGY_PATTERN.match(step.tpu_topology):
-                raise ConfigError(f"{key}.tpu_topology: {step.tpu_topology!r} is not a TPU topology "
-                                  f"such as \"2x2\" or \"2x2x1\"")
-            if accelerator_kind(step.accelerator) != "tpu":
-                raise ConfigError(f"{key}.tpu_topology: only for a TPU accelerator, not "
-                                  f"{step.accelerator or 'none'}")
-            chips = topology_chips(step.tpu_topology)
-            if chips != step.accelerator_count:
-                raise ConfigError(
-                    f"{key}.tpu_topology: {step.tpu_topology} has {chips} chips but accelerator_count is "
-                    f"{step.accelerator_count}; a pipeline step is one host, so the topology is that "
-                    f"host's chips (multi-host slices need one worker per host, which a step is not)")
-        _check_env(key, step)
-        if not isinstance(step.node_selector, Mapping):
-            raise ConfigError(f"{key}.node_selector: expected a mapping of node labels, got {step.node_selector!r}")
-        for label, value in step.node_selector.items():
-            if not isinstance(label, str) or not LABEL_KEY_PATTERN.match(label):
-                raise ConfigError(f"{key}.node_selector: {label!r} is not a Kubernetes label key")
-            if not isinstance(value, str) or not LABEL_VALUE_PATTERN.match(value):
-                raise ConfigError(f"{key}.node_selector.{label}: {value!r} is not a Kubernetes label "
-                                  f"value (a string of at most 63 letters, digits, '-', '_', '.')")
-
-
-def _check_env(key: str, step) -> None:
-    from bert_qa_pipeline.pipeline.config import ConfigError
-
-    for field in ("env", "secret_env"):
-        values = getattr(step, field)
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{key}.{field}: expected a mapping of environment variables, got {values!r}")
-        for name, value in values.items():
-            if not isinstance(name, str) or not ENV_NAME_PATTERN.match(name):
-                raise ConfigError(f"{key}.{field}: {name!r} is not an environment variable name")
-            if name in RESERVED_ENV:
-                raise ConfigError(f"{key}.{field}.{name}: set by the compiled pipeline or the platform, not here")
-            if not isinstance(value, str):
-                raise ConfigError(f"{key}.{field}.{name}: expected a string, got {value!r}")
-    for name, value in step.secret_env.items():
-        secret, _, data_key = value.partition(":")
-        if not SECRET_NAME_PATTERN.match(secret) or not SECRET_KEY_PATTERN.match(data_key):
-            raise ConfigError(f"{key}.secret_env.{name}: {value!r} is not \"<secret name>:<key>\" "
-                              f"(a Kubernetes secret and one of its data keys)")
-    both = sorted(set(step.env) & set(step.secret_env))
-    if both:
-        raise ConfigError(f"{key}: {both} set in both env and secret_env")
 
 
 @dataclasses.dataclass
@@ -197,20 +82,44 @@ def executor_label(component_id: str) -> str:
     return f"{component_id}_executor"
 
 
+# Memory units as Kubernetes quantities (decimal and binary), in bytes: kfp's constants
+# (sdk/python/kfp/dsl/constants.py: _E ... _KI).
+_MEMORY_UNITS = {"E": 10**18, "Ei": 1 << 60, "P": 10**15, "Pi": 1 << 50, "T": 10**12, "Ti": 1 << 40,
+                 "G": 10**9, "Gi": 1 << 30, "M": 10**6, "Mi": 1 << 20, "K": 10**3, "Ki": 1 << 10}
+_GB = 10**9
+
+
+def cpu_to_float(cpu: str) -> float:
+    """CPUs of a checked CPU quantity ("8", "0.5", "500m"), as kfp's compiler computes
+    ``cpu_limit`` (kfp 2.16, sdk/python/kfp/compiler/compiler_utils.py: ``_cpu_to_float``:
+    a trailing "m" is millicores)."""
+    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+
+
+def memory_to_float(memory: str) -> float:
+    """Decimal GB of a checked memory quantity ("32G", "16Gi", "500M", "1000"), as kfp's compiler
+    computes ``memory_limit`` (kfp 2.16, sdk/python/kfp/compiler/compiler_utils.py:
+    ``_memory_to_float``: number * unit / 10**9 in that order, "G" as given, no unit = bytes)."""
+    unit = memory[-2:] if memory[-2:] in _MEMORY_UNITS else memory[-1:] if memory[-1:] in _MEMORY_UNITS else ""
+    if not unit:
+        return float(memory) / _GB
+    number = float(memory[:-len(unit)])
+    return number if unit == "G" else number * _MEMORY_UNITS[unit] / _GB
+
+
 def resource_spec(cpu: str = "", memory: str = "", accelerator: str = "", count: int = 0):
     """The ResourceSpec kfp 2.16's compiler writes for set_cpu_limit / set_memory_limit /
     set_accelerator_type / set_accelerator_limit with these constants: string fields as given,
-    numeric ones by kfp's own conversions (CPUs; memory in GB, decimal)."""
-    from kfp.compiler import compiler_utils
-    from kfp.pipeline_spec import pipeline_spec_pb2
+    numeric ones converted as kfp converts them (``cpu_to_float``, ``memory_to_float``)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2  # lazy: importing kfp takes seconds
 
     spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
     if cpu:
         spec.resource_cpu_limit = cpu
-        spec.cpu_limit = compiler_utils._cpu_to_float(cpu)
+        spec.cpu_limit = cpu_to_float(cpu)
     if memory:
         spec.resource_memory_limit = memory
-        spec.memory_limit = compiler_utils._memory_to_float(memory)
+        spec.memory_limit = memory_to_float(memory)
     if accelerator:
         spec.accelerator.type = spec.accelerator.resource_type = accelerator
         spec.accelerator.count = count
@@ -218,7 +127,7 @@ def resource_spec(cpu: str = "", memory: str = "", accelerator: str = "", count:
     return spec
 
 
-def _check_target(target: str, component: str, step, CompileError) -> None:
+def _check_target(target: str, component: str, step) -> None:
     key = f"resources.{component}"
     if step.accelerator:
         owner = accelerator_target(step.accelerator)
@@ -261,12 +170,12 @@ def _check_target(target: str, component: str, step, CompileError) -> None:
                                f"{{{GKE_TPU_ACCELERATOR_LABEL}: tpu-v5-lite-podslice}}")
 
 
-def _check_use(config, component: str, step, CompileError) -> None:
+def _check_use(config, component: str, step) -> None:
     """Refuses accelerators the step cannot use (the trainer's strategy, or no TensorFlow on it)."""
     key = f"resources.{component}"
     kind = accelerator_kind(step.accelerator) if step.accelerator else None
     strategy = config.model.distribution_strategy
-    if component == "QaTrainer":
+    if component == keys.QA_TRAINER:
         custom_job = getattr(config.train, "vertex_custom_job", None)
         if custom_job is not None and custom_job.enabled:
             # The step only launches the CustomJob and waits; the job's pools choose the
@@ -313,13 +222,11 @@ def plan(config, target: str, gpu_image: Optional[str] = None,
          tpu_image: Optional[str] = None) -> Dict[str, StepPlan]:
     """Every step's ResourceSpec, image and node selectors for ``target``; refuses (CompileError)
     what the target or the step cannot run. Steps without any request are left out."""
-    from bert_qa_pipeline.kubeflow.compile import CompileError
-
     plans: Dict[str, StepPlan] = {}
     for component in COMPONENTS:
         step = getattr(config.resources, component)
-        _check_target(target, component, step, CompileError)
-        _check_use(config, component, step, CompileError)
+        _check_target(target, component, step)
+        _check_use(config, component, step)
         kind = accelerator_kind(step.accelerator) if step.accelerator else None
         image = None
         if kind == "gpu":
@@ -360,7 +267,7 @@ def default_image(image: str, plans: Mapping[str, StepPlan]) -> Union[str, Dict[
     """KubeflowV2DagRunnerConfig's ``default_image``: one image, or a map by component id when
     some step runs the GPU / TPU image. (TFX 1.21 logs "DEFAULT_IMAGE_PATH_KEY is not found in
     default_image" for a map that has it: its check is inverted; the map is used as given.)"""
-    from tfx.orchestration.kubeflow.v2.pipeline_builder import DEFAULT_IMAGE_PATH_KEY
+    from tfx.orchestration.kubeflow.v2.pipeline_builder import DEFAULT_IMAGE_PATH_KEY  # lazy: TFX takes seconds
 
     own = {name: step.image for name, step in plans.items() if step.image}
     return {DEFAULT_IMAGE_PATH_KEY: image, **own} if own else image
@@ -369,8 +276,6 @@ def default_image(image: str, plans: Mapping[str, StepPlan]) -> Union[str, Dict[
 def check_compiled(spec: dict, plans: Mapping[str, StepPlan], image: str) -> None:
     """The compiled deploymentSpec carries every requested field and image (a tool failure if a
     TFX version stops copying them)."""
-    from google.protobuf import json_format
-
     executors = spec["deploymentSpec"]["executors"]
     for name in COMPONENTS:
         step = plans.get(name)
@@ -389,8 +294,7 @@ def check_compiled(spec: dict, plans: Mapping[str, StepPlan], image: str) -> Non
 def platform_spec(plans: Mapping[str, StepPlan]) -> Optional[dict]:
     """The Kubernetes platform spec (kfp-kubernetes' layout) of the steps with node selectors,
     as the JSON dict kfp writes as the package's second YAML document; None when there are none."""
-    from google.protobuf import json_format
-    from kfp.kubernetes import kubernetes_executor_config_pb2
+    from kfp.kubernetes import kubernetes_executor_config_pb2  # lazy: importing kfp takes seconds
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     executors = {}

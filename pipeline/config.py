@@ -8,12 +8,25 @@ relative to that file; on the command line, to the current directory.
 from __future__ import annotations
 
 import dataclasses
+import glob
+import inspect
 import json
 import os
+import re
+import tomllib
 import typing
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import yaml
+
+from bert_qa import encoders, settings, squad_data
 from bert_qa.errors import InputError
+from bert_qa.export.quantization import QUANTIZATIONS
+from bert_qa.pretrained import minilm_checkpoint_dir
+from bert_qa.windowing_params import Windowing
+from bert_qa_pipeline.components import custom_job, keys
+from bert_qa_pipeline.pipeline import step_resources
+from bert_qa_pipeline.pipeline.errors import ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO_ROOT, "data")
@@ -110,11 +123,9 @@ class VertexCustomJobConfig:
 
     def check(self) -> None:
         if self.enabled:
-            from bert_qa_pipeline.components.qa_trainer.vertex_executor import CustomJobError, check_launch
-
             try:
-                check_launch(self.launch(), need_image=False)
-            except CustomJobError as err:
+                custom_job.check_launch(self.launch(), need_image=False)
+            except custom_job.CustomJobError as err:
                 raise ConfigError(f"train.vertex_custom_job: {err}") from None
 
 
@@ -227,8 +238,6 @@ class DataflowConfig:
         if not self.enabled:
             return
         key = "beam.dataflow"
-        import re
-
         for name in ("project", "region", "temp_location"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"{key}.{name} is required when {key}.enabled is true")
@@ -300,16 +309,12 @@ class StepResources:
     secret_env: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
-class ResourcesConfig:
-    """``resources.<component>``: one ``StepResources`` per container step of the DAG."""
-
-    SquadExampleGen: StepResources = dataclasses.field(default_factory=StepResources)
-    FeatureWindowing: StepResources = dataclasses.field(default_factory=StepResources)
-    QaTrainer: StepResources = dataclasses.field(default_factory=StepResources)
-    TfliteExport: StepResources = dataclasses.field(default_factory=StepResources)
-    QaEvaluator: StepResources = dataclasses.field(default_factory=StepResources)
-    TflitePusher: StepResources = dataclasses.field(default_factory=StepResources)
+# One field per container step of the DAG, the steps named once (components/keys.py).
+ResourcesConfig = dataclasses.make_dataclass(
+    "ResourcesConfig",
+    [(name, StepResources, dataclasses.field(default_factory=StepResources)) for name in keys.COMPONENTS],
+    namespace={"__doc__": """``resources.<component>``: one ``StepResources`` per container step of the DAG.""",
+               "__module__": __name__})
 
 
 @dataclasses.dataclass
@@ -346,9 +351,7 @@ class PipelineConfig:
     @property
     def encoder_uri(self) -> str:
         """The encoder as every step records it (``bert_qa.encoders``: "" is "default")."""
-        from bert_qa.encoders import portable_uri
-
-        return portable_uri(self.model.encoder)
+        return encoders.portable_uri(self.model.encoder)
 
     def input_patterns(self):
         """SquadExampleGen's patterns: ``{"train": [...], "eval": [...]}``, or the list of
@@ -366,9 +369,7 @@ class PipelineConfig:
 
     def windowing(self) -> Dict[str, Any]:
         """FeatureWindowing's parameters; every later step takes them from its features."""
-        m = self.model
-        return {"seq_len": m.seq_len, "query_len": m.query_len, "doc_stride": m.doc_stride,
-                "do_lower_case": m.do_lower_case}
+        return Windowing.of(self.model).as_dict()
 
     def spec_args(self) -> Dict[str, Any]:
         """The trainer's spec arguments (plain values); the windowing comes from the features."""
@@ -383,10 +384,6 @@ class PipelineConfig:
 
 
 BASELINES = ("auto", "latest_blessed", "latest_published", "none")
-
-
-class ConfigError(InputError):
-    """A configuration key or value that does not fit the schema; names the key."""
 
 
 def _hints(cls) -> Dict[str, Any]:
@@ -483,15 +480,11 @@ def read_file(path: str) -> Dict[str, Any]:
         raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} "
                           f"at offset {err.start})") from None
     if path.endswith(".toml"):
-        import tomllib
-
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:  # its message ends "(at line L, column C)"
             raise ConfigError(f"{path}: not valid TOML: {err}") from None
     else:
-        import yaml
-
         try:
             values = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -546,8 +539,6 @@ def _absolute(path: str, base: str) -> str:
 
 def parse_override(text: str) -> Dict[str, Any]:
     """``section.key=value`` -> nested dict; the value is parsed as YAML."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     dotted, raw = text.split("=", 1)
@@ -592,8 +583,6 @@ def validate(config: PipelineConfig) -> None:
         raise ConfigError(f"data.multi_answer must be 'first' or 'error', not {d.multi_answer!r}")
     if config.model.spec not in ("BertQaSpec", "MobileBertQaSpec"):
         raise ConfigError(f"model.spec must be BertQaSpec or MobileBertQaSpec, not {config.model.spec!r}")
-    from bert_qa.export.quantization import QUANTIZATIONS
-
     bad = [v for v in config.export.variants if v not in QUANTIZATIONS]
     if bad:
         raise ConfigError(f"export.variants {bad} are not among {QUANTIZATIONS}")
@@ -603,9 +592,7 @@ def validate(config: PipelineConfig) -> None:
     q = config.evaluation.quantized_variant
     if q and q not in config.export.variants:
         raise ConfigError(f"evaluation.quantized_variant {q!r} is not exported")
-    from bert_qa.spec import WINDOWING_ARGS
-
-    doubled = sorted(set(config.model.extra_spec_args) & (set(WINDOWING_ARGS) | {"uri", "model_dir"}))
+    doubled = sorted(set(config.model.extra_spec_args) & (set(Windowing.names()) | {"uri", "model_dir"}))
     if doubled:
         raise ConfigError(f"model.extra_spec_args {doubled}: set model.seq_len / query_len / doc_stride / "
                           f"do_lower_case / encoder instead (model_dir is the trainer's own)")
@@ -614,9 +601,7 @@ def validate(config: PipelineConfig) -> None:
     check_settings(config)
     config.beam.dataflow.check(config.beam)
     config.train.vertex_custom_job.check()
-    from bert_qa_pipeline.kubeflow.resources import check_config as check_resources
-
-    check_resources(config.resources)
+    step_resources.check_config(config.resources)
 
 
 # The configuration keys of the settings ``bert_qa.settings.check_settings`` knows.
@@ -634,17 +619,14 @@ def check_settings(config: PipelineConfig) -> None:
     """Every model, training, export and evaluation setting through the library's one check
     (``bert_qa.settings``), with the encoder's bounds, before any work: a SettingError (exit 1)
     names the configuration key and its allowed range."""
-    import inspect
-
-    from bert_qa import settings
-    from bert_qa.spec import SPEC_CLASSES, WINDOWING_ARGS
+    from bert_qa.spec import SPEC_CLASSES  # lazy: bert_qa.spec loads TensorFlow (seconds)
 
     m, t = config.model, config.train
     known = set(inspect.signature(SPEC_CLASSES[m.spec]).parameters)
     unknown = sorted(set(m.extra_spec_args) - known)
     if unknown:
         raise ConfigError(f"model.extra_spec_args {unknown}: not arguments of {m.spec} "
-                          f"(it takes {sorted(known - {'uri', 'model_dir'} - set(WINDOWING_ARGS))})")
+                          f"(it takes {sorted(known - {'uri', 'model_dir'} - set(Windowing.names()))})")
     values = {"seq_len": m.seq_len, "query_len": m.query_len, "doc_stride": m.doc_stride,
               "distribution_strategy": m.distribution_strategy, "mixed_precision": m.mixed_precision,
               "optimizer_recipe": m.optimizer_recipe, "predict_batch_size": m.predict_batch_size,
@@ -673,8 +655,6 @@ def check_settings(config: PipelineConfig) -> None:
 
 def _local_files(patterns) -> Optional[List[str]]:
     """The local files ``patterns`` name, or None if any is a URI or matches nothing."""
-    import glob
-
     files = []
     for pattern in patterns:
         if "://" in pattern:
@@ -697,9 +677,6 @@ def training_features_bound(config: PipelineConfig):
     Counted only when it is cheap: the local training files are read, and a bound (every
     context character a token) is taken; only if it is below the batch size are the questions
     windowed as FeatureWindowing will (the vocabulary of the default or a local encoder)."""
-    from bert_qa import encoders, settings, squad_data
-    from bert_qa.errors import InputError
-
     d, m = config.data, config.model
     hashed = bool(d.patterns)
     files = _local_files(d.patterns if hashed else d.train)
@@ -722,8 +699,6 @@ def training_features_bound(config: PipelineConfig):
         return None
     vocab = None
     if encoders.is_default(m.encoder):
-        from bert_qa.pretrained import minilm_checkpoint_dir
-
         vocab = os.path.join(minilm_checkpoint_dir(), "vocab.txt")
     elif "://" not in m.encoder and os.path.isfile(os.path.join(m.encoder, "assets", "vocab.txt")):
         vocab = os.path.join(m.encoder, "assets", "vocab.txt")
@@ -740,13 +715,11 @@ def training_features_bound(config: PipelineConfig):
 def check_local_outputs(config: PipelineConfig) -> None:
     """Where `bertqa run` writes must be a writable directory (or creatable), checked before
     any work: ``output``, and ``push.destination`` / ``train.checkpoint_root`` when local."""
-    from bert_qa.settings import check_output_dir
-
-    check_output_dir(config.output_dir, "output")
+    settings.check_output_dir(config.output_dir, "output")
     if config.push.destination:
-        check_output_dir(config.push.destination, "push.destination")
+        settings.check_output_dir(config.push.destination, "push.destination")
     if config.train.checkpoint_root:
-        check_output_dir(config.train.checkpoint_root, "train.checkpoint_root")
+        settings.check_output_dir(config.train.checkpoint_root, "train.checkpoint_root")
 
 
 def dumps(config: PipelineConfig) -> str:

@@ -141,6 +141,37 @@ def test_vertex_spec_requests_cpu_memory_and_a_gpu_for_the_trainer_only(tmp_path
                            credentials=AnonymousCredentials())
 
 
+# Every memory unit kfp knows, bare bytes, whole and fractional CPUs, millicores.
+QUANTITIES = [("8", "32G"), ("0.5", "16Gi"), ("500m", "1000"), ("2.25", "3E"), ("1m", "2Ei"),
+              ("16", "1P"), ("96", "5Pi"), ("0.1", "2T"), ("250m", "1Ti"), ("3", "512M"),
+              ("7", "768Mi"), ("12", "1500K"), ("1", "64Ki")]
+
+
+def test_cpu_and_memory_numbers_are_kfps_own(tmp_path):
+    """Our conversions (resources.cpu_to_float / memory_to_float, which mirror kfp's private
+    compiler_utils functions) give exactly the numbers kfp's compiler writes."""
+    from kfp import compiler, dsl
+
+    from bert_qa_pipeline.kubeflow.resources import resource_spec
+
+    @dsl.container_component
+    def step():
+        return dsl.ContainerSpec(image=CPU_IMAGE, command=["true"])
+
+    for i, (cpu, memory) in enumerate(QUANTITIES):
+        @dsl.pipeline(name="reference")
+        def reference():
+            step().set_cpu_limit(cpu).set_memory_limit(memory)
+
+        path = str(tmp_path / f"reference-{i}.yaml")
+        compiler.Compiler().compile(reference, path)
+        kfp_resources = _deployment(yaml.safe_load(open(path))).executors["exec-step"].container.resources
+        ours = resource_spec(cpu, memory)
+        assert (ours.cpu_limit, ours.memory_limit) == (kfp_resources.cpu_limit, kfp_resources.memory_limit), \
+            (cpu, memory)
+        assert ours == kfp_resources, (cpu, memory)
+
+
 def test_vertex_spec_with_a_tpu_trainer(tmp_path):
     config = _config({"QaTrainer": {"accelerator": "TPU_V5_LITEPOD", "accelerator_count": 4}},
                      distribution_strategy="tpu", extra_spec_args={"tpu": "local"})

@@ -14,6 +14,7 @@ the explicit signature fixes the tensor names the spec and the metadata rely on:
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -54,11 +55,11 @@ def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
     only the directory. ``vocab_file`` / ``do_lower_case`` / ``query_len`` / ``doc_stride``
     record just the tokenizer, for a model without a spec.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     record = None
     if spec is not None:
-        from bert_qa.spec import spec_record
+        from bert_qa.spec import spec_record  # lazy: bert_qa.spec loads TensorFlow
 
         spec.build()
         record = spec_record(spec)
@@ -98,7 +99,7 @@ def saved_model_info(saved_model_dir: str) -> Dict[str, object]:
     """What ``export_saved_model`` recorded: vocab_file (path or None), do_lower_case,
     seq_len, query_len, doc_stride and, for a model exported with its spec, ``spec`` (class
     name) and ``args`` (absent keys were not recorded)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     extra = os.path.join(saved_model_dir, EXTRA_DIR)
     info: Dict[str, object] = {"vocab_file": None}
@@ -119,7 +120,7 @@ def saved_model_info(saved_model_dir: str) -> Dict[str, object]:
 
 def spec_of_saved_model(saved_model_dir: str, **overrides):
     """The spec a SavedModel was exported with (``export_saved_model(..., spec=...)``)."""
-    from bert_qa.spec import spec_from_record
+    from bert_qa.spec import spec_from_record  # lazy: bert_qa.spec loads TensorFlow
 
     info = saved_model_info(saved_model_dir)
     if "spec" not in info:
@@ -140,12 +141,10 @@ def export_at_seq_len(saved_model_dir: str, seq_len: int, export_dir: str, work_
     is an error, never a silently fresh weight). Returns ``saved_model_dir`` itself when it
     already takes ``seq_len``.
     """
-    import inspect
-
     info = saved_model_info(saved_model_dir)
     if int(info.get("seq_len", 0)) == int(seq_len):
         return saved_model_dir
-    from bert_qa.spec import SPEC_CLASSES
+    from bert_qa.spec import SPEC_CLASSES  # lazy: bert_qa.spec loads TensorFlow
 
     overrides = {"seq_len": int(seq_len), "model_dir": work_dir or tempfile.mkdtemp(prefix="bert_qa_resize_")}
     if "mixed_precision" in inspect.signature(SPEC_CLASSES[info["spec"]]).parameters:
@@ -177,7 +176,7 @@ def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] =
             representative_features: Optional[Mapping] = None,
             quantization_steps: int = DEFAULT_QUANTIZATION_STEPS) -> bytes:
     """The TFLite flatbuffer of a serving SavedModel under ``quantization``."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     config = _config(quantization, representative_features, quantization_steps)
     check_saved_model(saved_model_dir)
@@ -189,8 +188,8 @@ def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] =
 def check_saved_model(saved_model_dir: str) -> None:
     """Refuses (``ExportInputError`` naming the path) a directory that is not a SavedModel or
     whose saved_model.pb cannot be parsed (corrupt, truncated), before any conversion."""
-    import tensorflow as tf
-    from tensorflow.python.saved_model import loader_impl
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
+    from tensorflow.python.saved_model import loader_impl  # lazy: TensorFlow
 
     if not tf.io.gfile.isdir(saved_model_dir):
         raise ExportInputError(f"SavedModel directory not found: {saved_model_dir}")
@@ -266,14 +265,14 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
 
 
 def _exists(path: str) -> bool:
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
 
 
 def _input_seq_len(buffer: bytes) -> int:
     # LiteRT's interpreter, as bert_qa runs models (tf.lite.Interpreter is deprecated and warns).
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: LiteRT, only to read a converted model
 
     return int(Interpreter(model_content=buffer).get_input_details()[0]["shape"][1])
 

@@ -16,7 +16,10 @@ import tf_keras
 from tfx.dsl.components.base import base_executor
 from tfx.utils import io_utils
 
-from bert_qa import callbacks, distribution
+from bert_qa import callbacks, distribution, input_pipeline, locks
+from bert_qa.export import export_saved_model
+from bert_qa.settings import check_settings
+from bert_qa.windowing_params import Windowing
 from bert_qa_pipeline.components import artifacts
 
 PROGRESS_FILE = "progress.json"
@@ -83,8 +86,6 @@ def owning(state_dir: str):
     if "://" in state_dir:
         yield
         return
-    from bert_qa import locks
-
     # Inside the state directory, so it goes with it when training succeeds.
     with locks.exclusive(os.path.join(state_dir, ".owner.lock"), f"training state {state_dir}"):
         yield
@@ -92,9 +93,9 @@ def owning(state_dir: str):
 
 def make_spec(spec_name: str, spec_args: Dict[str, Any], features, model_dir: str):
     """The spec to train: its arguments, with the windowing the features were made with."""
-    from bert_qa.spec import WINDOWING_ARGS, spec_from_record
+    from bert_qa.spec import spec_from_record  # lazy: Model Garden (seconds), only to train
 
-    doubled = sorted(set(spec_args) & set(WINDOWING_ARGS))
+    doubled = sorted(set(spec_args) & set(Windowing.names()))
     if doubled:
         raise ValueError(f"spec_args {doubled}: windowing parameters travel with the features "
                          f"(set them on FeatureWindowing), not in the trainer's spec_args")
@@ -142,15 +143,11 @@ class Executor(base_executor.BaseExecutor):
 
     def _train(self, features, model, model_run, exec_properties, spec, split, state_dir,
                chief: bool) -> None:
-        from bert_qa import input_pipeline
-        from bert_qa.export import export_saved_model
-        from bert_qa.spec import spec_record
+        from bert_qa.spec import spec_record  # lazy: Model Garden (seconds), only to train
 
         strategy = spec.strategy
         spec_name = type(spec).__name__
         seed = int(exec_properties.get("seed", 42))
-        from bert_qa.settings import check_settings
-
         num_features = features.get_int_custom_property(f"num_features_{split}")
         # Runtime parameters of a compiled pipeline arrive here unchecked: the one settings
         # check, before any work (a SettingError names the key; `bertqa run` exits 1).
