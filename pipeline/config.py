@@ -36,50 +36,59 @@ DATA_DIR = os.path.join(REPO_ROOT, "data")
 class DataConfig:
     """Either ``train`` / ``eval`` patterns (a split each) or ``patterns`` + ``hash_buckets``."""
 
+    # SQuAD JSON files or globs of the train split (paths or gfile URIs such as gs://)
     train: List[str] = dataclasses.field(default_factory=lambda: [os.path.join(DATA_DIR, "new_wiki_train.json")])
+    # SQuAD JSON files or globs of the eval split
     eval: List[str] = dataclasses.field(default_factory=lambda: [os.path.join(DATA_DIR, "new_wiki_eval.json")])
+    # instead of train / eval: files that hash_buckets splits by article title
     patterns: List[str] = dataclasses.field(default_factory=list)
+    # with patterns: buckets per split, exactly {train: N, eval: M}
     hash_buckets: Dict[str, int] = dataclasses.field(default_factory=dict)
+    # SQuAD v2.0 data: unanswerable questions (is_impossible) included
     version_2_with_negative: bool = False
     multi_answer: str = "first"  # training on questions with several answers: 'first' or 'error'
 
 
 @dataclasses.dataclass
 class ModelConfig:
+    # BertQaSpec or MobileBertQaSpec: the library's spec class and its defaults
     spec: str = "BertQaSpec"
     # A TF Hub handle or TF Hub-format directory; "" = all-MiniLM-L6-v2, converted once and cached.
     encoder: str = ""
-    # Sized for the 10-minute default run on 2 CPU cores (measured, see README): new_wiki
+    # Sized for the 10-minute default run on 2 CPU cores (measured, benchmarks/README.md): new_wiki
     # paragraphs mostly fit a 192-token window, questions 32 WordPieces; a stride of 128 gives
     # the fewest tokens per question of the shapes measured (seq 128-384, stride 64-128).
     seq_len: int = 192
-    query_len: int = 32
-    doc_stride: int = 128
-    do_lower_case: bool = True
+    query_len: int = 32  # question tokens at most (longer questions are truncated)
+    doc_stride: int = 128  # tokens between the starts of a long context's windows
+    do_lower_case: bool = True  # lower-case the text before WordPiece (true for uncased encoders)
     # Few steps on 2 CPU cores: a higher rate than Model Maker's 8e-5 learns more in one epoch.
     learning_rate: float = 1.5e-4
     # "huggingface" (run_qa's AdamW and schedule, proven step by step against PyTorch) or
     # "model_maker" (Model Garden's create_optimizer, Model Maker's); see bert_qa/optimization.py.
     optimizer_recipe: str = "huggingface"
+    # off, one_device, mirrored, multi_worker_mirrored, parameter_server or tpu
     distribution_strategy: str = "off"
-    predict_batch_size: int = 16
+    predict_batch_size: int = 16  # batch size when predicting (evaluation)
     # "float32", "mixed_bfloat16" (CPUs with AMX/AVX512-BF16, TPUs), "mixed_float16" (GPUs,
     # loss-scaled) or "auto" (bf16 on a CPU with bfloat16 units and no GPU, else float32).
     # The encoder is rebuilt natively to follow it; what is exported stays float32. The
     # library's BertQaSpec keeps Model Maker's float32; the pipeline's default run uses "auto"
     # (1.55x faster steps on this project's AMX machines, which pays for more questions).
     mixed_precision: str = "auto"
+    # further arguments of the spec class, e.g. {default_batch_size: 32}
     extra_spec_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    # One pass over the 2,773 shipped questions beats several over fewer (measured, README).
+    # One pass over the 2,773 shipped questions beats several over fewer (measured, CHANGELOG.md).
     epochs: int = 1
-    batch_size: int = 16
+    batch_size: int = 16  # training batch size
     steps_per_epoch: int = 0  # 0: features // batch_size (Model Maker's)
+    # reshuffle the training features every epoch (the library's create() defaults to false)
     shuffle: bool = True
-    seed: int = 42
+    seed: int = 42  # random seed of training (when runs repeat bit for bit: docs/reliability.md)
     # Where QaTrainer keeps per-epoch checkpoints until training completes (a re-run after a
     # kill resumes from there); "" = <pipeline root>/QaTrainer/resume.
     checkpoint_root: str = ""
@@ -93,11 +102,11 @@ class WorkerPoolConfig:
     """One worker pool of the CustomJob: the first is the chief's (1 replica), the second the
     other workers'."""
 
-    machine_type: str = "n1-standard-8"
-    replica_count: int = 1
+    machine_type: str = "n1-standard-8"  # Compute Engine machine type of each replica
+    replica_count: int = 1  # replicas in this pool (the chief's pool: 1)
     # e.g. NVIDIA_TESLA_T4, NVIDIA_L4 (with a count); TPU_V2 / TPU_V3 with machine_type cloud-tpu
     accelerator_type: str = ""
-    accelerator_count: int = 0
+    accelerator_count: int = 0  # accelerators per replica
 
 
 @dataclasses.dataclass
@@ -106,11 +115,12 @@ class VertexCustomJobConfig:
     google_cloud_ai_platform training runner). The strategy follows the pools: one replica
     trains ``mirrored`` over its GPUs, several ``multi_worker_mirrored``, a TPU pool ``tpu``."""
 
-    enabled: bool = False
-    project: str = ""
-    region: str = "us-central1"
+    enabled: bool = False  # train in a CustomJob (needs a gs:// pipeline root)
+    project: str = ""  # Google Cloud project ID of the job
+    region: str = "us-central1"  # Vertex AI region of the job
     image: str = ""  # "" = the compiled pipeline's image
     service_account: str = ""  # "" = the project's default (Vertex's Custom Code Service Agent)
+    # the chief's pool first, then the other workers' pool
     worker_pools: List[WorkerPoolConfig] = dataclasses.field(default_factory=lambda: [WorkerPoolConfig()])
 
     def launch(self) -> Optional[Dict[str, Any]]:
@@ -133,7 +143,7 @@ class VertexCustomJobConfig:
 class ExportConfig:
     # Model Maker's default (dynamic-range); add float32 / float16 / int8 to export and score them too.
     variants: List[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
-    max_representative_samples: int = 100
+    max_representative_samples: int = 100  # int8 calibration: windows of training data at most
     # The token length the .tflite files take: 384, what the TFLite Task Library's
     # BertQuestionAnswerer feeds every model (kMaxSeqLen), whatever model.seq_len training used
     # (bert_qa.export.export_at_seq_len); 0 = model.seq_len.
@@ -142,17 +152,19 @@ class ExportConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    max_answer_length: int = 30
+    max_answer_length: int = 30  # longest answer, in tokens
+    # SQuAD v2.0: answer nothing when the null score beats the best span by more
     null_score_diff_threshold: float = 0.0
     # Percent. On the shipped data an untrained model scores EM 0.4 / F1 12.8 (random long spans
     # overlap the references), so EM is the gate that separates trained from untrained here.
     min_exact_match: float = 5.0
-    min_f1: float = 15.0
+    min_f1: float = 15.0  # percent: a model below this F1 is not blessed
     max_f1_drop_vs_baseline: float = 2.0   # points
     max_quantized_f1_drop: float = 3.0     # points
     # Score the same architecture randomly initialised, and require training to beat it.
     evaluate_untrained: bool = True
     min_f1_gain_over_untrained: float = 5.0  # points
+    # the variant whose F1 is compared with the SavedModel's ("" = none)
     quantized_variant: str = "dynamic"
     # What "no regression" is measured against: "latest_blessed" (TFX's resolver over MLMD),
     # "latest_published" (the newest model under the push destination, re-scored on this eval
@@ -164,7 +176,7 @@ class EvaluationConfig:
 @dataclasses.dataclass
 class PushConfig:
     destination: str = ""  # "" = <output>/pushed
-    variant: str = "dynamic"
+    variant: str = "dynamic"  # the exported variant that is pushed (one of export.variants)
 
 
 @dataclasses.dataclass
@@ -193,8 +205,8 @@ class DataflowConfig:
     too is refused. Dataflow's workers read the examples and write the features under the
     pipeline root, which must be on Cloud Storage: for compiled (Vertex) pipelines."""
 
-    enabled: bool = False
-    project: str = ""
+    enabled: bool = False  # run FeatureWindowing on Dataflow
+    project: str = ""  # Google Cloud project ID
     region: str = ""  # e.g. us-central1
     temp_location: str = ""  # gs://bucket/path (Dataflow's temporary files)
     staging_location: str = ""  # gs://bucket/path; "" = Dataflow's default (under temp_location)
@@ -204,7 +216,7 @@ class DataflowConfig:
     max_num_workers: int = 10  # autoscaling's ceiling (what a run can cost)
     machine_type: str = ""  # "" = Dataflow's default; e.g. n2-standard-4
     service_account: str = ""  # the workers' service account e-mail; "" = Compute Engine's default
-    network: str = ""
+    network: str = ""  # VPC network name; "" = the project's default
     subnetwork: str = ""  # e.g. regions/us-central1/subnetworks/NAME, or its full URL
     use_public_ips: bool = True  # false: internal IPs only (the subnet needs Private Google Access)
 
@@ -298,7 +310,7 @@ class StepResources:
     # vertex: NVIDIA_L4, NVIDIA_TESLA_T4, NVIDIA_TESLA_A100, ..., TPU_V5_LITEPOD, ...;
     # kfp: nvidia.com/gpu or google.com/tpu (the model chosen by node_selector)
     accelerator: str = ""
-    accelerator_count: int = 0
+    accelerator_count: int = 0  # accelerators of that kind for the step
     tpu_topology: str = ""  # TPU chips of the step's host, e.g. "2x2" (kfp: GKE's topology selector)
     # kfp only: node labels, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
@@ -319,8 +331,11 @@ ResourcesConfig = dataclasses.make_dataclass(
 
 @dataclasses.dataclass
 class PipelineConfig:
+    # the pipeline's name (ML Metadata, the compiled pipeline, the blessing's pipeline)
     name: str = "bert-qa"
+    # where `bertqa run` writes everything (--output): metadata, pipeline root, pushed models
     output: str = "runs/default"
+    # reuse a component's cached result when its inputs and settings are unchanged
     enable_cache: bool = True
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
