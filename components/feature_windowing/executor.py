@@ -10,10 +10,9 @@ and not from the order work happens to run in, 1, 2 or 200 workers give the same
 """
 from __future__ import annotations
 
-import copy
+import logging
 import math
 import os
-import sys
 from typing import Dict, Iterable, List, Tuple
 
 from bert_qa import _env  # noqa: F401
@@ -22,7 +21,9 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 
 from bert_qa import encoders, squad_data, windowing
-from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components import artifacts, example_codecs, keys
+
+log = logging.getLogger(__name__)
 
 FEATURES_PER_SHARD = 10_000
 def _key_by_paragraph(record: bytes):
@@ -71,13 +72,17 @@ class WindowParagraph(beam.DoFn):
         self._features.inc(len(features))
         self._done += 1
         if self._done % 200 == 0:
-            print(f"FeatureWindowing: {self._split}: a worker windowed {self._done} paragraphs",
-                  file=sys.stderr, flush=True)
+            log.info(f"FeatureWindowing: {self._split}: a worker windowed {self._done} paragraphs")
         yield beam.pvalue.TaggedOutput("counts", (paragraph_index, {
             "questions": len(questions), "examples": len(examples), "features": len(features),
             "skipped": [(s.id, s.reason, s.detail) for s in skipped],
             "first_example_index": rows[0][0]}))
-        yield paragraph_index, (features, qas_ids)
+        # Serialized here with paragraph-local ids (assign_ids rewrites the two id fields): a
+        # record is about a KB, the feature object with its tokens and maps several, and the
+        # DirectRunner holds every one until the offsets are known (issue 22).
+        yield paragraph_index, [(f.unique_id, f.example_index, example_codecs.feature_to_example(
+            f, self._is_training, qas_ids[f.example_index]).SerializeToString(deterministic=True))
+            for f in features]
 
 
 def plan_offsets(counts: List[Tuple[int, dict]], num_shards: int) -> dict:
@@ -98,14 +103,16 @@ def plan_offsets(counts: List[Tuple[int, dict]], num_shards: int) -> dict:
 
 def assign_ids(element, plan, is_training: bool):
     """Final ids; yields (shard, (unique_id, serialized tf.Example))."""
-    paragraph_index, (features, qas_ids) = element
+    paragraph_index, records = element
     example_offset, feature_offset, shard = plan["offsets"][paragraph_index]
-    for local in features:
-        feature = copy.copy(local)  # Beam elements must not be mutated
-        feature.unique_id = windowing.BASE_UNIQUE_ID + feature_offset + local.unique_id
-        feature.example_index = example_offset + local.example_index
-        example = example_codecs.feature_to_example(feature, is_training, qas_ids[local.example_index])
-        yield shard, (feature.unique_id, example.SerializeToString(deterministic=True))  # map order fixed: byte-identical files
+    for local_unique_id, local_example_index, record in records:
+        example = tf.train.Example.FromString(record)  # a new message: Beam elements stay unmutated
+        unique_id = windowing.BASE_UNIQUE_ID + feature_offset + local_unique_id
+        fields = example.features.feature
+        fields["unique_ids"].int64_list.value[:] = [unique_id]
+        if not is_training:  # feature_to_example records example_index for evaluation only
+            fields["example_index"].int64_list.value[:] = [example_offset + local_example_index]
+        yield shard, (unique_id, example.SerializeToString(deterministic=True))  # map order fixed: byte-identical files
 
 
 def write_shard(element, directory: str, plan) -> Iterable[int]:
@@ -181,8 +188,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     """Copies the vocab into the output, then windows every split in one Beam pipeline."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        examples = artifacts.single(input_dict["examples"], "examples")
-        features = artifacts.single(output_dict["features"], "features")
+        examples = artifacts.single(input_dict[keys.EXAMPLES_KEY], keys.EXAMPLES_KEY)
+        features = artifacts.single(output_dict[keys.FEATURES_KEY], keys.FEATURES_KEY)
         params = dict(exec_properties)
         params["num_shards"] = int(params.get("num_shards") or 0)
         from bert_qa import settings
@@ -204,9 +211,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tf.io.gfile.makedirs(features.uri)
         tf.io.gfile.copy(encoders.vocab_of(params["encoder_uri"]), vocab_file, overwrite=True)
         stats_paths = {s: artifacts.windowing_stats_path(features.uri, s) for s in splits}
-        print(f"FeatureWindowing: windowing splits {splits} (seq_len={params['seq_len']}, "
-              f"query_len={params['query_len']}, doc_stride={params['doc_stride']}) with Beam args "
-              f"{redacted(self._beam_pipeline_args)}", file=sys.stderr, flush=True)
+        log.info(f"FeatureWindowing: windowing splits {splits} (seq_len={params['seq_len']}, "
+                 f"query_len={params['query_len']}, doc_stride={params['doc_stride']}) with Beam args "
+                 f"{redacted(self._beam_pipeline_args)}")
         with self._make_beam_pipeline() as pipeline:
             for split in splits:
                 out_dir = artifacts.split_uri(features, split)
@@ -229,10 +236,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             expected = examples.get_int_custom_property(f"num_questions_{split}")
             if expected and expected != stats["questions"]:
                 raise RuntimeError(f"split {split}: {expected} questions in, {stats['questions']} windowed")
-            print(f"FeatureWindowing: {split}: {stats['questions']} questions -> {stats['examples']} "
-                  f"examples -> {stats['features']} features; "
-                  + squad_data.summarize_skipped(
-                      [squad_data.Skipped(s["id"], s["reason"], s["detail"]) for s in stats["skipped"]],
-                      stats["questions"]), file=sys.stderr, flush=True)
+            log.info(f"FeatureWindowing: {split}: {stats['questions']} questions -> {stats['examples']} "
+                     f"examples -> {stats['features']} features; "
+                     + squad_data.summarize_skipped(
+                         [squad_data.Skipped(s["id"], s["reason"], s["detail"]) for s in stats["skipped"]],
+                         stats["questions"]))
         features.set_string_custom_property("file_format", artifacts.EXAMPLES_FILE_FORMAT)
         artifacts.record_counts(features, counts)
