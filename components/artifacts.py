@@ -34,6 +34,7 @@ import uuid
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
+from bert_qa.windowing_params import Windowing
 import tensorflow as tf
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.types import artifact_utils
@@ -58,8 +59,6 @@ PER_QUESTION_FILE = "per_question.tfrecord"
 # QaEvaluator can take the latest version as its baseline).
 PUBLISHED_MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
-# Windowing parameters recorded on the features (and in the model's spec record).
-WINDOWING_PROPERTIES = ("seq_len", "query_len", "doc_stride", "do_lower_case")
 
 
 # -- artifact bookkeeping ----------------------------------------------------------------------
@@ -175,9 +174,10 @@ def windowing_stats_path(features_uri: str, split: str) -> str:
 
 
 def windowing_of(features) -> Dict[str, object]:
-    """The windowing parameters FeatureWindowing recorded on its features."""
+    """The windowing parameters (``bert_qa.windowing_params.Windowing``) FeatureWindowing
+    recorded on its features, as custom properties of those names."""
     values: Dict[str, object] = {}
-    for name in WINDOWING_PROPERTIES:
+    for name in Windowing.names():
         if not features.has_custom_property(name):
             raise ValueError(f"features {features.uri} record no {name!r} (not written by FeatureWindowing?)")
         values[name] = features.get_int_custom_property(name)

@@ -16,6 +16,7 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import La
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.types import Channel, standard_artifacts
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.feature_windowing import FeatureWindowing
 from bert_qa_pipeline.components.qa_evaluator import QaEvaluator
 from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds
@@ -56,18 +57,18 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
     example_gen = SquadExampleGen(input_patterns=p.get("input_patterns", config.input_patterns()),
                                   hash_buckets=dict(d.hash_buckets) or None)
     windowing = FeatureWindowing(
-        examples=example_gen.outputs["examples"], encoder_uri=config.encoder_uri, spec=m.spec,
+        examples=example_gen.outputs[keys.EXAMPLES_KEY], encoder_uri=config.encoder_uri, spec=m.spec,
         training_splits=["train"], version_2_with_negative=d.version_2_with_negative,
         multi_answer=d.multi_answer, **config.windowing()
     ).with_beam_pipeline_args(windowing_beam_args(config.beam))  # + beam.dataflow's, if enabled
     trainer = QaTrainer(
-        features=windowing.outputs["features"], spec=m.spec, spec_args=config.spec_args(),
+        features=windowing.outputs[keys.FEATURES_KEY], spec=m.spec, spec_args=config.spec_args(),
         epochs=p.get("epochs", t.epochs), batch_size=p.get("batch_size", t.batch_size),
         steps_per_epoch=t.steps_per_epoch, shuffle=t.shuffle, seed=t.seed,
         checkpoint_root=t.checkpoint_root or None, learning_rate=p.get("learning_rate"),
         vertex_custom_job=t.vertex_custom_job.launch())  # None: trains in the step itself
     export = TfliteExport(
-        model=trainer.outputs["model"], features=windowing.outputs["features"],
+        model=trainer.outputs[keys.MODEL_KEY], features=windowing.outputs[keys.FEATURES_KEY],
         variants=config.export.variants,
         max_representative_samples=config.export.max_representative_samples,
         serving_seq_len=config.export.serving_seq_len)
@@ -78,9 +79,9 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
             model=Channel(type=standard_artifacts.Model),
             model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
     evaluator = QaEvaluator(
-        examples=example_gen.outputs["examples"], features=windowing.outputs["features"],
-        model=trainer.outputs["model"], tflite_model=export.outputs["tflite_model"],
-        baseline_model=resolved.outputs["model"] if resolved else None,
+        examples=example_gen.outputs[keys.EXAMPLES_KEY], features=windowing.outputs[keys.FEATURES_KEY],
+        model=trainer.outputs[keys.MODEL_KEY], tflite_model=export.outputs[keys.TFLITE_MODEL_KEY],
+        baseline_model=resolved.outputs[keys.MODEL_KEY] if resolved else None,
         baseline_destination=push_destination if baseline == "latest_published" else None,
         version_2_with_negative=d.version_2_with_negative,
         max_answer_length=e.max_answer_length, null_score_diff_threshold=e.null_score_diff_threshold,
@@ -92,8 +93,8 @@ def create_components(config: PipelineConfig, push_destination: str, baseline: O
         pipeline_name=config.name
     ).with_beam_pipeline_args(list(config.beam.args) + list(config.beam.evaluator))
     pusher = TflitePusher(
-        tflite_model=export.outputs["tflite_model"], blessing=evaluator.outputs["blessing"],
-        evaluation=evaluator.outputs["evaluation"], push_destination=push_destination,
+        tflite_model=export.outputs[keys.TFLITE_MODEL_KEY], blessing=evaluator.outputs[keys.BLESSING_KEY],
+        evaluation=evaluator.outputs[keys.EVALUATION_KEY], push_destination=push_destination,
         variant=config.push.variant)
     return [c for c in (example_gen, windowing, trainer, export, resolved, evaluator, pusher) if c is not None]
 

@@ -5,14 +5,16 @@ CACHED) and wall time, where the model was pushed, and the evaluation report.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import sys
 import time
 from typing import Dict, List, Optional
 
 from bert_qa import _env  # noqa: F401
-
+from bert_qa import locks
 from bert_qa_pipeline.pipeline.config import PipelineConfig
 
 
@@ -49,21 +51,42 @@ class RunSummary:
 
 
 RUN_LOCK_FILE = ".bertqa-run.lock"
+# The components report through these loggers (logging; absl's handler shows them in a
+# cluster's task logs, where TFX's entrypoints run at INFO).
+PROGRESS_LOGGER = "bert_qa_pipeline.components"
+
+
+@contextlib.contextmanager
+def progress_on_stderr():
+    """The components' records (INFO and up) on stderr while a local run lasts, one message a
+    line as the executors printed them: what ``bertqa run`` shows between its own lines. Not
+    propagated meanwhile, so a root handler does not show them twice."""
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def metadata_config(path: str):
-    from tfx.orchestration import metadata
+    from tfx.orchestration import metadata  # lazy: TFX (seconds); importing the runner stays cheap
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return metadata.sqlite_metadata_connection_config(path)
 
 
 def run(config: PipelineConfig) -> RunSummary:
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # lazy: TFX (seconds)
 
-    from bert_qa_pipeline.pipeline.pipeline import create_pipeline
-
-    from bert_qa import locks
+    from bert_qa_pipeline.pipeline.pipeline import create_pipeline  # lazy: TFX
 
     os.makedirs(config.output_dir, exist_ok=True)
     # One run per output directory: two would share the MLMD sqlite file and the trainer's
@@ -73,13 +96,14 @@ def run(config: PipelineConfig) -> RunSummary:
         tfx_pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config.metadata_path))
         print(f"bertqa run: pipeline {config.name!r} under {config.output_dir} (encoder {config.encoder_uri})",
               file=sys.stderr, flush=True)
-        LocalDagRunner().run(tfx_pipeline)
+        with progress_on_stderr():
+            LocalDagRunner().run(tfx_pipeline)
         return summarize(config, time.time() - start)
 
 
 def summarize(config: PipelineConfig, seconds: float) -> RunSummary:
     """What the latest run did, read from MLMD."""
-    import ml_metadata as mlmd
+    import ml_metadata as mlmd  # lazy: TFX's metadata store, read after a run
     from ml_metadata.proto import metadata_store_pb2
 
     store = mlmd.MetadataStore(metadata_config(config.metadata_path))

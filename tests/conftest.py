@@ -5,9 +5,9 @@ import pytest
 
 # The suite runs TensorFlow as the product does: bert_qa._env's one inter-op thread (its docstring
 # says why), inherited by the processes the tests start. An earlier suite reset it to TF's pool
-# because a TPU fail-fast took 16.5 s late in a long run. Not reproduced since (0.15 s after a
-# training in one process); the suspect, TF's TPU initializer clearing every cache of the process
-# and garbage-collecting before it fails, no longer runs without a TPU (distribution._check_local_tpu).
+# because a TPU fail-fast was slow late in a long run (the timings: git log -S'fail-fast'
+# tests/conftest.py); the suspect, TF's TPU initializer clearing every cache of the process and
+# garbage-collecting before it fails, no longer runs without a TPU (distribution._check_local_tpu).
 
 import bert_qa  # noqa: E402,F401  (environment before TensorFlow)
 from tests import fixtures
@@ -19,7 +19,8 @@ TIERS = {
     # pure Python or small TensorFlow calls, seconds each
     "unit": {"test_scoring", "test_squad_data", "test_tokenization", "test_validate", "test_windowing",
              "test_postprocess", "test_properties", "test_input_corpus", "test_spec_api", "test_locks",
-             "test_console", "test_suite_layout", "test_docs_current", "test_import_contracts"},
+             "test_console", "test_suite_layout", "test_docs_current", "test_import_contracts",
+             "test_progress_logging"},
     # real models, components, compilers, fake servers and S3: tens of seconds
     "integration": {"test_components_data", "test_components_train_push", "test_train_evaluate",
                     "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",

@@ -9,6 +9,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.feature_windowing import executor
 
 
@@ -25,8 +26,8 @@ class FeatureWindowingSpec(types.ComponentSpec):
         "multi_answer": ExecutionParameter(type=str),  # 'first' or 'error' (squad_lib's)
         "num_shards": ExecutionParameter(type=int, optional=True),  # 0: one per 10,000 features
     }
-    INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
-    OUTPUTS = {"features": ChannelParameter(type=standard_artifacts.Examples)}
+    INPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {keys.FEATURES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
 
 
 class FeatureWindowing(base_beam_component.BaseBeamComponent):

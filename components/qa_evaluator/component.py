@@ -8,6 +8,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.artifacts import float_param
 from bert_qa_pipeline.components.qa_evaluator import executor
 from bert_qa_pipeline.components.qa_evaluator.blessing import Thresholds
@@ -38,15 +39,15 @@ class QaEvaluatorSpec(types.ComponentSpec):
         "pipeline_name": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),   # questions (references)
-        "features": ChannelParameter(type=standard_artifacts.Examples),   # windowed eval features
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "tflite_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),   # questions (references)
+        keys.FEATURES_KEY: ChannelParameter(type=standard_artifacts.Examples),   # windowed eval features
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.TFLITE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
-        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        keys.EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        keys.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
     }
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
@@ -14,9 +14,11 @@ import tensorflow as tf
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 
 from bert_qa import scoring, squad_data
-from bert_qa_pipeline.components import artifacts, example_codecs, object_store
+from bert_qa_pipeline.components import artifacts, example_codecs, keys, object_store
 from bert_qa_pipeline.components.qa_evaluator import blessing as blessing_rules
 from bert_qa_pipeline.components.qa_evaluator import report, slices
+
+log = logging.getLogger(__name__)
 
 SAVED_MODEL = "saved_model"
 
@@ -69,7 +71,7 @@ def evaluate_one(spec, name: str, data: EvalData, params: dict, out_dir: str,
     input_fn = input_pipeline.make_input_fn(spec, data.feature_files, is_training=False, batch_size=batch)
     v2 = bool(params["version_2_with_negative"])
     variant_dir = os.path.join(out_dir, name)
-    print(f"QaEvaluator: predicting {len(data.features)} features with {name} ...", file=sys.stderr, flush=True)
+    log.info(f"QaEvaluator: predicting {len(data.features)} features with {name} ...")
     official = spec.evaluate(model, tflite_file, input_fn, math.ceil(len(data.features) / batch),
                              data.examples, data.features, data.dataset_path, v2,
                              int(params["max_answer_length"]), float(params["null_score_diff_threshold"]),
@@ -82,8 +84,8 @@ def evaluate_one(spec, name: str, data: EvalData, params: dict, out_dir: str,
         mean = 100.0 * sum(r[key] for r in rows.values()) / len(rows)
         if abs(mean - scores[key]) > 1e-6:
             raise RuntimeError(f"{name}: per-question {key} mean {mean} != official {scores[key]}")
-    print(f"QaEvaluator: {name}: EM {scores['exact_match']:.2f} F1 {scores['f1']:.2f} "
-          f"({len(predictions)} questions, {time.time() - start:.0f} s)", file=sys.stderr, flush=True)
+    log.info(f"QaEvaluator: {name}: EM {scores['exact_match']:.2f} F1 {scores['f1']:.2f} "
+             f"({len(predictions)} questions, {time.time() - start:.0f} s)")
     return {"scores": scores, "official": official, "per_question": rows,
             "num_predicted": len(predictions), "seconds": time.time() - start}
 
@@ -297,7 +299,7 @@ def slice_with_tfma(out_dir: str, questions, results: Dict[str, dict], beam_pipe
     """Per-question scores of every variant, sliced and averaged by TFMA."""
     path = os.path.join(out_dir, artifacts.PER_QUESTION_FILE)
     write_per_question(path, questions, results)
-    print("QaEvaluator: slicing with TFMA ...", file=sys.stderr, flush=True)
+    log.info("QaEvaluator: slicing with TFMA ...")
     return run_tfma(out_dir, path, list(results), beam_pipeline_args)
 
 
@@ -361,13 +363,13 @@ class Executor(tfx_evaluator_executor.Executor):
     options reach TFMA."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        examples = artifacts.single(input_dict["examples"], "examples")
-        features = artifacts.single(input_dict["features"], "features")
-        model = artifacts.single(input_dict["model"], "model")
-        tflite_model = artifacts.optional_single(input_dict.get("tflite_model"))
-        baseline_model = artifacts.optional_single(input_dict.get("baseline_model"))
-        evaluation = artifacts.single(output_dict["evaluation"], "evaluation")
-        blessing = artifacts.single(output_dict["blessing"], "blessing")
+        examples = artifacts.single(input_dict[keys.EXAMPLES_KEY], keys.EXAMPLES_KEY)
+        features = artifacts.single(input_dict[keys.FEATURES_KEY], keys.FEATURES_KEY)
+        model = artifacts.single(input_dict[keys.MODEL_KEY], keys.MODEL_KEY)
+        tflite_model = artifacts.optional_single(input_dict.get(keys.TFLITE_MODEL_KEY))
+        baseline_model = artifacts.optional_single(input_dict.get(keys.BASELINE_MODEL_KEY))
+        evaluation = artifacts.single(output_dict[keys.EVALUATION_KEY], keys.EVALUATION_KEY)
+        blessing = artifacts.single(output_dict[keys.BLESSING_KEY], keys.BLESSING_KEY)
         params = dict(exec_properties)
         tf.io.gfile.makedirs(evaluation.uri)
         work_dir = tempfile.mkdtemp(prefix="qa_evaluator_")
@@ -391,5 +393,5 @@ class Executor(tfx_evaluator_executor.Executor):
                                     baseline, untrained, params)
         finally:
             tf.io.gfile.rmtree(work_dir)
-        print(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report "
-              f"{os.path.join(evaluation.uri, artifacts.REPORT_FILE)}", file=sys.stderr, flush=True)
+        log.info(f"QaEvaluator: {'BLESSED' if blessed else 'NOT BLESSED'}; report "
+                 f"{os.path.join(evaluation.uri, artifacts.REPORT_FILE)}")

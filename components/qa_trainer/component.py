@@ -9,14 +9,15 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import custom_job, keys
 from bert_qa_pipeline.components.qa_trainer import executor, vertex_executor
 
 
 class QaTrainerSpec(types.ComponentSpec):
     PARAMETERS = {
-        "spec": ExecutionParameter(type=str),        # BertQaSpec | MobileBertQaSpec
+        keys.SPEC_KEY: ExecutionParameter(type=str),        # BertQaSpec | MobileBertQaSpec
         # JSON constructor arguments, except windowing (taken from the features) and model_dir.
-        "spec_args": ExecutionParameter(type=str),
+        keys.SPEC_ARGS_KEY: ExecutionParameter(type=str),
         "epochs": ExecutionParameter(type=int),
         "batch_size": ExecutionParameter(type=int),  # 0: the spec's default_batch_size
         "steps_per_epoch": ExecutionParameter(type=int),  # 0: features // batch_size
@@ -30,12 +31,12 @@ class QaTrainerSpec(types.ComponentSpec):
         "checkpoint_root": ExecutionParameter(type=str, optional=True),
         # JSON: train as a Vertex AI CustomJob (project, region, image, service_account,
         # worker_pools); set only with the launching executor (vertex_executor.Executor).
-        "vertex_custom_job": ExecutionParameter(type=str, optional=True),
+        keys.VERTEX_CUSTOM_JOB_KEY: ExecutionParameter(type=str, optional=True),
     }
-    INPUTS = {"features": ChannelParameter(type=standard_artifacts.Examples)}
+    INPUTS = {keys.FEATURES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
     OUTPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun),
     }
 
 
@@ -64,7 +65,7 @@ class QaTrainer(base_component.BaseComponent):
         the chief, pool 1 the workers) to train in a Vertex AI CustomJob; None trains here."""
         launch = None
         if vertex_custom_job:
-            launch = json.dumps(vertex_executor.check_launch(vertex_custom_job, need_image=False),
+            launch = json.dumps(custom_job.check_launch(vertex_custom_job, need_image=False),
                                 sort_keys=True)
         super().__init__(spec=QaTrainerSpec(
             features=features, spec=spec, spec_args=json.dumps(spec_args or {}, sort_keys=True),

@@ -4,9 +4,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
-import sys
 import time
 from typing import Any, Dict, Optional
 
@@ -20,7 +20,9 @@ from bert_qa import callbacks, distribution, input_pipeline, locks
 from bert_qa.export import export_saved_model
 from bert_qa.settings import check_settings
 from bert_qa.windowing_params import Windowing
-from bert_qa_pipeline.components import artifacts
+from bert_qa_pipeline.components import artifacts, keys
+
+log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
 
@@ -42,15 +44,14 @@ class ProgressLogger(callbacks.LogsCallback):
             try:
                 self.history = list(artifacts.read_json(self._path)["history"])
             except (ValueError, KeyError, TypeError) as err:  # only the log of epochs: start it again
-                print(f"QaTrainer: {self._path} is unreadable ({err}); the epoch log restarts "
-                      f"(the checkpoints still decide where training resumes)", file=sys.stderr, flush=True)
+                log.warning(f"QaTrainer: {self._path} is unreadable ({err}); the epoch log restarts "
+                            f"(the checkpoints still decide where training resumes)")
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:
             self.first_epoch = epoch
             if epoch:
-                print(f"QaTrainer: resuming at epoch {epoch + 1}/{self._epochs} from the last checkpoint",
-                      file=sys.stderr, flush=True)
+                log.info(f"QaTrainer: resuming at epoch {epoch + 1}/{self._epochs} from the last checkpoint")
             self.history = [h for h in self.history if h["epoch"] <= epoch]
         self._epoch = epoch
         self._epoch_start = time.time()
@@ -60,9 +61,8 @@ class ProgressLogger(callbacks.LogsCallback):
         if step % self._every == 0 or step == self._steps:
             rate = step / max(time.time() - self._epoch_start, 1e-9)
             loss = callbacks.scalar(logs, "loss")
-            print(f"QaTrainer: epoch {self._epoch + 1}/{self._epochs} step {step}/{self._steps} "
-                  f"loss {loss:.4f} ({rate:.2f} steps/s, epoch eta {(self._steps - step) / rate:.0f} s)",
-                  file=sys.stderr, flush=True)
+            log.info(f"QaTrainer: epoch {self._epoch + 1}/{self._epochs} step {step}/{self._steps} "
+                     f"loss {loss:.4f} ({rate:.2f} steps/s, epoch eta {(self._steps - step) / rate:.0f} s)")
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({"epoch": epoch + 1, **self.float_logs(logs),
@@ -116,11 +116,11 @@ class Executor(base_executor.BaseExecutor):
     """
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        features = artifacts.single(input_dict["features"], "features")
-        model = artifacts.single(output_dict["model"], "model")
-        model_run = artifacts.single(output_dict["model_run"], "model_run")
-        spec_name = exec_properties["spec"]
-        spec_args = artifacts.parse_json_param(exec_properties["spec_args"], "spec_args", {})
+        features = artifacts.single(input_dict[keys.FEATURES_KEY], keys.FEATURES_KEY)
+        model = artifacts.single(output_dict[keys.MODEL_KEY], keys.MODEL_KEY)
+        model_run = artifacts.single(output_dict[keys.MODEL_RUN_KEY], keys.MODEL_RUN_KEY)
+        spec_name = exec_properties[keys.SPEC_KEY]
+        spec_args = artifacts.parse_json_param(exec_properties[keys.SPEC_ARGS_KEY], keys.SPEC_ARGS_KEY, {})
         if float(exec_properties.get("learning_rate") or 0) > 0:
             spec_args = {**spec_args, "learning_rate": float(exec_properties["learning_rate"])}
         split = exec_properties.get("train_split") or "train"
@@ -169,9 +169,8 @@ class Executor(base_executor.BaseExecutor):
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         task = distribution.task_name(strategy)
         role = "" if task == "local" else f" as {task} ({'chief' if chief else 'not the chief'})"
-        print(f"QaTrainer{role}: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
-              f"{epochs} epochs x {steps_per_epoch} steps; checkpoints in {state_dir}",
-              file=sys.stderr, flush=True)
+        log.info(f"QaTrainer{role}: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
+                 f"{epochs} epochs x {steps_per_epoch} steps; checkpoints in {state_dir}")
 
         input_fn = input_pipeline.make_input_fn(spec, files, is_training=True, batch_size=batch_size,
                                                 shuffle=bool(int(exec_properties.get("shuffle", 1))),
@@ -193,8 +192,8 @@ class Executor(base_executor.BaseExecutor):
         # it and deletes it (a task that died makes the chief fail here, keeping the state).
         distribution.barrier(strategy)
         if not chief:
-            print(f"QaTrainer as {task}: trained in {train_seconds:.0f} s; saved into {own_dir} (now "
-                  f"deleted): the chief exports the model", file=sys.stderr, flush=True)
+            log.info(f"QaTrainer as {task}: trained in {train_seconds:.0f} s; saved into {own_dir} (now "
+                     f"deleted): the chief exports the model")
             return
         record = spec_record(spec)
 
@@ -225,8 +224,8 @@ class Executor(base_executor.BaseExecutor):
             "final_loss": summary["history"][-1].get("loss", float("nan")) if summary["history"] else float("nan"),
         }
         self._record_counts(model, model_run, counts)
-        print(f"QaTrainer: trained in {train_seconds:.0f} s ({spec.training_precision}, epochs "
-              f"{summary['first_epoch_run']}-{epochs} in this run); model in {serving_dir}", file=sys.stderr, flush=True)
+        log.info(f"QaTrainer: trained in {train_seconds:.0f} s ({spec.training_precision}, epochs "
+                 f"{summary['first_epoch_run']}-{epochs} in this run); model in {serving_dir}")
 
     def _record_counts(self, model, model_run, counts: Dict[str, Any]) -> None:
         record_counts(model, model_run, counts)

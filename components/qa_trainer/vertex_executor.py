@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from typing import Any, Dict, Mapping
 
 from tfx.dsl.components.base import base_executor
 
-from bert_qa_pipeline.components import artifacts
+from bert_qa_pipeline.components import artifacts, keys
 from bert_qa_pipeline.components.custom_job import (  # noqa: F401  (this module's API before the move)
     POOL_KEYS, TPU_MACHINE_PREFIXES, CustomJobError, check_launch, custom_job_args, is_tpu_pool,
     strategy_args, worker_pool_specs)
 from bert_qa_pipeline.components.qa_trainer import executor as trainer_executor
 
+log = logging.getLogger(__name__)
+
 # The QaTrainer execution property that carries the launch (JSON); never sent to the job.
-LAUNCH_PROPERTY = "vertex_custom_job"
+LAUNCH_PROPERTY = keys.VERTEX_CUSTOM_JOB_KEY
 # What each replica's container runs (through tfx.scripts.run_executor).
 TASK_EXECUTOR = "bert_qa_pipeline.components.qa_trainer.vertex_executor.TaskExecutor"
 # The chief's artifact properties, in the ModelRun, for the launching step to record (the job's
@@ -42,8 +45,8 @@ def task_exec_properties(exec_properties: Mapping[str, Any], launch: Mapping[str
     """The step's execution properties as the job's replicas get them: without the launch,
     with the strategy the worker pools call for."""
     properties = {k: v for k, v in exec_properties.items() if k != LAUNCH_PROPERTY}
-    spec_args = artifacts.parse_json_param(properties.get("spec_args") or "{}", "spec_args", {})
-    properties["spec_args"] = json.dumps({**spec_args, **strategy_args(launch)}, sort_keys=True)
+    spec_args = artifacts.parse_json_param(properties.get(keys.SPEC_ARGS_KEY) or "{}", keys.SPEC_ARGS_KEY, {})
+    properties[keys.SPEC_ARGS_KEY] = json.dumps({**spec_args, **strategy_args(launch)}, sort_keys=True)
     return properties
 
 
@@ -78,15 +81,15 @@ class Executor(base_executor.BaseExecutor):
         launch = check_launch(json.loads(exec_properties[LAUNCH_PROPERTY]))
         check_remote_uris(input_dict, output_dict, exec_properties)
         properties = task_exec_properties(exec_properties, launch)
-        print(f"QaTrainer: launching a Vertex CustomJob in {launch['project']}/{launch['region']}: "
-              f"{json.dumps(launch['worker_pools'])}, {json.loads(properties['spec_args'])['distribution_strategy']}",
-              flush=True)
+        log.info(f"QaTrainer: launching a Vertex CustomJob in {launch['project']}/{launch['region']}: "
+                 f"{json.dumps(launch['worker_pools'])}, "
+                 f"{json.loads(properties[keys.SPEC_ARGS_KEY])['distribution_strategy']}")
         # The runner pops the project and writes each pool's command into its arguments.
         runner.start_cloud_training(input_dict, output_dict, properties, TASK_EXECUTOR,
                                     copy.deepcopy(custom_job_args(launch)), job_id=None, job_labels={},
                                     enable_vertex=True, vertex_region=launch["region"])
-        model = artifacts.single(output_dict["model"], "model")
-        model_run = artifacts.single(output_dict["model_run"], "model_run")
+        model = artifacts.single(output_dict[keys.MODEL_KEY], keys.MODEL_KEY)
+        model_run = artifacts.single(output_dict[keys.MODEL_RUN_KEY], keys.MODEL_RUN_KEY)
         path = os.path.join(model_run.uri, JOB_PROPERTIES_FILE)
         try:
             counts = artifacts.read_json(path)

@@ -9,6 +9,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.squad_example_gen import driver, executor
 
 
@@ -25,7 +26,7 @@ class SquadExampleGenSpec(types.ComponentSpec):
         "input_fingerprint": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
-    OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
 
 
 class SquadExampleGen(base_component.BaseComponent):

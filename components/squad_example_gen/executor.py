@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
@@ -12,8 +12,10 @@ from tfx.dsl.components.base import base_executor
 
 from bert_qa import squad_data
 from bert_qa.errors import InputError
-from bert_qa_pipeline.components import artifacts, example_codecs
+from bert_qa_pipeline.components import artifacts, example_codecs, keys
 from bert_qa_pipeline.components.squad_example_gen import driver
+
+log = logging.getLogger(__name__)
 
 
 def expand_patterns(patterns: Sequence[str]) -> List[str]:
@@ -76,8 +78,7 @@ def read_split(files: Sequence[str], split: str, split_of) -> Tuple[List[squad_d
                     path, f"duplicate question id (also in {ids[q.id]}) in split {split!r}", q.id)
             ids[q.id] = path
             questions.append(q)
-        print(f"SquadExampleGen: {split}: {len(questions) - before} questions from {path}",
-              file=sys.stderr, flush=True)
+        log.info(f"SquadExampleGen: {split}: {len(questions) - before} questions from {path}")
     return questions, ids
 
 
@@ -140,7 +141,7 @@ def stream_split(files: Sequence[str], split: str, split_of, directory: str) -> 
                 n += 1
                 impossible += q.is_impossible
                 articles.add((q.source, q.title))
-            print(f"SquadExampleGen: {split}: {n - before} questions from {source}", file=sys.stderr, flush=True)
+            log.info(f"SquadExampleGen: {split}: {n - before} questions from {source}")
     return {
         f"num_questions_{split}": n,
         f"num_answerable_{split}": n - impossible,
@@ -155,7 +156,7 @@ class Executor(base_executor.BaseExecutor):
     """Reads the files, assigns splits, writes one tf.Example per question."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        examples = artifacts.single(output_dict["examples"], "examples")
+        examples = artifacts.single(output_dict[keys.EXAMPLES_KEY], keys.EXAMPLES_KEY)
         input_patterns = artifacts.parse_json_param(exec_properties["input_patterns"], "input_patterns")
         hash_buckets = artifacts.parse_json_param(exec_properties.get("hash_buckets"), "hash_buckets")
         names, files, split_of = assign_splits(input_patterns, hash_buckets)
@@ -171,12 +172,12 @@ class Executor(base_executor.BaseExecutor):
         overlap = set.intersection(*(set(ids) for ids in split_ids.values())) if len(names) > 1 else set()
         counts["num_ids_in_several_splits"] = len(overlap)
         if overlap:
-            print(f"SquadExampleGen: warning: {len(overlap)} question ids occur in several splits, "
-                  f"e.g. {sorted(overlap)[:3]}", file=sys.stderr, flush=True)
+            log.warning(f"SquadExampleGen: warning: {len(overlap)} question ids occur in several splits, "
+                        f"e.g. {sorted(overlap)[:3]}")
         examples.set_string_custom_property("file_format", artifacts.EXAMPLES_FILE_FORMAT)
         counts["input_fingerprint"] = (exec_properties.get("input_fingerprint")
                                        or driver.input_fingerprint(exec_properties["input_patterns"]))
         artifacts.record_counts(examples, counts)
-        print("SquadExampleGen: " + ", ".join(
-            f"{s}: {counts[f'num_questions_{s}']} questions / {counts[f'num_articles_{s}']} articles"
-            for s in names), file=sys.stderr, flush=True)
+        log.info("SquadExampleGen: " + ", ".join(
+               f"{s}: {counts[f'num_questions_{s}']} questions / {counts[f'num_articles_{s}']} articles"
+               for s in names))

@@ -9,6 +9,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.tflite_export import executor
 
 
@@ -22,11 +23,11 @@ class TfliteExportSpec(types.ComponentSpec):
         "serving_seq_len": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
         # Training features, drawn on for int8 calibration.
-        "features": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        keys.FEATURES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
     }
-    OUTPUTS = {"tflite_model": ChannelParameter(type=standard_artifacts.Model)}
+    OUTPUTS = {keys.TFLITE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
 
 
 class TfliteExport(base_component.BaseComponent):

@@ -1,8 +1,8 @@
 """TfliteExport's executor: thin over ``bert_qa.export.export_tflite_variants``."""
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import tempfile
 import time
 from typing import Dict
@@ -12,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from bert_qa_pipeline.components import artifacts
+from bert_qa_pipeline.components import artifacts, keys
+
+log = logging.getLogger(__name__)
 
 
 def representative_features(features, split: str, max_samples: int) -> Dict[str, np.ndarray]:
@@ -47,9 +49,9 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         from bert_qa.export import saved_model_info
 
-        model = artifacts.single(input_dict["model"], "model")
-        features = artifacts.optional_single(input_dict.get("features"))
-        out = artifacts.single(output_dict["tflite_model"], "tflite_model")
+        model = artifacts.single(input_dict[keys.MODEL_KEY], keys.MODEL_KEY)
+        features = artifacts.optional_single(input_dict.get(keys.FEATURES_KEY))
+        out = artifacts.single(output_dict[keys.TFLITE_MODEL_KEY], keys.TFLITE_MODEL_KEY)
         variants = artifacts.parse_json_param(exec_properties["variants"], "variants")
         from bert_qa.settings import check_settings
 
@@ -83,15 +85,15 @@ class Executor(base_executor.BaseExecutor):
                 check_settings({"seq_len": serving_seq_len, "query_len": int(info["query_len"])},
                                {"seq_len": "export.serving_seq_len (TfliteExport serving_seq_len)"},
                                max_positions=max_positions_of(str(record.get("uri", ""))))
-                print(f"TfliteExport: rebuilding the model at {serving_seq_len} tokens (trained at "
-                      f"{trained_seq_len}) ...", file=sys.stderr, flush=True)
+                log.info(f"TfliteExport: rebuilding the model at {serving_seq_len} tokens (trained at "
+                         f"{trained_seq_len}) ...")
                 from bert_qa.export import export_at_seq_len
 
                 serving_dir = export_at_seq_len(serving_dir, serving_seq_len, os.path.join(work_dir, "serving"),
                                                 work_dir=os.path.join(work_dir, "spec"))
             if representative is not None:
                 representative = at_length(representative, serving_seq_len)
-            print(f"TfliteExport: converting {variants} at {serving_seq_len} tokens ...", file=sys.stderr, flush=True)
+            log.info(f"TfliteExport: converting {variants} at {serving_seq_len} tokens ...")
             paths = self._convert(serving_dir, out, variants, representative, info, model, exec_properties)
         finally:
             tf.io.gfile.rmtree(work_dir)
@@ -103,9 +105,9 @@ class Executor(base_executor.BaseExecutor):
                                       "spec": {"spec": info["spec"], "args": info["args"]},
                                       "serving_seq_len": serving_seq_len, "trained_seq_len": trained_seq_len,
                                       **sizes})
-        print("TfliteExport: " + ", ".join(f"{v} {s / 1e6:.1f} MB" for v, s in
-                                           zip(variants, sizes.values()))
-              + f" in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+        log.info("TfliteExport: " + ", ".join(f"{v} {s / 1e6:.1f} MB" for v, s in
+                                              zip(variants, sizes.values()))
+                 + f" in {time.time() - start:.0f} s")
 
     @staticmethod
     def _convert(serving_dir, out, variants, representative, info, model, exec_properties):

@@ -8,6 +8,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from bert_qa_pipeline.components import keys
 from bert_qa_pipeline.components.tflite_pusher import executor
 
 
@@ -17,11 +18,11 @@ class TflitePusherSpec(types.ComponentSpec):
         "variant": ExecutionParameter(type=str),           # which .tflite to push
     }
     INPUTS = {
-        "tflite_model": ChannelParameter(type=standard_artifacts.Model),
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        keys.TFLITE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+        keys.EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
     }
-    OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
+    OUTPUTS = {keys.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel)}
 
 
 class TflitePusher(base_component.BaseComponent):

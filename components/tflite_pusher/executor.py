@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import uuid
 from typing import Dict, Optional
 
@@ -12,7 +12,9 @@ from bert_qa import _env  # noqa: F401
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from bert_qa_pipeline.components import artifacts, object_store
+from bert_qa_pipeline.components import artifacts, keys, object_store
+
+log = logging.getLogger(__name__)
 
 MANIFEST = artifacts.MANIFEST_FILE
 existing_versions = artifacts.published_versions
@@ -159,18 +161,17 @@ def pushed_scores(blessing, evaluation, variant: str) -> dict:
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        tflite_model = artifacts.single(input_dict["tflite_model"], "tflite_model")
-        blessing = artifacts.single(input_dict["blessing"], "blessing")
-        evaluation: Optional = artifacts.optional_single(input_dict.get("evaluation"))
-        pushed = artifacts.single(output_dict["pushed_model"], "pushed_model")
+        tflite_model = artifacts.single(input_dict[keys.TFLITE_MODEL_KEY], keys.TFLITE_MODEL_KEY)
+        blessing = artifacts.single(input_dict[keys.BLESSING_KEY], keys.BLESSING_KEY)
+        evaluation: Optional = artifacts.optional_single(input_dict.get(keys.EVALUATION_KEY))
+        pushed = artifacts.single(output_dict[keys.PUSHED_MODEL_KEY], keys.PUSHED_MODEL_KEY)
         destination = exec_properties["push_destination"]
         variant = exec_properties["variant"]
         object_store.check_destination(destination)  # before any work: a scheme we cannot write
 
         if not artifacts.is_blessed(blessing):
             failed = blessing.get_string_custom_property("failed_checks")
-            print(f"TflitePusher: model not blessed (failed: {failed}); nothing pushed",
-                  file=sys.stderr, flush=True)
+            log.info(f"TflitePusher: model not blessed (failed: {failed}); nothing pushed")
             artifacts.record_counts(pushed, {"pushed": 0, "pushed_destination": ""})
             return
         files = {artifacts.PUBLISHED_MODEL_FILE: artifacts.tflite_path(tflite_model.uri, variant),
@@ -189,8 +190,7 @@ class Executor(base_executor.BaseExecutor):
             artifacts.record_counts(pushed, {"pushed": 1, "pushed_destination": target,
                                              "pushed_version": str(already), "variant": variant,
                                              "already_pushed": 1})
-            print(f"TflitePusher: this model is already version {already} ({target}); not pushed again",
-                  file=sys.stderr, flush=True)
+            log.info(f"TflitePusher: this model is already version {already} ({target}); not pushed again")
             return
         lengths = {f"{k}_seq_len": tflite_model.get_int_custom_property(f"{k}_seq_len")
                    for k in ("serving", "trained") if tflite_model.has_custom_property(f"{k}_seq_len")}
@@ -205,5 +205,4 @@ class Executor(base_executor.BaseExecutor):
             tf.io.gfile.copy(source, os.path.join(pushed.uri, name), overwrite=True)
         artifacts.record_counts(pushed, {"pushed": 1, "pushed_destination": target,
                                          "pushed_version": str(version), "variant": variant})
-        print(f"TflitePusher: pushed {variant} model as version {version}: {target}",
-              file=sys.stderr, flush=True)
+        log.info(f"TflitePusher: pushed {variant} model as version {version}: {target}")
