@@ -8,16 +8,14 @@ environment because TFX's entrypoint imports TensorFlow before our code.
 
 ``TF_NUM_INTEROP_THREADS=1`` makes seeded CPU training repeatable bit for bit. With
 TensorFlow's default inter-op pool, independent kernels of one training step run side by side
-and their float32 gradients come out in an order that depends on scheduling: measured here
-(benchmarks/repeatability.py), two float32 runs of 20 steps, one on an idle machine and one
-next to two busy processes, differed in 103 of 106 weights (by up to 4.5e-5). With one
-inter-op thread they are identical.
-Kernels still use every core (intra-op threads). Float32 steps were 6% slower on 2 cores;
-mixed_bfloat16 steps were not slower. Two kinds of process keep TensorFlow's default pool:
-machines with an NVIDIA device, because GPU steps rely on host-side kernels running side by
-side; and cluster tasks (``TF_CONFIG`` set: parameter-server and multi-worker tasks), because a
-kernel that waits on another task would hold the only thread. The parameter-server test
-deadlocked with one thread. Set the variable yourself to override this.
+and their float32 gradients come out in an order that depends on scheduling, so two seeded
+runs differ; with one inter-op thread they are identical (benchmarks/repeatability.py; its
+figures and the cost of one thread are in benchmarks/README.md, "Repeatability").
+Kernels still use every core (intra-op threads). Two kinds of process keep TensorFlow's default
+pool: machines with an NVIDIA device, because GPU steps rely on host-side kernels running side
+by side; and cluster tasks (``TF_CONFIG`` set: parameter-server and multi-worker tasks), because
+a kernel that waits on another task would hold the only thread (docs/reliability.md). Set the
+variable yourself to override this.
 """
 import os
 
