@@ -84,6 +84,45 @@ def _kubernetes_executors(platform) -> dict:
             for label, struct in executors.items()}
 
 
+def _kfp_reference(tmp_path, tasks: dict) -> dict:
+    """What kfp's compiler and kfp-kubernetes write for the same settings, built here with their
+    own calls: ``tasks`` maps a step to a function that configures its task (``set_cpu_limit``,
+    ``kubernetes.add_node_selector``, ...). Returns each step's ``resources`` (a ResourceSpec) and
+    Kubernetes executor config (None when kfp-kubernetes writes none)."""
+    from kfp import compiler, dsl
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    @dsl.container_component
+    def step():
+        return dsl.ContainerSpec(image=CPU_IMAGE, command=["true"])
+
+    @dsl.pipeline(name="reference")
+    def reference():
+        for configure in tasks.values():
+            configure(step())
+
+    path = str(tmp_path / "reference.yaml")
+    compiler.Compiler().compile(reference, path)
+    docs = list(yaml.safe_load_all(open(path)))
+    platform = json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec()) if len(docs) > 1 else None
+    k8s = _kubernetes_executors(platform) if platform else {}
+    deployment = _deployment(docs[0])
+    labels = ["exec-step"] + [f"exec-step-{i}" for i in range(2, len(tasks) + 1)]  # kfp's task naming
+    return {name: {"resources": deployment.executors[label].container.resources, "kubernetes": k8s.get(label)}
+            for name, label in zip(tasks, labels)}
+
+
+def _same_as_kfp(containers: dict, kubernetes_executors: dict, reference: dict):
+    """Our compiled steps hold exactly kfp's and kfp-kubernetes' messages for the same settings."""
+    for name, expected in reference.items():
+        assert containers[name].resources == expected["resources"], name
+        assert kubernetes_executors.get(f"{name}_executor") == expected["kubernetes"], name
+
+
+def _no_change(task):
+    return task
+
+
 # -- compiled resources ---------------------------------------------------------------------------
 
 def test_vertex_spec_requests_cpu_memory_and_a_gpu_for_the_trainer_only(tmp_path):
@@ -114,23 +153,14 @@ def test_vertex_spec_requests_cpu_memory_and_a_gpu_for_the_trainer_only(tmp_path
     # Every task gives its own command, so the image's ENTRYPOINT (Beam's boot) is never run here.
     assert all(list(c.command) == TFX_COMMAND for c in containers.values())
 
-    # The same numbers as kfp's own compiler writes for set_cpu_limit / set_memory_limit /
-    # set_accelerator_type / set_accelerator_limit.
-    from kfp import compiler, dsl
-
-    @dsl.container_component
-    def train():
-        return dsl.ContainerSpec(image=GPU_IMAGE, command=["true"])
-
-    @dsl.pipeline(name="reference")
-    def reference():
-        train().set_cpu_limit("8").set_memory_limit("32G").set_accelerator_type(
-            "NVIDIA_L4").set_accelerator_limit(1)
-
-    compiler.Compiler().compile(reference, str(tmp_path / "reference.yaml"))
-    kfp_spec = yaml.safe_load(open(tmp_path / "reference.yaml"))
-    kfp_resources = _deployment(kfp_spec).executors["exec-train"].container.resources
-    assert kfp_resources == trainer
+    # The same messages as kfp's own compiler writes for set_cpu_limit / set_memory_limit /
+    # set_accelerator_type / set_accelerator_limit, step by step (none for the other four).
+    reference = _kfp_reference(tmp_path, {
+        "QaTrainer": lambda t: t.set_cpu_limit("8").set_memory_limit("32G").set_accelerator_type(
+            "NVIDIA_L4").set_accelerator_limit(1),
+        "FeatureWindowing": lambda t: t.set_cpu_limit("4").set_memory_limit("16Gi"),
+        **{name: _no_change for name in ("SquadExampleGen", "TfliteExport", "QaEvaluator", "TflitePusher")}})
+    _same_as_kfp(containers, {}, reference)
 
     # The real Vertex SDK takes the job (building it submits nothing).
     from google.auth.credentials import AnonymousCredentials
@@ -181,6 +211,8 @@ def test_vertex_spec_with_a_tpu_trainer(tmp_path):
         "TPU_V5_LITEPOD", 4, "TPU_V5_LITEPOD", "4")
     assert containers["QaTrainer"].image == TPU_IMAGE
     assert {c.image for name, c in containers.items() if name != "QaTrainer"} == {CPU_IMAGE}
+    _same_as_kfp(containers, {}, _kfp_reference(tmp_path, {
+        "QaTrainer": lambda t: t.set_accelerator_type("TPU_V5_LITEPOD").set_accelerator_limit(4)}))
 
 
 def test_kfp_spec_asks_kubernetes_for_nvidia_gpus_on_selected_nodes(tmp_path, monkeypatch):
@@ -212,6 +244,21 @@ def test_kfp_spec_asks_kubernetes_for_nvidia_gpus_on_selected_nodes(tmp_path, mo
     assert dict(executors["QaTrainer_executor"].node_selector.labels) == L4_NODES
     assert dict(executors["QaEvaluator_executor"].node_selector.labels) == {
         "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    # Every step's resources and Kubernetes config, as kfp and kfp-kubernetes write them.
+    from kfp import kubernetes
+
+    def trainer_task(t):
+        t.set_cpu_limit("8").set_memory_limit("32Gi").set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(2)
+        return kubernetes.add_node_selector(t, label_key="cloud.google.com/gke-accelerator", label_value="nvidia-l4")
+
+    def evaluator_task(t):
+        t.set_memory_limit("16G").set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        return kubernetes.add_node_selector(t, label_key="cloud.google.com/gke-accelerator",
+                                            label_value="nvidia-tesla-t4")
+
+    _same_as_kfp(containers, executors, _kfp_reference(tmp_path, {
+        "QaTrainer": trainer_task, "QaEvaluator": evaluator_task,
+        **{name: _no_change for name in ("SquadExampleGen", "FeatureWindowing", "TfliteExport", "TflitePusher")}}))
     # kfp.Client reads the package the same way (and sends both documents); `bertqa submit`
     # finds the pipeline spec as the first document.
     from kfp.client.client import _extract_pipeline_yaml
@@ -308,6 +355,17 @@ def test_kfp_spec_for_a_gke_tpu_slice(tmp_path):
     labels = dict(_kubernetes_executors(compiled["platform"])["QaTrainer_executor"].node_selector.labels)
     assert labels == {"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
                       "cloud.google.com/gke-tpu-topology": "2x2"}
+    # GKE's TPU recipe with kfp-kubernetes: the accelerator and topology node labels, google.com/tpu chips.
+    from kfp import kubernetes
+
+    def tpu_task(t):
+        t.set_accelerator_type("google.com/tpu").set_accelerator_limit(4)
+        kubernetes.add_node_selector(t, label_key="cloud.google.com/gke-tpu-accelerator",
+                                     label_value="tpu-v5-lite-podslice")
+        return kubernetes.add_node_selector(t, label_key="cloud.google.com/gke-tpu-topology", label_value="2x2")
+
+    _same_as_kfp(_containers(compiled["deployment"]), _kubernetes_executors(compiled["platform"]),
+                 _kfp_reference(tmp_path, {"QaTrainer": tpu_task}))
 
 
 def test_no_resources_compile_as_before(tmp_path):
