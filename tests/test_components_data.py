@@ -164,3 +164,40 @@ def test_windowing_v2_unanswerable_questions(tmp_path):
     expected, reference, _ = _library_records(questions, is_training=True, v2=True)
     assert _records(features, "train") == expected
     assert any(f.is_impossible for f in reference) and not all(f.is_impossible for f in reference)
+
+
+# -- An input too large for the DirectRunner is refused before any work, pointing to Dataflow (issue 22).
+def test_memory_guard_estimate_against_available_memory(tmp_path):
+    from bert_qa_pipeline.components import memory_guard
+
+    (tmp_path / "a.tfrecord").write_bytes(b"x" * 10_000_000)
+    pattern = [str(tmp_path / "*")]
+    need = memory_guard.check_direct_runner_memory(pattern, [], "FeatureWindowing", available=2**40)
+    assert need == int(memory_guard.IMPORTS_BYTES + memory_guard.WINDOWING_BYTES_PER_INPUT_BYTE * 10_000_000)
+    with pytest.raises(memory_guard.InputTooLargeError, match=r"FeatureWindowing: 10 MB of input needs about "
+                                                             r".* GiB on Beam's DirectRunner.*Dataflow"):
+        memory_guard.check_direct_runner_memory(pattern, ["--direct_num_workers=1"], "FeatureWindowing",
+                                                available=need - 1)
+    from bert_qa.errors import InputError
+
+    assert issubclass(memory_guard.InputTooLargeError, InputError)  # the CLI's exit 1
+    # Other runners spill to disk: not checked.
+    for args in (["--runner=DataflowRunner"], ["--runner", "DataflowRunner"]):
+        assert memory_guard.check_direct_runner_memory(pattern, args, "x", available=1) is None
+    assert memory_guard.check_direct_runner_memory(pattern, ["--runner=DirectRunner"], "x", available=2**40)
+
+
+def test_feature_windowing_refuses_an_input_too_large_for_the_direct_runner(corpus, tmp_path, monkeypatch):
+    import os
+
+    from bert_qa_pipeline.components import memory_guard
+    from tests import data_helpers
+
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda: 64 * 2**20)  # a 64 MiB machine
+    out = tmp_path / "features"
+    with pytest.raises(memory_guard.InputTooLargeError, match="Run it on Dataflow"):
+        data_helpers.run_windowing(corpus["examples"], str(out), ["--direct_num_workers=1"])
+    assert not any(name.startswith("Split-") for name in (os.listdir(out) if out.exists() else []))
+    # The same input with room for it windows as before.
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda: 2**40)
+    data_helpers.run_windowing(corpus["examples"], str(out), ["--direct_num_workers=1"])

@@ -20,7 +20,8 @@ import apache_beam as beam
 import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 
-from bert_qa import encoders, squad_data, windowing
+from bert_qa import encoders, settings, squad_data, windowing
+from bert_qa.tokenization import CachedFullTokenizer
 from bert_qa_pipeline.components import artifacts, example_codecs, keys
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ class WindowParagraph(beam.DoFn):
         self._features = beam.metrics.Metrics.counter("windowing", f"features_{split}")
 
     def setup(self):
-        from bert_qa.tokenization import CachedFullTokenizer
-
         self._tokenizer = CachedFullTokenizer(*self._args)
 
     def process(self, element):
@@ -192,8 +191,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         features = artifacts.single(output_dict[keys.FEATURES_KEY], keys.FEATURES_KEY)
         params = dict(exec_properties)
         params["num_shards"] = int(params.get("num_shards") or 0)
-        from bert_qa import settings
-
         # The one settings check, with the encoder's position table, before any work: windowing
         # with a stride of 0 (or no room for the context) would never finish.
         settings.check_settings(
@@ -205,6 +202,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         unknown = set(training_splits) - set(splits)
         if unknown:
             raise ValueError(f"training_splits {sorted(unknown)} are not splits of the examples {splits}")
+        from bert_qa_pipeline.components import memory_guard
+
+        # Before any work: an input the DirectRunner cannot hold in memory is refused (pointing to
+        # Dataflow) instead of swapping for hours (issue 22; the factor is benchmarks/memory.py's).
+        memory_guard.check_direct_runner_memory(
+            [os.path.join(artifacts.split_uri(examples, s), "*") for s in splits],
+            self._beam_pipeline_args, "FeatureWindowing")
 
         artifacts.set_split_names(features, splits)
         vocab_file = os.path.join(features.uri, artifacts.VOCAB_FILE)
