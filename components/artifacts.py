@@ -37,6 +37,7 @@ from bert_qa import _env  # noqa: F401
 from bert_qa.windowing_params import Windowing
 import tensorflow as tf
 from tfx.components.evaluator import constants as evaluator_constants
+from tfx.orchestration import data_types
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -141,8 +142,6 @@ def read_json(path: str):
 
 def is_runtime_parameter(value) -> bool:
     """A value set when the run is submitted (``RuntimeParameter``), not when the DAG is built."""
-    from tfx.orchestration import data_types
-
     return isinstance(value, data_types.RuntimeParameter)
 
 

@@ -124,7 +124,7 @@ def feature_to_example(feature, is_training: bool, qas_id: str = "") -> tf.train
 
 def example_to_eval_feature(example: tf.train.Example):
     """The ``squad_lib.InputFeatures`` of a stored evaluation feature."""
-    from official.nlp.data import squad_lib
+    from official.nlp.data import squad_lib  # lazy: Model Garden (seconds), only to evaluate
 
     f = example.features.feature
     positions = _get_ints(f, "token_positions")

@@ -63,7 +63,7 @@ def check_destination(path: str, what: str = "push destination") -> None:
 
 
 def _s3fs():
-    import s3fs
+    import s3fs  # lazy: s3fs and its aiobotocore stack, only for s3:// destinations
 
     # No listing cache: a pusher must see the versions other pushers published a moment ago.
     return s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True)

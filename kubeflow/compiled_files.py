@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 TAKES = {"vertex": "the PipelineJob JSON written by `bertqa compile --target vertex`",
          "kfp": "the PipelineSpec YAML written by `bertqa compile --target kfp`"}
 _SPEC_KEYS = ("root", "pipelineInfo", "deploymentSpec", "components")
@@ -50,8 +52,6 @@ def _what(document) -> str:
 def read_compiled(path: str, target: str) -> dict:
     """The PipelineSpec in ``path`` for ``target`` ("vertex" or "kfp"); CompiledFileError
     naming the file, what it holds and what the target takes otherwise."""
-    import yaml
-
     text = _read_text(path)
     if not text.strip():
         raise CompiledFileError(f"compiled pipeline {path}: is empty; give {TAKES[target]}")

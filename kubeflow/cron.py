@@ -30,6 +30,7 @@ Vertex AI
 """
 from __future__ import annotations
 
+import zoneinfo
 from typing import Dict, Optional, Tuple
 
 Field = Tuple[str, int, int, Dict[str, int]]
@@ -112,8 +113,6 @@ def kfp_cron(expr: str) -> str:
 
 def _time_zones() -> Optional[set]:
     try:
-        import zoneinfo
-
         zones = zoneinfo.available_timezones()
     except Exception:  # noqa: BLE001 (no zone database here: leave the zone to the service)
         return None

@@ -16,6 +16,8 @@ import logging
 import warnings
 from typing import Iterator, Optional
 
+from bert_qa_pipeline.kubeflow import cron as cron_rules
+from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
 from bert_qa_pipeline.kubeflow.parameters import coerce_params, declared_parameters
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ def load_pipeline_spec(spec_path: str) -> dict:
     Refuses the Vertex PipelineJob JSON early: ``kfp.Client`` only takes YAML packages, and
     that file's resolver tasks cannot run on Kubeflow Pipelines anyway.
     """
-    from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
-
     # By its content, not its name: plain text called .json is not "the Vertex PipelineJob".
     return read_compiled(spec_path, "kfp")
 
@@ -59,10 +59,8 @@ def to_kfp_cron(expr: str) -> str:
     Kubeflow parses with robfig/cron v1, whose optional sixth field would make a user's
     5-field "30 2 * * *" mean "second 30 of minute 2 of every hour"; it becomes "0 30 2 * * *".
     """
-    from bert_qa_pipeline.kubeflow.cron import kfp_cron
-
     # robfig/cron v1.2.0's field rules too (kubeflow/cron.py): "61 25 * * *" is refused here.
-    return kfp_cron(expr)
+    return cron_rules.kfp_cron(expr)
 
 
 def _check_host(host: str) -> str:
@@ -89,7 +87,7 @@ def _server_message(error) -> str:
 def _talking_to(host: str, action: str) -> Iterator[None]:
     """API failures as one SubmitError naming the cluster, the action and the server's message;
     kfp's own status lines (it prints links on stdout) go to the log, the caller prints ours."""
-    import kfp_server_api
+    import kfp_server_api  # lazy: kfp's client stack (seconds), only to talk to a cluster
     import urllib3
 
     chatter = io.StringIO()
@@ -110,7 +108,7 @@ def _talking_to(host: str, action: str) -> Iterator[None]:
 def _client(host: str, namespace: Optional[str]):
     """``kfp.Client`` for ``host``; the namespace is passed only when given, so a namespace set
     with ``kfp`` before (its context file) still applies otherwise."""
-    import kfp
+    import kfp  # lazy: kfp (seconds), only to talk to a cluster
 
     kwargs = {"host": host}
     if namespace:

@@ -56,6 +56,11 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from bert_qa import _env  # noqa: F401  (before TensorFlow)
+from absl import app
+
+from bert_qa.errors import InputError
+
 OUTPUTS_SPEC_FLAG = "--bertqa_outputs_spec_args"
 INVOCATION_FLAG = "--json_serialized_invocation_args"
 INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
@@ -212,11 +217,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         _fail(str(err))
     _set_flag(argv, INVOCATION_FLAG, invocation_index, json.dumps(adapted))
 
-    from bert_qa import _env  # noqa: F401  (before TensorFlow)
-    from absl import app
-    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
-
-    from bert_qa.errors import InputError
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint  # lazy: TFX
 
     def run(parsed) -> None:
         try:

@@ -9,6 +9,8 @@ import json
 import math
 from typing import Any, Dict, Optional
 
+import yaml
+
 _INTEGER, _DOUBLE, _STRING = "NUMBER_INTEGER", "NUMBER_DOUBLE", "STRING"
 _BOOLEAN, _LIST, _STRUCT = "BOOLEAN", "LIST", "STRUCT"
 
@@ -18,8 +20,6 @@ def load_spec(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     if path.endswith((".yaml", ".yml")):
-        import yaml
-
         document = yaml.safe_load(text)
     else:
         document = json.loads(text)

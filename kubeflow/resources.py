@@ -295,7 +295,7 @@ def platform_spec(plans: Mapping[str, StepPlan]) -> Optional[dict]:
     """The Kubernetes platform spec (kfp-kubernetes' layout) of the steps with node selectors,
     as the JSON dict kfp writes as the package's second YAML document; None when there are none."""
     from kfp.kubernetes import kubernetes_executor_config_pb2  # lazy: importing kfp takes seconds
-    from kfp.pipeline_spec import pipeline_spec_pb2
+    from kfp.pipeline_spec import pipeline_spec_pb2  # lazy: kfp
 
     executors = {}
     for step in plans.values():

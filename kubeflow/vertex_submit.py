@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from bert_qa_pipeline.kubeflow import parameters as pipeline_parameters
+from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
 
 _T = TypeVar("_T")
 
@@ -20,7 +21,7 @@ class VertexRefused(RuntimeError):
 
 
 def _send(what: str, call: Callable[[], _T]) -> _T:
-    import requests
+    import requests  # lazy: the Google Cloud client stack (seconds), only to send a request
     from google.api_core import exceptions as api_exceptions
 
     try:
@@ -35,11 +36,9 @@ def _send(what: str, call: Callable[[], _T]) -> _T:
 def _job(spec_path: str, project: str, region: str, params: Mapping[str, object],
          labels: Optional[Dict[str, str]], enable_caching: Optional[bool], display_name: Optional[str],
          api_endpoint: Optional[str], credentials):
-    import google.auth
+    import google.auth  # lazy: the Google Cloud client stack (seconds), only to submit
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import aiplatform
-
-    from bert_qa_pipeline.kubeflow.compiled_files import read_compiled
 
     # The file and the parameters first: a typo is refused before any credential lookup.
     spec = read_compiled(spec_path, "vertex")

@@ -18,6 +18,7 @@ import inspect
 import io
 import json
 import os
+import sys
 import textwrap
 import tokenize
 import typing
@@ -218,8 +219,6 @@ def markdown() -> str:
 
 
 def main() -> None:
-    import sys
-
     sys.stdout.write(markdown())
 
 

@@ -104,7 +104,7 @@ def run(config: PipelineConfig) -> RunSummary:
 def summarize(config: PipelineConfig, seconds: float) -> RunSummary:
     """What the latest run did, read from MLMD."""
     import ml_metadata as mlmd  # lazy: TFX's metadata store, read after a run
-    from ml_metadata.proto import metadata_store_pb2
+    from ml_metadata.proto import metadata_store_pb2  # lazy: TFX's metadata store
 
     store = mlmd.MetadataStore(metadata_config(config.metadata_path))
     runs = store.get_contexts_by_type("pipeline_run")

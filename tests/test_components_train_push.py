@@ -48,6 +48,7 @@ _KILLED_TRAINER = textwrap.dedent("""
     from tfx.utils import json_utils
     from bert_qa import spec as spec_module
     from bert_qa_pipeline.components.qa_trainer import executor
+    from bert_qa_pipeline.pipeline import runner
 
     args = json.load(open(sys.argv[1]))
 
@@ -60,7 +61,8 @@ _KILLED_TRAINER = textwrap.dedent("""
     spec_module.BertQaSpec._training_callbacks = lambda self: original(self) + [KillAfterEpoch()]
     inputs = {k: json_utils.loads(v) for k, v in args["inputs"].items()}
     outputs = {k: json_utils.loads(v) for k, v in args["outputs"].items()}
-    executor.Executor().Do(inputs, outputs, args["properties"])
+    with runner.progress_on_stderr():  # the trainer's progress lines, as a local run shows them
+        executor.Executor().Do(inputs, outputs, args["properties"])
 """)
 
 
@@ -222,7 +224,7 @@ def test_pusher_failure_leaves_no_partial_version(tmp_path, monkeypatch):
     assert os.listdir(destination) == []  # neither a version nor the staging directory
 
 
-def test_a_truncated_progress_file_does_not_block_resume(tmp_path, capsys):
+def test_a_truncated_progress_file_does_not_block_resume(tmp_path, caplog):
     """progress.json is written whole or not at all; one truncated by other means is not fatal."""
     state = tmp_path / "state"
     state.mkdir()
@@ -231,7 +233,7 @@ def test_a_truncated_progress_file_does_not_block_resume(tmp_path, capsys):
     assert trainer_executor.ProgressLogger(10, 3, str(state)).history == [{"epoch": 1}]
     (state / "progress.json").write_text('{"history": [{"epo')  # as a kill mid-write used to leave it
     assert trainer_executor.ProgressLogger(10, 3, str(state)).history == []
-    assert "is unreadable" in capsys.readouterr().err
+    assert "is unreadable" in caplog.text
 
 
 def test_secret_beam_options_are_hidden_in_logs():

@@ -49,7 +49,7 @@ class FeatureWindowing(base_beam_component.BaseBeamComponent):
                  multi_answer: str = "first", num_shards: Optional[int] = None,
                  spec: str = "BertQaSpec"):
         """Windowing parameters left out take the defaults of ``spec`` (the spec class's own)."""
-        from bert_qa.spec import windowing_defaults
+        from bert_qa.spec import windowing_defaults  # lazy: the spec's Keras model code (seconds)
 
         defaults = windowing_defaults(spec)
         seq_len = defaults["seq_len"] if seq_len is None else seq_len

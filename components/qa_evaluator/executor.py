@@ -11,9 +11,16 @@ from typing import Dict, List, Optional, Sequence
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_model_analysis.proto import config_pb2
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 
-from bert_qa import scoring, squad_data
+from bert_qa import input_pipeline, scoring, squad_data, windowing
+from bert_qa.export import read_metadata, spec_of_saved_model
+from bert_qa.tflite_runner import LiteRunner
+from bert_qa.tokenization import CachedFullTokenizer
+from bert_qa.windowing_params import Windowing
 from bert_qa_pipeline.components import artifacts, example_codecs, keys, object_store
 from bert_qa_pipeline.components.qa_evaluator import blessing as blessing_rules
 from bert_qa_pipeline.components.qa_evaluator import report, slices
@@ -64,8 +71,6 @@ class EvalData:
 def evaluate_one(spec, name: str, data: EvalData, params: dict, out_dir: str,
                  model=None, tflite_file: Optional[str] = None) -> dict:
     """The official scores of one model variant, its predictions and per-question scores."""
-    from bert_qa import input_pipeline
-
     start = time.time()
     batch = int(params["predict_batch_size"])
     input_fn = input_pipeline.make_input_fn(spec, data.feature_files, is_training=False, batch_size=batch)
@@ -104,8 +109,6 @@ def load_eval_data(examples, features, split: str, work_dir: str) -> EvalData:
 
 def spec_of(model, work_dir: str):
     """The spec a Model was trained with: the library's record inside its SavedModel."""
-    from bert_qa.export import spec_of_saved_model
-
     try:
         return spec_of_saved_model(artifacts.serving_model_dir(model), model_dir=work_dir)
     except ValueError as err:
@@ -113,18 +116,14 @@ def spec_of(model, work_dir: str):
 
 
 def check_same_windowing(spec, features, model) -> None:
-    from bert_qa.spec import windowing_of
-
-    if windowing_of(spec) != artifacts.windowing_of(features):
+    if Windowing.of(spec).as_dict() != artifacts.windowing_of(features):
         raise ValueError(f"features {features.uri} were windowed with {artifacts.windowing_of(features)} "
-                         f"but model {model.uri} was trained with {windowing_of(spec)}")
+                         f"but model {model.uri} was trained with {Windowing.of(spec).as_dict()}")
 
 
 def rewindowed(data: EvalData, convert, work_dir: str, name: str) -> EvalData:
     """``data`` with features from ``convert(output_fn)``; padding features are only written
     (as Model Maker's DataLoader does), never mapped back to questions."""
-    from bert_qa import input_pipeline
-
     windows, records = [], []
 
     def output_fn(feature, is_padding=False):
@@ -140,9 +139,7 @@ def rewindowed(data: EvalData, convert, work_dir: str, name: str) -> EvalData:
 
 def windowed_for(spec, data: EvalData, features, work_dir: str, name: str = "rewindowed") -> EvalData:
     """The evaluation data windowed as ``spec`` windows (re-windowed if the features differ)."""
-    from bert_qa.spec import windowing_of
-
-    if windowing_of(spec) == artifacts.windowing_of(features):
+    if Windowing.of(spec).as_dict() == artifacts.windowing_of(features):
         return data
     return rewindowed(data, lambda output_fn: spec.convert_examples_to_features(
         data.examples, False, output_fn, batch_size=spec.predict_batch_size), work_dir, name)
@@ -153,9 +150,6 @@ def evaluate_variants(spec, model, tflite_model, data: EvalData, features, param
     """The trained SavedModel and every TFLite variant, each at the length it serves at: a
     .tflite built for another length (TfliteExport's serving_seq_len, e.g. the Task Library's
     384) gets the questions re-windowed at that length, as a device would window them."""
-    from bert_qa.export import spec_of_saved_model
-    from bert_qa.tflite_runner import LiteRunner
-
     results = {SAVED_MODEL: evaluate_one(spec, SAVED_MODEL, data, params, out_dir,
                                          model=ServingModel(artifacts.serving_model_dir(model)))}
     results[SAVED_MODEL]["seq_len"] = spec.seq_len
@@ -197,11 +191,7 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
     the .tflite file alone says how to use it (Task Library metadata: vocab, casing, query_len,
     doc_stride; seq_len from its inputs), so the questions are windowed from that.
     """
-    from bert_qa import windowing
-    from bert_qa.export import read_metadata
-    from bert_qa.spec import BertQaSpec
-    from bert_qa.tflite_runner import LiteRunner
-    from bert_qa.tokenization import CachedFullTokenizer
+    from bert_qa.spec import BertQaSpec  # lazy: the spec's Keras model code (seconds), only to run
 
     directory = artifacts.latest_published(destination) if destination else None
     if directory is None:
@@ -225,7 +215,7 @@ def evaluate_published(destination: str, data: EvalData, params: dict, work_dir:
 
 def evaluate_untrained(spec, data: EvalData, params: dict, work_dir: str) -> Dict[str, float]:
     """Scores of the same architecture with random encoder and head: what training must beat."""
-    from bert_qa import modeling
+    from bert_qa import modeling  # lazy: the Keras model code (seconds), only to run
 
     if not int(params.get("evaluate_untrained", 1)):
         return {}
@@ -256,8 +246,6 @@ def write_per_question(path: str, questions, results: Dict[str, dict]) -> None:
 
 def eval_config(variants: Sequence[str]):
     """Model-agnostic TFMA config: each variant is a 'model' whose predictions are its scores."""
-    from tensorflow_model_analysis.proto import config_pb2
-
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(
             name=v, label_key="label",
@@ -273,9 +261,6 @@ def eval_config(variants: Sequence[str]):
 def run_tfma(output_dir: str, data_path: str, variants: Sequence[str], beam_pipeline_args=()):
     """``tfma.run_model_analysis`` with the component's Beam options; returns
     {slice label: {variant: F1 %, 'count': n}}."""
-    import tensorflow_model_analysis as tfma
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     tfma.run_model_analysis(eval_config=eval_config(variants), data_location=data_path,
                             output_path=output_dir, file_format="tfrecords",
                             pipeline_options=PipelineOptions(list(beam_pipeline_args)))

@@ -17,10 +17,10 @@ def slice_label(slice_key) -> str:
 
 def write_chart(path: str, slice_f1: Dict[str, Dict[str, float]], variants: Sequence[str]) -> str:
     """Horizontal bars: F1 of every slice, one bar per evaluated variant."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib with its file backend, only to draw the chart
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the backend
 
     labels = list(slice_f1)
     height = 0.8 / max(len(variants), 1)

@@ -10,6 +10,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from bert_qa_pipeline.components import keys
+from bert_qa_pipeline.components.artifacts import json_param
 from bert_qa_pipeline.components.squad_example_gen import driver, executor
 
 
@@ -43,8 +44,6 @@ class SquadExampleGen(base_component.BaseComponent):
 
     def __init__(self, input_patterns: Union[Dict[str, List[str]], List[str]],
                  hash_buckets: Optional[Dict[str, int]] = None):
-        from bert_qa_pipeline.components.artifacts import json_param
-
         if isinstance(input_patterns, dict) and hash_buckets:
             raise ValueError("give either patterns per split or hash_buckets, not both")
         if isinstance(input_patterns, (list, tuple)) and not hash_buckets:

@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
+from bert_qa.export import export_at_seq_len, export_tflite_variants, saved_model_info
+from bert_qa.settings import check_settings, max_positions_of
 from bert_qa_pipeline.components import artifacts, keys
 
 log = logging.getLogger(__name__)
@@ -47,14 +49,10 @@ class Executor(base_executor.BaseExecutor):
     windowing, spec) is the library's record inside the trained SavedModel."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        from bert_qa.export import saved_model_info
-
         model = artifacts.single(input_dict[keys.MODEL_KEY], keys.MODEL_KEY)
         features = artifacts.optional_single(input_dict.get(keys.FEATURES_KEY))
         out = artifacts.single(output_dict[keys.TFLITE_MODEL_KEY], keys.TFLITE_MODEL_KEY)
         variants = artifacts.parse_json_param(exec_properties["variants"], "variants")
-        from bert_qa.settings import check_settings
-
         check_settings({"quantization": variants,
                         "max_representative_samples": int(exec_properties["max_representative_samples"])},
                        {"quantization": "export.variants (TfliteExport variants)",
@@ -79,16 +77,12 @@ class Executor(base_executor.BaseExecutor):
         work_dir = tempfile.mkdtemp(prefix="tflite_export_")
         try:
             if serving_seq_len != trained_seq_len:
-                from bert_qa.settings import max_positions_of
-
                 record = info.get("args", {})
                 check_settings({"seq_len": serving_seq_len, "query_len": int(info["query_len"])},
                                {"seq_len": "export.serving_seq_len (TfliteExport serving_seq_len)"},
                                max_positions=max_positions_of(str(record.get("uri", ""))))
                 log.info(f"TfliteExport: rebuilding the model at {serving_seq_len} tokens (trained at "
                          f"{trained_seq_len}) ...")
-                from bert_qa.export import export_at_seq_len
-
                 serving_dir = export_at_seq_len(serving_dir, serving_seq_len, os.path.join(work_dir, "serving"),
                                                 work_dir=os.path.join(work_dir, "spec"))
             if representative is not None:
@@ -111,8 +105,6 @@ class Executor(base_executor.BaseExecutor):
 
     @staticmethod
     def _convert(serving_dir, out, variants, representative, info, model, exec_properties):
-        from bert_qa.export import export_tflite_variants
-
         return export_tflite_variants(
             serving_dir, out.uri, variants, representative_features=representative,
             file_prefix="model", vocab_file=info["vocab_file"], do_lower_case=bool(info["do_lower_case"]),

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from typing import Dict, Optional
 
@@ -109,8 +110,6 @@ _STALE_STAGING_SECONDS = 24 * 3600
 
 def sweep_stale_staging(destination: str) -> None:
     """``.staging-*`` left by pushers killed at least a day ago (no live push takes that long)."""
-    import time
-
     for name in tf.io.gfile.listdir(destination):
         if not name.rstrip("/").startswith(".staging-"):
             continue
