@@ -41,6 +41,19 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"test modules {unplaced} are in no tier: add them to TIERS in tests/conftest.py")
     for item in items:
         item.add_marker(getattr(pytest.mark, tier_of[item.module.__name__.rsplit(".", 1)[-1]]))
+    # Longest first (bin/test passes --no-loadscope-reorder so xdist keeps this order): the
+    # whole-pipeline modules start at once and the many short unit tests fill the other worker's
+    # tail. xdist's default queues modules by their number of tests, which left the two longest
+    # (one and three tests) for last. A stable sort keeps each module's own order.
+    rank = {module: (TIER_ORDER.index(tier), LONGEST_FIRST.index(module) if module in LONGEST_FIRST else
+                     len(LONGEST_FIRST)) for module, tier in tier_of.items()}
+    items.sort(key=lambda item: rank[item.module.__name__.rsplit(".", 1)[-1]])
+
+
+TIER_ORDER = ("e2e", "integration", "unit")
+# The slowest modules, by their measured time (tests/README.md's durations), longest first.
+LONGEST_FIRST = ("test_kfp_launcher", "test_pipeline", "test_container_entrypoint", "test_pipeline_faults",
+                 "test_custom_job", "test_strategies", "test_task_library", "test_components_train_push")
 
 
 @pytest.fixture(scope="session")
