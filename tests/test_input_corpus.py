@@ -133,10 +133,12 @@ def window(records, dofn, is_training):
             else:
                 windowed.append(out)
     plan = executor.plan_offsets(counts, 0)
+    kept = dict(counts)
     for element in windowed:
-        features, qas_ids = element[1]
+        paragraph_index, features = element
         # Every example the library kept got at least one feature.
-        assert {f.example_index for f in features} == set(range(len(qas_ids))), qas_ids
+        assert {example_index for _, example_index, _ in features} == set(
+            range(kept[paragraph_index]["examples"])), kept[paragraph_index]
         assert all(record for _, (_, record) in executor.assign_ids(element, plan, is_training))
     return executor.summarize(counts)
 
