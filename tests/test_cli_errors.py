@@ -494,11 +494,9 @@ def test_every_command_goes_through_the_policy(capsys, monkeypatch):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bert_qa_cli.commands"):
                 imports.setdefault(path.stem, []).append(node.module)
-    # export.py (owned elsewhere at the time) still takes int_flags from predict; nothing else.
-    assert {k: v for k, v in imports.items() if k != "export"} == {}, imports
-    assert imports.get("export", []) in ([], ["bert_qa_cli.commands.predict"]), imports
+    assert imports == {}, imports
     # No command picks a status of its own: it returns 0 (or a name of bert_qa_cli.exit_codes)
-    # and raises; export.py's usage() (exit 2 for a flag combination) is the one left.
+    # and raises.
     own_statuses = []
     for path in commands.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -506,4 +504,4 @@ def test_every_command_goes_through_the_policy(capsys, monkeypatch):
                 own_statuses.append((path.stem, node.lineno, node.value.value))
             if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
                 own_statuses.append((path.stem, node.lineno, "sys.exit"))
-    assert [entry for entry in own_statuses if entry[0] != "export"] == [], own_statuses
+    assert own_statuses == [], own_statuses

@@ -63,12 +63,9 @@ def run(args) -> int:
     from bert_qa.export import metadata, tflite
     from bert_qa.tflite_runner import describe
 
-    def usage(message: str) -> int:  # a flag or a combination of flags: argparse's status
-        print(f"bertqa {NAME}: error: {message}", file=sys.stderr)
-        return 2
-
     from bert_qa.settings import check_output_dir, check_settings
-    from bert_qa_cli.commands.predict import int_flags
+    from bert_qa_cli.common import int_flags
+    from bert_qa_cli.exit_codes import UsageError
 
     flags = {"quantization": "--quantization", "query_len": "--query-len", "doc_stride": "--doc-stride",
              "num_calibration": "--num-calibration", "seq_len": f"{args.saved_model}: seq_len"}
@@ -78,7 +75,7 @@ def run(args) -> int:
     # A bad value is bad input naming the flag (exit 1); a missing companion flag is usage (2).
     check_settings({"quantization": variants, "num_calibration": numbers["num_calibration"]}, flags)
     if "int8" in variants and not args.representative_data:
-        return usage("int8 needs --representative-data (a SQuAD JSON file of training data)")
+        raise UsageError("int8 needs --representative-data (a SQuAD JSON file of training data)")
     check_output_dir(args.output_dir, "--output-dir")  # before converting anything
     questions, max_f1_drop = None, None
     if args.eval_data:
@@ -93,7 +90,7 @@ def run(args) -> int:
         max_f1_drop = _max_f1_drop(args.max_f1_drop)
         questions = sample_questions(args.eval_data, eval_sample)  # a bad file: exit 1 before converting
     elif args.max_f1_drop is not None:
-        return usage("--max-f1-drop needs --eval-data (the questions to score the variants on)")
+        raise UsageError("--max-f1-drop needs --eval-data (the questions to score the variants on)")
     # What the files say is an InputError naming the file (exit 1): a missing or corrupt
     # SavedModel, a damaged record, a missing vocabulary, a bad SQuAD file.
     tflite.check_saved_model(args.saved_model)

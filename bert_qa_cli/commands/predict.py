@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import sys
 
-# int_flags is shared (bert_qa_cli.common); `bertqa export` still imports it from here.
-from bert_qa_cli.common import int_flags  # noqa: F401
+from bert_qa_cli.common import int_flags
 
 NAME = "predict"
 
