@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from bert_qa.errors import InputError
 
-# Measured by benchmarks/memory.py (benchmarks/README.md, "Memory against input size", 2026-12-04):
+# Measured by benchmarks/memory.py (benchmarks/README.md, "Memory against input size"):
 # FeatureWindowing's peak RSS rose 799 MiB from 27 MB to 162 MB of examples (21,900 to 131,400
 # questions, seq_len 192): 6.2 bytes per input byte, rounded up; the line through those points
 # starts at about 1.3 GiB (TensorFlow + TFX + Beam imported, and Beam's own buffers).

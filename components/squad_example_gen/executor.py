@@ -13,7 +13,7 @@ from tfx.dsl.components.base import base_executor
 from bert_qa import squad_data
 from bert_qa.errors import InputError
 from bert_qa_pipeline.components import artifacts, example_codecs, keys
-from bert_qa_pipeline.components.squad_example_gen import driver
+from bert_qa_pipeline.components.squad_example_gen.driver import input_fingerprint as fingerprint_of_inputs
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Executor(base_executor.BaseExecutor):
                         f"e.g. {sorted(overlap)[:3]}")
         examples.set_string_custom_property("file_format", artifacts.EXAMPLES_FILE_FORMAT)
         counts["input_fingerprint"] = (exec_properties.get("input_fingerprint")
-                                       or driver.input_fingerprint(exec_properties["input_patterns"]))
+                                       or fingerprint_of_inputs(exec_properties["input_patterns"]))
         artifacts.record_counts(examples, counts)
         log.info("SquadExampleGen: " + ", ".join(
                f"{s}: {counts[f'num_questions_{s}']} questions / {counts[f'num_articles_{s}']} articles"
