@@ -42,6 +42,7 @@ error), in ``KNOWN_CASES`` at the end (fixed; regression tests now).
 from __future__ import annotations
 
 import collections
+import unittest.mock
 import contextlib
 import io
 import json
@@ -479,14 +480,21 @@ def window(groups, params) -> Windowed:
                               params["version_2_with_negative"], params["multi_answer"], "train")
     dofn.setup()
     counts, per_paragraph, features = [], {}, []
-    for paragraph_index, rows in groups.items():
-        for out in dofn.process((paragraph_index, list(rows))):
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                counts.append(out.value)
-            else:
-                per_paragraph[out[0]] = out[1]
-                local_features, qas_ids = out[1]
-                features.extend((f, qas_ids[f.example_index]) for f in local_features)
+    # The stage hands serialized records on; the feature objects (tokens, maps, labels) are
+    # taken where it serializes them, with the question id it records.
+    serialize = fw.example_codecs.feature_to_example
+
+    def keep(feature, is_training, qas_id):
+        features.append((feature, qas_id))
+        return serialize(feature, is_training, qas_id)
+
+    with unittest.mock.patch.object(fw.example_codecs, "feature_to_example", keep):
+        for paragraph_index, rows in groups.items():
+            for out in dofn.process((paragraph_index, list(rows))):
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    counts.append(out.value)
+                else:
+                    per_paragraph[out[0]] = out[1]
     plan = fw.plan_offsets(counts, 0)
     records = [r for p in per_paragraph.items() for r in fw.assign_ids(p, plan, params["is_training"])]
     return Windowed(features, fw.summarize(counts), records)

@@ -40,6 +40,9 @@ _CHILD = textwrap.dedent("""
     from bert_qa_pipeline.components import artifacts
     from bert_qa_pipeline.components.qa_trainer import executor
 
+    import logging  # the executor reports through logging; a task's entrypoint logs INFO to stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s", force=True)
+
     args = json.load(open(sys.argv[1]))
     point, epoch_to_die = args["kill_at"], 2
     state = {"epoch": 0}
