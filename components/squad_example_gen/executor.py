@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from bert_qa import _env  # noqa: F401
 import tensorflow as tf
@@ -63,23 +63,27 @@ def assign_splits(input_patterns, hash_buckets) -> Tuple[List[str], Dict[str, Li
     return names, {name: all_files for name in names}, split_of
 
 
-def read_split(files: Sequence[str], split: str, split_of) -> Tuple[List[squad_data.Question], Dict[str, int]]:
-    """The questions of one split in file order, and their counts."""
-    questions: List[squad_data.Question] = []
-    ids: Dict[str, str] = {}
+def iter_split(files: Sequence[str], split: str, split_of, ids: Dict[str, str]) -> Iterator[squad_data.Question]:
+    """The questions of one split, file by file in file order; ``ids`` collects which file each
+    id came from, and a second question with an id is refused naming both files."""
     for path in files:
-        dataset = squad_data.load_squad_json(path)
-        before = len(questions)
-        for q in squad_data.iter_questions(dataset, path):
+        count = 0
+        for q in squad_data.iter_questions(squad_data.load_squad_json(path), path):
             if split_of is not None and split_of(q.title) != split:
                 continue
             if q.id in ids:
                 raise squad_data.SquadFormatError(
                     path, f"duplicate question id (also in {ids[q.id]}) in split {split!r}", q.id)
             ids[q.id] = path
-            questions.append(q)
-        log.info(f"SquadExampleGen: {split}: {len(questions) - before} questions from {path}")
-    return questions, ids
+            count += 1
+            yield q
+        log.info(f"SquadExampleGen: {split}: {count} questions from {path}")
+
+
+def read_split(files: Sequence[str], split: str, split_of) -> Tuple[List[squad_data.Question], Dict[str, int]]:
+    """The questions of one split in file order, and where each id came from."""
+    ids: Dict[str, str] = {}
+    return list(iter_split(files, split, split_of, ids)), ids
 
 
 def paragraph_indices(questions: Sequence[squad_data.Question]) -> List[int]:
@@ -124,24 +128,15 @@ def stream_split(files: Sequence[str], split: str, split_of, directory: str) -> 
     n = impossible = 0
     paragraph, previous, articles = -1, None, set()
     with tf.io.TFRecordWriter(path) as writer:
-        for source in files:
-            before = n
-            for q in squad_data.iter_questions(squad_data.load_squad_json(source), source):
-                if split_of is not None and split_of(q.title) != split:
-                    continue
-                if q.id in ids:
-                    raise squad_data.SquadFormatError(
-                        source, f"duplicate question id (also in {ids[q.id]}) in split {split!r}", q.id)
-                ids[q.id] = source
-                key = (q.source, q.title, q.context)
-                if key != previous:  # as paragraph_indices
-                    paragraph += 1
-                    previous = key
-                writer.write(example_codecs.question_to_example(q, n, paragraph).SerializeToString(deterministic=True))
-                n += 1
-                impossible += q.is_impossible
-                articles.add((q.source, q.title))
-            log.info(f"SquadExampleGen: {split}: {n - before} questions from {source}")
+        for q in iter_split(files, split, split_of, ids):
+            key = (q.source, q.title, q.context)
+            if key != previous:  # as paragraph_indices
+                paragraph += 1
+                previous = key
+            writer.write(example_codecs.question_to_example(q, n, paragraph).SerializeToString(deterministic=True))
+            n += 1
+            impossible += q.is_impossible
+            articles.add((q.source, q.title))
     return {
         f"num_questions_{split}": n,
         f"num_answerable_{split}": n - impossible,
