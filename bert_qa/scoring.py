@@ -21,7 +21,7 @@ from bert_qa.squad_data import JSONReadError, loads_json
 
 def is_v2(dataset: List[dict]) -> bool:
     """A dataset is SQuAD v2.0-style if any question is marked impossible."""
-    return any(qa.get("is_impossible", False)
+    return any(qa.get("is_impossible")
                for article in dataset for p in article["paragraphs"] for qa in p["qas"])
 
 
@@ -130,9 +130,11 @@ def _finite_number(value) -> bool:
         return False
 
 
-def check_inputs(dataset, predictions, na_probs, data_file: str = "data", predictions_file: str = "predictions",
-                 na_prob_file: str = "na_probs", allow_missing: bool = False) -> Dict[str, str]:
+def check_inputs(dataset, predictions, na_probs, data_file: str, predictions_file: str,
+                 na_prob_file: Optional[str], allow_missing: bool = False) -> Dict[str, str]:
     """What the official scorers take on trust, checked: every question accounted for.
+
+    The file names are those the error messages name (``na_prob_file`` only with ``na_probs``).
 
     Returns the predictions to score: with ``allow_missing`` a question without a prediction
     is scored as answered with the empty string (wrong when it has an answer), not dropped, as
@@ -201,7 +203,7 @@ def score_files(data_file: str, predictions_file: str, na_prob_file: Optional[st
     if extra and on_extra_ids is not None:
         on_extra_ids(extra)
     predictions = check_inputs(dataset, predictions, na_probs, data_file, predictions_file,
-                               na_prob_file or "", allow_missing)
+                               na_prob_file, allow_missing)
     scorable, ids, _ = _scorable(dataset, data_file)
     if na_probs is not None:  # the v2.0 scorer sorts every key: ids not in the data would break it
         na_probs = {qid: na_probs[qid] for qid in ids}

@@ -117,6 +117,9 @@ def _qa(qid, answer="Paris", impossible=False):
 
 @pytest.mark.parametrize("data,predictions,na_probs,message", [
     (_squad(_qa("a"), _qa("b", impossible=True)), {"a": "Paris"}, None, r"1 of 2 questions have no prediction"),
+    # Thousands of missing ids would drown the message: it names the first three, in data order.
+    (_squad(*[_qa(q) for q in "abcde"]), {"a": "Paris"}, None,
+     r"4 of 5 questions have no prediction \(first: \['b', 'c', 'd'\]\); pass --allow-missing"),
     (_squad(_qa("a")), ["Paris"], None, r"must be an object \{question id: answer text\}, not a JSON list"),
     (_squad(_qa("a")), {"a": None}, None, r"question a: the answer must be a string, not None"),
     (_squad(_qa("a")), {"a": 3}, None, r"question a: the answer must be a string, not 3"),
@@ -126,17 +129,22 @@ def _qa(qid, answer="Paris", impossible=False):
     (_squad(_qa("a")), {"a": "Paris"}, {"a": "0.5"}, r"question a: needs a finite number, not '0.5'"),
     (_squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.1},
      r"question b has no null odds: 1 of 2 questions are missing from the file"),
+    (_squad(*[_qa(q) for q in "abcde"]), {q: "Paris" for q in "abcde"}, {"a": 0.1},
+     r"question b has no null odds: 4 of 5 questions are missing from the file \(first: \['b', 'c', 'd'\]\)"),
+    (_squad(_qa("a")), {"a": "Paris"}, [0.5], r"null odds \S*na\.json: must be an object \{question id: number\}"),
     # Each of these once escaped from the official scorers as a traceback (exit 3).
     (_squad(_qa("a")), {"a": "Paris"}, {"a": 10 ** 400}, r"question a: needs a finite number"),  # OverflowError
     ({"data": []}, {}, None, r"has no questions to score"),  # ZeroDivisionError
     (_squad({"id": "a", "question": "?", "answers": []}), {"a": ""}, None,
      r"question a has no answers: SQuAD v1.1 scoring needs one"),  # max() of an empty list
     (_squad({"id": "a", "question": "?"}), {"a": ""}, None, r"question a: 'answers' must be a list"),  # KeyError
+    (_squad({**_qa("a"), "answers": "Paris"}), {"a": ""}, None, r"question a: 'answers' must be a list, not 'Paris'"),
     (_squad({"id": "a", "question": "?", "answers": [{"text": 5}]}), {"a": ""}, None,
      r"question a: answers\[0\] needs a string 'text'"),  # AttributeError
     ({"data": [{"paragraphs": [7]}]}, {}, None, r"data\[0\]\.paragraphs\[0\]: needs a 'qas' list"),
     ({"data": [{"paragraphs": [{"qas": ["a"]}]}]}, {}, None, r"qas\[0\]: a question must be an object"),
-    (_squad(_qa("a"), _qa("a")), {"a": "Paris"}, None, r"question a occurs twice"),
+    (_squad(_qa("a"), _qa("b"), _qa("a")), {"a": "Paris", "b": "Paris"}, None,
+     r"question a occurs twice \(data\[0\]\.paragraphs\[0\]\.qas\[0\] and data\[0\]\.paragraphs\[0\]\.qas\[2\]\)"),
 ])
 def test_score_refuses_inputs_the_official_scorers_would_misscore(tmp_path, capsys, data, predictions,
                                                                   na_probs, message):
@@ -153,6 +161,82 @@ def test_score_refuses_inputs_the_official_scorers_would_misscore(tmp_path, caps
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert "Traceback" not in err
+
+
+def _write(tmp_path, data, predictions, na_probs=None):
+    """(data, predictions, null odds or None) file paths, as strings."""
+    paths = [tmp_path / "d.json", tmp_path / "p.json", tmp_path / "na.json"]
+    for path, content in zip(paths, (data, predictions, na_probs)):
+        if content is not None:
+            path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(paths[0]), str(paths[1]), str(paths[2]) if na_probs is not None else None
+
+
+@pytest.mark.parametrize("broken", ["data", "predictions", "null odds"])
+def test_an_unreadable_file_is_named_with_its_role(tmp_path, broken):
+    files = {"data": _squad(_qa("a")), "predictions": {"a": "Paris"}, "null odds": {"a": 0.0}}
+    files[broken] = '{"a": "Par'
+    d, p, na = _write(tmp_path, files["data"], files["predictions"], files["null odds"])
+    path = {"data": d, "predictions": p, "null odds": na}[broken]
+    with pytest.raises(scoring.ScoringInputError, match=rf"^{broken} {re.escape(path)}: cannot read it as JSON"):
+        scoring.score_files(d, p, na)
+
+
+def test_input_errors_name_the_file_and_question_at_fault(tmp_path):
+    """score_files (bertqa score, and Python callers) names the file at fault, not the role alone."""
+    d, p, na = _write(tmp_path, _squad(_qa("a"), _qa("b")), {"a": "Paris", "b": 3}, {"a": 0.0, "b": 0.0})
+    with pytest.raises(scoring.ScoringInputError,
+                       match=rf"^predictions {re.escape(p)}: question b: the answer must be a string, not 3$"):
+        scoring.score_files(d, p, na)
+    d, p, na = _write(tmp_path, _squad(_qa("a"), _qa("b")), {"a": "Paris", "b": ""}, {"a": 0.0, "b": "high"})
+    with pytest.raises(scoring.ScoringInputError,
+                       match=rf"^null odds {re.escape(na)}: question b: needs a finite number, not 'high'$"):
+        scoring.score_files(d, p, na)
+    d, p, na = _write(tmp_path, _squad(_qa("a"), _qa("a")), {"a": "Paris"})
+    with pytest.raises(scoring.ScoringInputError, match=rf"^data {re.escape(d)}: question a occurs twice"):
+        scoring.score_files(d, p, na)
+
+
+def test_missing_predictions_are_refused_unless_allowed(tmp_path):
+    """The default, in Python as on the command line, is to refuse: never a silently inflated score."""
+    data, predictions = _squad(_qa("a"), _qa("b")), {"a": "Paris"}
+    d, p, _ = _write(tmp_path, data, predictions)
+    with pytest.raises(scoring.ScoringInputError, match=rf"^predictions {re.escape(p)}: 1 of 2 questions have "
+                                                        r"no prediction \(first: \['b'\]\)"):
+        scoring.score_files(d, p)
+    with pytest.raises(scoring.ScoringInputError, match=r"1 of 2 questions have no prediction"):
+        scoring.check_inputs(data["data"], predictions, None, d, p, None)
+    assert scoring.score_files(d, p, allow_missing=True)["exact_match"] == 0.5
+
+
+def test_a_missing_prediction_abstains_when_allowed(tmp_path):
+    """With allow_missing a question without a prediction is answered with the empty string:
+    right for an unanswerable question, as the official scorer rates an explicit abstention."""
+    data = _squad(_qa("a"), _qa("b", impossible=True), _qa("c", impossible=True))
+    na_probs = {"a": 0.1, "b": 0.9, "c": 0.8}
+    d, p, na = _write(tmp_path, data, {"a": "Paris", "c": "Paris"}, na_probs)
+    metrics = scoring.score_files(d, p, na, allow_missing=True)
+    official = squad_evaluate_v2_0.evaluate(data["data"], {"a": "Paris", "b": "", "c": "Paris"}, na_probs)
+    assert official.items() <= metrics.items()
+    assert (metrics["total"], metrics["NoAns_exact"], metrics["exact"]) == (3, 50.0, pytest.approx(200 / 3))
+
+
+def test_prediction_ids_that_are_no_question_are_reported_and_ignored(tmp_path):
+    """A misspelt id leaves its question unanswered: bertqa score warns with the ids that name
+    no question (and only those), and scores as the official scripts do, ignoring them."""
+    data = _squad(_qa("a"), _qa("b", impossible=True))
+    predictions = {"a": "Paris", "typo-b": "", "b": "", "zz": "France"}
+    d, p, na = _write(tmp_path, data, predictions, {"a": 0.0, "b": 0.5})
+    reported = []
+    metrics = scoring.score_files(d, p, na, on_extra_ids=reported.append)
+    assert reported == [["typo-b", "zz"]]
+    official = squad_evaluate_v2_0.evaluate(data["data"], {"a": "Paris", "b": ""}, {"a": 0.0, "b": 0.5})
+    assert official.items() <= metrics.items() and metrics["exact"] == 100.0
+
+    reported.clear()
+    d, p, _ = _write(tmp_path, _squad(_qa("a")), {"a": "Paris"})
+    assert scoring.score_files(d, p, on_extra_ids=reported.append)["exact_match"] == 1.0
+    assert reported == []  # nothing to warn about
 
 
 def test_null_odds_of_ids_not_in_the_data_are_ignored(tmp_path):
@@ -210,3 +294,12 @@ def test_scores_against_hand_computed_cases():
     assert v2["NoAns_exact"] == pytest.approx(100.0)
     wrong = scoring.score(data, {"q1": "Eiffel Tower", "q2": "Paris", "q5": "Paris"}, {"q1": 0.0, "q2": 0.0, "q5": 0.0})
     assert wrong["NoAns_f1"] == pytest.approx(0.0) and wrong["exact"] == pytest.approx(100 / 3, abs=1e-9)
+
+
+def test_question_scores_of_a_question_without_gold_answer():
+    """SQuAD v1.1 (the default) has no rule for a question without answers: refused, as the
+    official v1.1 scorer cannot score it. In v2.0 it is unanswerable: only abstaining is right."""
+    with pytest.raises(ValueError, match=r"^SQuAD v1\.1 scoring needs at least one ground-truth answer$"):
+        scoring.question_scores([], "")
+    assert scoring.question_scores([], "", True) == {"exact_match": 1.0, "f1": 1.0}
+    assert scoring.question_scores([], "Paris", True) == {"exact_match": 0.0, "f1": 0.0}
