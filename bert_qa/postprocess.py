@@ -6,7 +6,8 @@ predictions it processes. Its results are the reference (the benchmark and the t
 them identical: texts, probabilities, logits, order, null odds); what changes is how:
 
 - the n best start and end positions come from one stable ``argsort`` (squad_lib sorts every
-  logit in Python, twice per feature) and the span checks are array look-ups;
+  logit in Python, twice per feature), and each start and each end is checked once, not once
+  per (start, end) pair;
 - ``get_final_text`` runs BERT's ``BasicTokenizer`` over the original words of every n-best
   span. That tokenizer works character by character and splits on whitespace, so tokenizing
   ``" ".join(words)`` gives the concatenation of each word's tokens: here each word of a
@@ -55,10 +56,10 @@ def _final_text(pred_text: str, orig_text: str, tok_text: str) -> str:
     if orig_ns_length != len(tok_text) - tok_text.count(" "):
         return orig_text
     # A position maps only if it holds a non-space character.
-    if tok_text[start] == " " or end < 0 or tok_text[end] == " ":
+    if end < 0 or tok_text[start] == " " or tok_text[end] == " ":
         return orig_text
-    ns_start = start - tok_text.count(" ", 0, start)
-    ns_end = end - tok_text.count(" ", 0, end)
+    ns_start = start - tok_text[:start].count(" ")
+    ns_end = end - tok_text[:end].count(" ")
     positions = [i for i, c in enumerate(orig_text) if c != " "]
     return orig_text[positions[ns_start]:positions[ns_end] + 1]
 
@@ -80,23 +81,6 @@ class _BasicTokens:
                 found = " ".join(self._tokenizer.tokenize(word))
             self._cache[word] = found
         return found
-
-
-class _Feature:
-    """One feature's span constraints as arrays (built once)."""
-
-    __slots__ = ("feature", "is_start", "is_end")
-
-    def __init__(self, feature):
-        n = len(feature.tokens)
-        self.feature = feature
-        self.is_end = np.zeros(n, bool)
-        mapped = [i for i in feature.token_to_orig_map if 0 <= i < n]
-        self.is_end[mapped] = True
-        self.is_start = self.is_end.copy()
-        for i in mapped:
-            if not feature.token_is_max_context.get(i, False):
-                self.is_start[i] = False
 
 
 def postprocess_output(all_examples, all_features, all_results, n_best_size: int, max_answer_length: int,
@@ -127,14 +111,14 @@ def postprocess_output(all_examples, all_features, all_results, n_best_size: int
                 if feature_null < score_null:
                     score_null, min_null_feature = feature_null, feature_index
                     null_start, null_end = start_list[0], end_list[0]
-            spans = _Feature(feature)
-            n_tokens = len(feature.tokens)
-            starts = _best_indexes(np.asarray(start_list, np.float64), n_best_size)
-            ends = _best_indexes(np.asarray(end_list, np.float64), n_best_size)
-            ends_ok = [(int(e), e < n_tokens and spans.is_end[e]) for e in ends]
+            # squad_lib's span checks, once per start and once per end instead of once per pair.
+            n_tokens, to_orig = len(feature.tokens), feature.token_to_orig_map
+            max_context = feature.token_is_max_context
+            starts = _best_indexes(np.asarray(start_list, np.float64), n_best_size).tolist()
+            ends = _best_indexes(np.asarray(end_list, np.float64), n_best_size).tolist()
+            ends_ok = [(e, e < n_tokens and e in to_orig) for e in ends]
             for s in starts:
-                s = int(s)
-                if s >= n_tokens or not spans.is_start[s]:
+                if s >= n_tokens or s not in to_orig or not max_context.get(s):
                     continue
                 for e, ok in ends_ok:
                     if not ok or e < s or e - s + 1 > max_answer_length:
