@@ -399,7 +399,7 @@ def to_squad_examples(questions: Iterable[Question], is_training: bool,
                 end_position = char_to_word_offset[offset + len(text) - 1]
                 actual_text = " ".join(doc_tokens[start_position:end_position + 1])
                 cleaned = " ".join(tokenization.whitespace_tokenize(text))
-                if actual_text.find(cleaned) == -1:
+                if cleaned not in actual_text:  # squad_lib: actual_text.find(cleaned) == -1
                     skipped.append(Skipped(q.id, ANSWER_NOT_ALIGNED,
                                                f"answer {text!r} vs tokens {actual_text!r}"))
                     continue

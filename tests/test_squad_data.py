@@ -67,3 +67,85 @@ def test_malformed_files_name_file_and_question(tmp_path, content, match):
     path.write_text(content)
     with pytest.raises(squad_data.SquadFormatError, match=match):
         squad_data.read_squad_examples(str(path), is_training=False)
+
+
+def test_errors_carry_file_and_question(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": "c", "qas": [
+        {"id": "q1", "question": "?", "answers": "c"}]}]}]}))
+    with pytest.raises(squad_data.SquadFormatError) as caught:
+        squad_data.read_squad_examples(str(path), is_training=False)
+    assert (caught.value.source, caught.value.question_id) == (str(path), "q1")
+
+
+def test_too_deep_nesting_says_how_deep_and_where(tmp_path):
+    # Brackets inside strings do not count; closed arrays/objects give their levels back; of
+    # two equally deep places the first (where json.loads gave up) is reported.
+    deep = "[" * 5000 + "]" * 5000
+    third = '  {"title": "deep", "paragraphs": '
+    text = ('{"version": "1.1", "data": [\n'
+            '  {"title": "a [{ title \\" [[", "paragraphs": [{"context": "c", "qas": []}]},\n'
+            + third + deep + '},\n'
+            '  {"title": "again", "paragraphs": ' + deep + '}\n'
+            ']}\n')
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(squad_data.SquadFormatError) as caught:
+        squad_data.read_squad_examples(str(path), is_training=False)
+    # {, [, the article's { and 5000 arrays; the deepest '[' is the run's last, on line 3.
+    assert str(caught.value) == (f"{path}: JSON nested too deeply to load: 5003 levels of "
+                                 f"arrays/objects (deepest at line 3 column {len(third) + 5000})")
+
+    # A file that starts with an empty line: the deepest point is on line 2, column 5000.
+    path.write_text("\n" + deep + "\n")
+    with pytest.raises(squad_data.SquadFormatError,
+                       match=r"deep\.json: JSON nested too deeply to load: 5000 levels of "
+                             r"arrays/objects \(deepest at line 2 column 5000\)$"):
+        squad_data.read_squad_examples(str(path), is_training=False)
+
+
+def test_version_2_training_only_when_asked(tmp_path):
+    # SQuAD v2.0 read as v1.1 (the default, as in squad_lib): an unanswerable question is an
+    # answerable one without an answer, hence skipped; read as v2.0 it is a negative example.
+    qas = [{"id": "yes", "question": "Who?", "answers": [{"text": "Ann", "answer_start": 0}],
+            "is_impossible": False},
+           {"id": "no", "question": "Why?", "answers": [], "is_impossible": True,
+            "plausible_answers": [{"text": "park", "answer_start": 13}]}]
+    path = fixtures.write_squad(str(tmp_path / "v2.json"), [{"title": "t", "paragraphs": [
+        {"context": "Ann went to park.", "qas": qas}]}], version="2.0")
+    examples, skipped = squad_data.read_squad_examples(path, is_training=True)
+    assert [e.qas_id for e in examples] == ["yes"]
+    assert skipped == [squad_data.Skipped("no", squad_data.NO_ANSWER)]
+    examples, skipped = squad_data.read_squad_examples(path, is_training=True,
+                                                       version_2_with_negative=True)
+    reference = squad_lib.read_squad_examples(path, True, True)
+    assert [vars(e) for e in examples] == [vars(e) for e in reference]
+    assert [e.is_impossible for e in examples] == [False, True] and skipped == []
+
+
+def _skip_summary(tmp_path, qas):
+    path = fixtures.write_squad(str(tmp_path / "d.json"), [{"title": "t", "paragraphs": [
+        {"context": "Ann went to the park.", "qas": qas}]}])
+    _, skipped = squad_data.read_squad_examples(path, is_training=True)
+    return squad_data.summarize_skipped(skipped, len(qas))
+
+
+def test_summarize_skipped_counts_reasons_most_common_first(tmp_path):
+    def qa(qid, text, start):
+        return {"id": qid, "question": "?", "answers": [] if text is None else
+                [{"text": text, "answer_start": start}]}
+
+    qas = [qa("ok", "Ann", 0), qa("far", "park", 99), qa("none1", None, 0),
+           qa("shifted", "park", 0), qa("none2", None, 0), qa("negative", "Ann", -3),
+           qa("none3", None, 0), qa("ok2", "park", 16)]
+    counts = ("3 answerable training question without an answer; "
+              "2 answer_start outside the context; "
+              "1 answer text not recoverable from the context tokens")
+    assert _skip_summary(tmp_path, qas) == (
+        f"skipped 6 of 8 questions ({counts}); first ids: far, none1, shifted, none2, negative ...")
+    # Five skipped: all named, nothing elided.
+    del qas[1]
+    assert _skip_summary(tmp_path, qas) == (
+        "skipped 5 of 7 questions (3 answerable training question without an answer; "
+        "1 answer text not recoverable from the context tokens; "
+        "1 answer_start outside the context); first ids: none1, shifted, none2, negative, none3")
