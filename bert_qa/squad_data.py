@@ -183,8 +183,8 @@ def has_tokens(text: str) -> bool:
     """
     for c in text:
         if c in " \t\r\n" or c == "\ufffd" or c == "\x00" or c.isspace():
-            continue  # isspace: U+2028/U+2029 too, which whitespace_tokenize's str.split() drops
-        if unicodedata.category(c) in ("Zs", "Cc", "Cf", "Mn"):
+            continue  # isspace: all of Zs; U+2028/U+2029 too, which whitespace_tokenize's str.split() drops
+        if unicodedata.category(c) in ("Cc", "Cf", "Mn"):
             continue
         return True
     return False

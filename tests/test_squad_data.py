@@ -149,3 +149,13 @@ def test_summarize_skipped_counts_reasons_most_common_first(tmp_path):
         "skipped 5 of 7 questions (3 answerable training question without an answer; "
         "1 answer text not recoverable from the context tokens; "
         "1 answer_start outside the context); first ids: none1, shifted, none2, negative, none3")
+
+
+def test_duplicate_keys_are_noted_with_all_their_values_and_only_they():
+    """What `bertqa validate` warns about: the keys an object repeats, each with its values in
+    file order (json keeps the last); an object without a repeated key loads as a plain dict."""
+    text = '{"a": {"id": "x", "id": "y", "q": 1, "n": 2, "n": 3, "n": 4}, "b": {"id": "z"}}'
+    loaded = squad_data.loads_json(text, note_duplicate_keys=True)
+    assert loaded["a"] == {"id": "y", "q": 1, "n": 4}
+    assert loaded["a"].duplicate_keys == {"id": ["x", "y"], "n": [2, 3, 4]}
+    assert type(loaded) is dict and type(loaded["b"]) is dict

@@ -115,3 +115,42 @@ def test_a_failure_on_one_file_does_not_stop_the_others(tmp_path, capsys, monkey
     assert f"{good}: 1 articles, 1 paragraphs, 1 questions" in out
     with pytest.raises(RuntimeError, match="simulated bug"):
         main(["--debug", "validate", boom, good])
+
+
+CORPUS = f"{fixtures.REPO_ROOT}/tests/data/corpus"
+
+
+def test_json_output_is_one_report_per_file_with_counts_and_every_problem(capsys):
+    """`bertqa validate --json` (what CI reads): per file, its counts, how many errors and
+    warnings, and every problem as the text report words it."""
+    from bert_qa_cli.main import main
+
+    warned, broken = f"{CORPUS}/ok_duplicate_json_keys.json", f"{CORPUS}/err_duplicate_ids.json"
+    assert main(["validate", "--json", warned, broken]) == 1
+    out = capsys.readouterr().out
+    decoder, reports, rest = json.JSONDecoder(), [], out.strip()
+    while rest:  # one JSON object after another
+        report, end = decoder.raw_decode(rest)
+        reports.append(report)
+        rest = rest[end:].lstrip()
+    where = f"{warned}: data[0].paragraphs[0].qas[0]"
+    assert reports == [
+        {"file": warned, "articles": 1, "paragraphs": 1, "questions": 1, "answerable": 1,
+         "unanswerable": 0, "errors": 0, "warnings": 2, "problems": [
+             f"warning: {where} question 'dupkey-1': duplicate JSON key 'id' (2 times): the last value, "
+             f"'dupkey-1', is used; other tools may take the first, 'dupkey-ignored'",
+             f"warning: {where}.answers[0] question 'dupkey-1': duplicate JSON key 'answer_start' (2 times): "
+             f"the last value, 12, is used; other tools may take the first, 0"]},
+        {"file": broken, "articles": 1, "paragraphs": 1, "questions": 2, "answerable": 2,
+         "unanswerable": 0, "errors": 1, "warnings": 0, "problems": [
+             f"error: {broken}: data[0].paragraphs[0].qas[1] question 'dup-1': duplicate id "
+             f"(first at {broken}: data[0].paragraphs[0].qas[0])"]},
+    ]
+
+
+@pytest.mark.parametrize("name, qid", [("err_missing_question.json", "noq-1"),
+                                       ("err_question_not_string.json", "qnum-1")])
+def test_a_missing_or_non_string_question_names_its_id(name, qid):
+    problems = validate_file(f"{CORPUS}/{name}").problems
+    assert [(p.severity, p.question_id, p.message) for p in problems] == [
+        ("error", qid, "missing or non-string 'question'")]
