@@ -2,6 +2,8 @@
 
     uv run python benchmarks/quality.py                 # the issue's protocol (about 1.5 h on 2 cores)
     uv run python benchmarks/quality.py --seq-len 256   # shorter windows, about 40 min
+    uv run python benchmarks/quality.py --seeds 1,2,3,4,5 --rows ours_huggingface,huggingface \
+        --protocol in_domain --workdir runs/seeds_in_domain     # the seed study (hours: resumable)
 
 Protocol (defaults): the packaged all-MiniLM-L6-v2 fine-tuned on the first 4,000 questions of
 SQuAD-Shifts ``new_wiki_v1.0.json`` (first answer of each), seq_len 384, doc_stride 128,
@@ -22,6 +24,18 @@ losses per step (the suite's ``tests/test_training_parity.py`` does the same on 
 ``--parity-steps all`` does so for the whole run, on the features in one fixed random order,
 and scores both trained models: every source of randomness shared, so the F1s compare the
 trainers' arithmetic over a full fine-tuning run.
+
+Two protocols (``--protocol``): ``public`` is the one above (train on New Wikipedia, score on
+Amazon reviews); ``in_domain`` trains on whole New Wikipedia articles from the start of the file
+and scores on whole articles from its end, never trained on (``--train-questions`` and
+``--eval-questions`` are rounded up to whole articles; overlapping ones are refused).
+
+The seed study (``--seeds``): every row runs once per seed; each (row, seed) result is kept in
+``results.json`` as soon as it finishes, so an interrupted study resumes where it stopped. The
+report gives each seed's EM / F1 / mean training loss, each row's mean +- sample sd, and Welch's
+t-test (unequal variances; ``scipy.stats.ttest_ind(equal_var=False)``) of each of our rows
+against Hugging Face's F1; ``quality.png`` plots the F1 of every seed per row and the mean
+training-loss curve across seeds (shaded: +- one sd).
 
 Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
 Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
@@ -73,6 +87,28 @@ def first_questions(src: str, n: int, dst: str) -> str:
     return dst
 
 
+def held_out_articles(src: str, n_train: int, n_eval: int, train_dst: str, eval_dst: str):
+    """In-domain split of one SQuAD file by whole articles: training from the start until it has
+    ``n_train`` questions, evaluation from the end until ``n_eval``; refused if they would share an
+    article (a question of a trained-on article is not held out)."""
+    with open(src, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    counts = [sum(len(p["qas"]) for p in article["paragraphs"]) for article in data]
+    train_end, kept = 0, 0
+    while train_end < len(data) and kept < n_train:
+        kept, train_end = kept + counts[train_end], train_end + 1
+    eval_start, held = len(data), 0
+    while eval_start > 0 and held < n_eval:
+        eval_start, held = eval_start - 1, held + counts[eval_start - 1]
+    if eval_start < train_end:
+        raise SystemExit(f"{src}: {n_train} training and {n_eval} held-out questions need more than its "
+                         f"{len(data)} articles ({sum(counts)} questions) without sharing one")
+    for articles, dst in ((data[:train_end], train_dst), (data[eval_start:], eval_dst)):
+        with open(dst, "w", encoding="utf-8") as f:
+            json.dump({"version": "1.1", "data": articles}, f)
+    return train_dst, eval_dst
+
+
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-file", default="new_wiki_v1.0.json")
@@ -85,7 +121,12 @@ def _parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=8e-5)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="one seed (the parity runs' seed)")
+    p.add_argument("--seeds", type=_seeds_arg, default=None,
+                   help="comma-separated seeds: every row once per seed (the seed study); default: --seed")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="public",
+                   help="public: train New Wikipedia, score Amazon reviews; in_domain: score held-out "
+                        "New Wikipedia articles")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--workdir", default="runs/quality")
     p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
@@ -93,6 +134,16 @@ def _parse_args(argv=None):
                    help="instead: N steps (or 'all': the whole run, then both models scored) with "
                         "dropout off on both sides, the same batches and the same initial head")
     return p.parse_args(argv)
+
+
+PROTOCOLS = ("public", "in_domain")
+
+
+def _seeds_arg(value: str):
+    seeds = [int(v) for v in value.split(",") if v.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds {value!r}: give distinct integers, e.g. 1,2,3,4,5")
+    return seeds
 
 
 def _steps_arg(value: str):
@@ -108,10 +159,13 @@ class Protocol:
 
         self.args = args
         os.makedirs(args.workdir, exist_ok=True)
-        self.train_json = first_questions(_shared(args.train_file), args.train_questions,
-                                          os.path.join(args.workdir, "train.json"))
-        self.eval_json = first_questions(_shared(args.eval_file), args.eval_questions,
-                                         os.path.join(args.workdir, "eval.json"))
+        train_json, eval_json = os.path.join(args.workdir, "train.json"), os.path.join(args.workdir, "eval.json")
+        if args.protocol == "in_domain":
+            self.train_json, self.eval_json = held_out_articles(
+                _shared(args.train_file), args.train_questions, args.eval_questions, train_json, eval_json)
+        else:
+            self.train_json = first_questions(_shared(args.train_file), args.train_questions, train_json)
+            self.eval_json = first_questions(_shared(args.eval_file), args.eval_questions, eval_json)
         self.encoder = default_encoder_dir()
         self.spec = BertQaSpec(uri=self.encoder, seq_len=args.seq_len, query_len=args.query_len,
                                doc_stride=args.doc_stride, distribution_strategy="off")
@@ -172,16 +226,16 @@ def _progress_logger(total_steps: int):
     return _Progress()
 
 
-def run_ours(protocol: Protocol, recipe: str) -> dict:
+def run_ours(protocol: Protocol, recipe: str, seed: int) -> dict:
     import tf_keras
     from bert_qa import BertQaSpec, question_answer
 
     args = protocol.args
-    tf_keras.utils.set_random_seed(args.seed)
+    tf_keras.utils.set_random_seed(seed)
     spec = BertQaSpec(uri=protocol.encoder, seq_len=args.seq_len, query_len=args.query_len,
                       doc_stride=args.doc_stride, learning_rate=args.learning_rate,
                       distribution_strategy="off", optimizer_recipe=recipe,
-                      model_dir=os.path.join(args.workdir, f"ours_{recipe}"))
+                      model_dir=os.path.join(args.workdir, f"seed-{seed}", f"ours_{recipe}"))
     steps = _progress_logger(args.epochs * (len(protocol.train) // args.batch_size))
     start = time.time()
     model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=args.epochs,
@@ -195,16 +249,16 @@ def run_ours(protocol: Protocol, recipe: str) -> dict:
             "loss": steps.losses, "lr": steps.learning_rates}
 
 
-def run_huggingface(protocol: Protocol) -> dict:
+def run_huggingface(protocol: Protocol, seed: int) -> dict:
     from bert_qa.pretrained import minilm_checkpoint_dir
 
     args = protocol.args
-    out = os.path.join(args.workdir, "huggingface")
+    out = os.path.join(args.workdir, f"seed-{seed}", "huggingface")
     command = hf_env.hf_python() + [
         hf_env.HF_TRAINER, "--checkpoint", minilm_checkpoint_dir(), "--train", protocol.npz(True),
         "--eval", protocol.npz(False), "--out", out, "--epochs", str(args.epochs),
         "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
-        "--seed", str(args.seed)]
+        "--seed", str(seed)]
     start = time.time()
     subprocess.run(command, check=True, env=hf_env.isolated_env())
     wall = time.time() - start
@@ -223,28 +277,47 @@ NAMES = {"ours_model_maker": "bert_qa, optimizer_recipe='model_maker' (Model Mak
          "huggingface": "Hugging Face transformers (PyTorch)"}
 
 
-def plot(results: dict, path: str) -> None:
-    """Training loss per step (mean of 20) and learning rate of every row, one PNG."""
+def smoothed(losses, window: int = 20) -> np.ndarray:
+    """Mean of each ``window`` consecutive steps (the curves' noise is mostly batch to batch)."""
+    losses = np.asarray(losses, dtype=float)
+    window = max(1, min(window, len(losses)))
+    return np.convolve(losses, np.ones(window) / window, mode="valid")
+
+
+def plot(runs: dict, path: str) -> None:
+    """Left: F1 of every seed per row (dots) with its mean +- sd. Right: the training loss (mean of
+    20 steps), averaged over seeds, shaded +- one sd across seeds. One PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 7), sharex=True,
-                                         gridspec_kw={"height_ratios": [3, 1]})
-    for row in ROWS:
-        if row in results and results[row].get("loss"):
-            losses = np.array(results[row]["loss"])
-            window = min(20, len(losses))
-            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-            label = f"{NAMES[row]}: F1 {results[row]['f1']:.1f}"
-            ax_loss.plot(np.arange(window, len(losses) + 1), smooth, label=label)
-            ax_lr.plot(np.arange(1, len(results[row]["lr"]) + 1), results[row]["lr"], label=row)
+    rows = [row for row in ROWS if runs.get(row)]
+    fig, (ax_f1, ax_loss) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 2]})
+    for i, row in enumerate(rows):
+        f1 = np.array([r["f1"] for r in runs[row].values()])
+        ax_f1.scatter(np.full(len(f1), i) + np.linspace(-0.08, 0.08, len(f1)), f1, alpha=0.7)
+        if len(f1) > 1:
+            ax_f1.errorbar(i + 0.25, f1.mean(), yerr=f1.std(ddof=1), fmt="o", color="black", capsize=4)
+        curves = [smoothed(r["loss"]) for r in runs[row].values() if r.get("loss")]
+        if curves:
+            n = min(len(c) for c in curves)
+            stack = np.stack([c[:n] for c in curves])
+            window = min(20, min(len(r["loss"]) for r in runs[row].values() if r.get("loss")))
+            steps = np.arange(n) + window  # each point: the mean of the `window` steps up to it
+            mean = stack.mean(axis=0)
+            ax_loss.plot(steps, mean, label=f"{NAMES[row]} ({len(curves)} seeds)")
+            if len(curves) > 1:
+                sd = stack.std(axis=0, ddof=1)
+                ax_loss.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
+    ax_f1.set_xticks(range(len(rows)))
+    ax_f1.set_xticklabels([row.replace("_", "\n") for row in rows], fontsize=8)
+    ax_f1.set_ylabel("F1 (official SQuAD v1.1)")
+    ax_f1.set_title("F1 per seed (black: mean +- sd)")
+    ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss (mean of 20 steps)")
+    ax_loss.set_title("Mean training loss across seeds (+- sd)")
     ax_loss.legend(fontsize=8)
-    ax_loss.set_title("Fine-tuning all-MiniLM-L6-v2 on the same features")
-    ax_lr.set_ylabel("learning rate")
-    ax_lr.set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -374,58 +447,110 @@ def run_parity(protocol: Protocol, steps) -> str:
     return "\n".join(lines)
 
 
-def report(results: dict, args) -> str:
-    lines = [f"Fine-tuning quality, {platform.node()} ({os.cpu_count()} cores): all-MiniLM-L6-v2, "
-             f"{args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, batch "
-             f"{args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 "
-             f"scorer on {args.eval_questions} {args.eval_file} questions", "",
-             "| trainer | EM | F1 | steps | mean training loss | training s |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for row in ROWS:
-        if row in results:
-            r = results[row]
+def welch(a, b) -> dict:
+    """Welch's t-test (unequal variances) of two samples: t, its degrees of freedom, two-sided p."""
+    from scipy import stats
+
+    test = stats.ttest_ind(np.asarray(a, float), np.asarray(b, float), equal_var=False)
+    return {"t": float(test.statistic), "df": float(test.df), "p": float(test.pvalue)}
+
+
+def _mean_sd(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.2f} +- {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def report(runs: dict, args) -> str:
+    """Per seed, then mean +- sample sd per row, then Welch's t-test of each of our rows vs HF."""
+    where = ("score held-out New Wikipedia articles" if args.protocol == "in_domain"
+             else f"score {args.eval_questions} {args.eval_file} questions")
+    lines = [f"Fine-tuning quality ({args.protocol} protocol), {platform.node()} ({os.cpu_count()} cores): "
+             f"all-MiniLM-L6-v2, {args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, "
+             f"batch {args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 scorer; "
+             f"{where}", "",
+             "| trainer | seed | EM | F1 | steps | mean training loss | training s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [row for row in ROWS if runs.get(row)]
+    for row in rows:
+        for seed, r in sorted(runs[row].items(), key=lambda item: int(item[0])):
             loss = f"{r['mean_epoch_loss']:.3f}" if r.get("mean_epoch_loss") is not None else "-"
-            lines.append(f"| {NAMES[row]} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
+            lines.append(f"| {NAMES[row]} | {seed} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
                          f"{loss} | {r['train_seconds']:.0f} |")
-    if "huggingface" in results:
+    lines += ["", "| trainer | seeds | EM (mean +- sd) | F1 (mean +- sd) | mean training loss |",
+              "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        r = list(runs[row].values())
+        lines.append(f"| {NAMES[row]} | {len(r)} | {_mean_sd([x['exact_match'] for x in r])} | "
+                     f"{_mean_sd([x['f1'] for x in r])} | {_mean_sd([x['mean_epoch_loss'] for x in r])} |")
+    if runs.get("huggingface"):
+        theirs = [x["f1"] for x in runs["huggingface"].values()]
         for row in ("ours_model_maker", "ours_huggingface"):
-            if row in results:
-                gap = results[row]["f1"] - results["huggingface"]["f1"]
-                lines.append(f"\n{row}: F1 {gap:+.2f} vs Hugging Face (goal: >= -0.5)")
+            ours = [x["f1"] for x in runs.get(row, {}).values()]
+            if not ours:
+                continue
+            gap = np.mean(ours) - np.mean(theirs)
+            line = f"\n{row} vs Hugging Face: F1 {gap:+.2f} (means of {len(ours)} and {len(theirs)} seeds)"
+            if len(ours) > 1 and len(theirs) > 1:
+                w = welch(ours, theirs)
+                line += (f"; Welch's t = {w['t']:.2f}, df = {w['df']:.1f}, p = {w['p']:.3f} "
+                         f"({'a real difference at p < 0.05' if w['p'] < 0.05 else 'not distinguishable from seed noise at p < 0.05'})")
+            lines.append(line)
     return "\n".join(lines)
 
 
 def _protocol_of(args) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("rows", "only_report", "parity_steps")}
+    return {k: v for k, v in vars(args).items()
+            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir")}
+
+
+def load_runs(results_file: str, protocol: dict) -> dict:
+    """The kept (row, seed) results of this protocol: {row: {seed: result}}. A file written for
+    another protocol is set aside (renamed), never mixed in."""
+    if not os.path.exists(results_file):
+        return {}
+    with open(results_file) as f:
+        kept = json.load(f)
+    if kept.get("_protocol") != protocol or "runs" not in kept:
+        aside = results_file + f".other-protocol-{int(time.time())}"
+        os.replace(results_file, aside)
+        print(f"[quality] {results_file} was written for another protocol: moved to {aside}",
+              file=sys.stderr, flush=True)
+        return {}
+    return kept["runs"]
 
 
 def main(argv=None):
     args = _parse_args(argv)
-    results_file = os.path.join(args.workdir, "results.json")
-    results = {}
-    if os.path.exists(results_file):
-        with open(results_file) as f:
-            results = json.load(f)
-        if results.get("_protocol") != _protocol_of(args):
-            results = {} if not args.only_report else results
     if args.parity_steps:
         print(run_parity(Protocol(args), args.parity_steps))
         return 0
+    seeds = args.seeds or [args.seed]
+    rows = args.rows.split(",")
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; choose from {ROWS}")
+    os.makedirs(args.workdir, exist_ok=True)
+    results_file = os.path.join(args.workdir, "results.json")
+    protocol_key = _protocol_of(args)
+    runs = load_runs(results_file, protocol_key)
     if not args.only_report:
-        protocol = Protocol(args)
-        results["_protocol"] = _protocol_of(args)
-        for row in args.rows.split(","):
-            if row not in ROWS:
-                raise SystemExit(f"unknown row {row!r}; choose from {ROWS}")
-            print(f"[quality] running {row}", file=sys.stderr, flush=True)
-            results[row] = (run_huggingface(protocol) if row == "huggingface"
-                            else run_ours(protocol, row[len("ours_"):]))
-            with open(results_file, "w") as f:
-                json.dump(results, f, indent=2)
-            print(f"[quality] {row}: {results[row]}", file=sys.stderr, flush=True)
-    plot(results, os.path.join(args.workdir, "quality.png"))
-    print(report(results, args))
-    print(f"\nper-step losses and rates: {os.path.join(args.workdir, 'quality.png')}")
+        todo = [(seed, row) for seed in seeds for row in rows if str(seed) not in runs.get(row, {})]
+        protocol = Protocol(args) if todo else None
+        for i, (seed, row) in enumerate(todo, 1):
+            print(f"[quality] run {i}/{len(todo)}: {row}, seed {seed}", file=sys.stderr, flush=True)
+            result = (run_huggingface(protocol, seed) if row == "huggingface"
+                      else run_ours(protocol, row[len("ours_"):], seed))
+            runs.setdefault(row, {})[str(seed)] = result
+            with open(results_file + ".partial", "w") as f:  # kept after every run: resumable
+                json.dump({"_protocol": protocol_key, "runs": runs}, f, indent=2)
+            os.replace(results_file + ".partial", results_file)
+            print(f"[quality] {row}, seed {seed}: EM {result['exact_match']:.2f} F1 {result['f1']:.2f}",
+                  file=sys.stderr, flush=True)
+    shown = {row: {s: r for s, r in runs.get(row, {}).items() if int(s) in seeds or args.only_report}
+             for row in ROWS}
+    plot(shown, os.path.join(args.workdir, "quality.png"))
+    print(report(shown, args))
+    print(f"\nF1 per seed and mean training-loss curves: {os.path.join(args.workdir, 'quality.png')}")
     return 0
 
 

@@ -20,7 +20,7 @@ TIERS = {
     "unit": {"test_scoring", "test_squad_data", "test_tokenization", "test_validate", "test_windowing",
              "test_postprocess", "test_properties", "test_input_corpus", "test_spec_api", "test_locks",
              "test_console", "test_suite_layout", "test_docs_current", "test_import_contracts",
-             "test_progress_logging"},
+             "test_progress_logging", "test_quality_study"},
     # real models, components, compilers, fake servers and S3: tens of seconds
     "integration": {"test_components_data", "test_components_train_push", "test_train_evaluate",
                     "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",

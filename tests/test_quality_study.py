@@ -1,0 +1,116 @@
+"""The seed study's bookkeeping in ``benchmarks/quality.py`` (issue 23): the in-domain split, the
+statistics it reports, and resuming an interrupted study. The training runs themselves take
+hours and belong to the benchmark; here they are replaced by recorded results."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import quality
+
+
+def _squad(path, questions_per_article):
+    data = [{"title": f"a{i}", "paragraphs": [{"context": "c", "qas": [
+        {"id": f"a{i}q{j}", "question": "q?", "answers": [{"text": "c", "answer_start": 0}]}
+        for j in range(n)]}]} for i, n in enumerate(questions_per_article)]
+    path.write_text(json.dumps({"version": "1.1", "data": data}))
+    return str(path)
+
+
+def _titles(path):
+    return [a["title"] for a in json.load(open(path))["data"]]
+
+
+def test_in_domain_split_is_whole_articles_never_shared(tmp_path):
+    src = _squad(tmp_path / "wiki.json", [10, 10, 10, 10, 10, 10])
+    train, held_out = quality.held_out_articles(src, 15, 12, str(tmp_path / "t.json"), str(tmp_path / "e.json"))
+    # Rounded up to whole articles: 15 -> the first two (20 questions), 12 -> the last two.
+    assert _titles(train) == ["a0", "a1"]
+    assert _titles(held_out) == ["a4", "a5"]
+    # Exactly touching is allowed; one question more would share an article and is refused.
+    quality.held_out_articles(src, 30, 30, str(tmp_path / "t.json"), str(tmp_path / "e.json"))
+    with pytest.raises(SystemExit, match=r"wiki.json: 31 training and 30 held-out questions need more than its "
+                                         r"6 articles \(60 questions\)"):
+        quality.held_out_articles(src, 31, 30, str(tmp_path / "t.json"), str(tmp_path / "e.json"))
+
+
+def test_welch_matches_hand_computed_values():
+    # Equal sizes and variances: t = (3 - 5) / sqrt(2.5/5 + 2.5/5) = -2, df = 8; a t table gives
+    # two-sided p = 0.0805 for |t| = 2 with 8 degrees of freedom.
+    w = quality.welch([1, 2, 3, 4, 5], [3, 4, 5, 6, 7])
+    assert w["t"] == pytest.approx(-2.0)
+    assert w["df"] == pytest.approx(8.0)
+    assert w["p"] == pytest.approx(0.0805, abs=5e-4)
+    # Unequal variances: Welch-Satterthwaite, by hand. var_a = 2.5 (n 5), var_b = 14 (n 6).
+    se2 = 2.5 / 5 + 14 / 6
+    w = quality.welch([1, 2, 3, 4, 5], [2, 4, 6, 8, 10, 12])
+    assert w["t"] == pytest.approx((3 - 7) / np.sqrt(se2))
+    assert w["df"] == pytest.approx(se2 ** 2 / ((2.5 / 5) ** 2 / 4 + (14 / 6) ** 2 / 5))
+    assert w["df"] != pytest.approx(9.0)  # not the pooled test's n_a + n_b - 2
+
+
+def _result(f1, seed, steps=30):
+    rng = np.random.default_rng(seed)
+    loss = list(np.linspace(5, 2, steps) + rng.normal(0, 0.1, steps))
+    return {"exact_match": f1 - 10, "f1": f1, "steps": steps, "mean_epoch_loss": float(np.mean(loss)),
+            "train_seconds": 1.0, "loss": loss, "lr": [1e-4] * steps}
+
+
+def _args(workdir, *extra):
+    return quality._parse_args(["--workdir", str(workdir), "--protocol", "in_domain", *extra])
+
+
+def test_report_gives_each_seed_mean_sd_and_welch(tmp_path):
+    runs = {"ours_huggingface": {str(s): _result(f1, s) for s, f1 in zip((1, 2, 3, 4, 5), (40, 41, 42, 43, 44))},
+            "huggingface": {str(s): _result(f1, s) for s, f1 in zip((1, 2, 3, 4, 5), (45, 46, 47, 48, 49))}}
+    text = quality.report(runs, _args(tmp_path))
+    assert "in_domain protocol" in text and "held-out New Wikipedia articles" in text
+    assert text.count("| bert_qa, optimizer_recipe='huggingface' | ") == 6  # five seeds and the summary
+    assert "| bert_qa, optimizer_recipe='huggingface' | 5 | 32.00 +- 1.58 | 42.00 +- 1.58 |" in text
+    assert "| Hugging Face transformers (PyTorch) | 5 | 37.00 +- 1.58 | 47.00 +- 1.58 |" in text
+    # t = -5 / sqrt(2 * 2.5 / 5) = -5, df 8: p = 0.00105.
+    assert "ours_huggingface vs Hugging Face: F1 -5.00 (means of 5 and 5 seeds); Welch's t = -5.00, df = 8.0, " \
+           "p = 0.001 (a real difference at p < 0.05)" in text
+    runs["huggingface"] = {str(s): _result(f1, s) for s, f1 in zip((1, 2, 3, 4, 5), (38, 45, 41, 44, 43))}
+    assert "not distinguishable from seed noise" in quality.report(runs, _args(tmp_path))
+
+
+def test_study_resumes_and_never_mixes_protocols(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_ours(protocol, recipe, seed):
+        calls.append(("ours", seed))
+        return _result(40 + seed, seed)
+
+    def fake_hf(protocol, seed):
+        calls.append(("hf", seed))
+        return _result(45 + seed, seed)
+
+    monkeypatch.setattr(quality, "Protocol", lambda args: object())
+    monkeypatch.setattr(quality, "run_ours", fake_ours)
+    monkeypatch.setattr(quality, "run_huggingface", fake_hf)
+    study = ["--workdir", str(tmp_path), "--protocol", "in_domain", "--rows", "ours_huggingface,huggingface"]
+    assert quality.main(study + ["--seeds", "1,2"]) == 0
+    assert calls == [("ours", 1), ("hf", 1), ("ours", 2), ("hf", 2)]
+    with open(tmp_path / "quality.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # Interrupted and started again with one seed more: only the new seed runs.
+    calls.clear()
+    assert quality.main(study + ["--seeds", "1,2,3"]) == 0
+    assert calls == [("ours", 3), ("hf", 3)]
+    kept = json.load(open(tmp_path / "results.json"))
+    assert sorted(kept["runs"]["huggingface"]) == ["1", "2", "3"]
+    # Another protocol (a different learning rate) starts afresh and sets the old results aside.
+    calls.clear()
+    assert quality.main(study + ["--seeds", "1", "--learning-rate", "5e-5"]) == 0
+    assert calls == [("ours", 1), ("hf", 1)]
+    assert len(list(tmp_path.glob("results.json.other-protocol-*"))) == 1
+
+
+def test_seeds_must_be_distinct_integers(capsys):
+    for bad in ("1,1", "a", ""):
+        with pytest.raises(SystemExit):
+            quality._parse_args(["--seeds", bad])
+        assert "--seeds" in capsys.readouterr().err
