@@ -36,7 +36,6 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 from bert_qa import _env  # noqa: F401
 from bert_qa.windowing_params import Windowing
 import tensorflow as tf
-from tfx.components.evaluator import constants as evaluator_constants
 from tfx.orchestration import data_types
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
@@ -199,6 +198,25 @@ def variants_of(tflite_model) -> List[str]:
 
 # The blessing's pipeline: what a compiled baseline query filters on (``kubeflow/compile.py``).
 BLESSING_PIPELINE_KEY = "pipeline_name"
+
+
+class evaluator_constants:  # noqa: N801 (read as the module it stands for)
+    """TFX Evaluator's blessing names (``tfx/components/evaluator/constants.py``), copied.
+
+    Importing that module runs ``tfx/components/__init__.py``, which imports every standard
+    component, TFMA and keras_tuner with them: about 19 s of every task process that writes or
+    reads a blessing (measured with ``python -X importtime``). The values are held equal to
+    TFX's by ``tests/test_components_data.py::test_blessing_names_are_tfx_evaluators``.
+    """
+    ARTIFACT_PROPERTY_BLESSED_KEY = "blessed"
+    ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY = "current_model"
+    ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY = "current_model_id"
+    ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY = "baseline_model"
+    ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY = "baseline_model_id"
+    BLESSED_VALUE = 1
+    NOT_BLESSED_VALUE = 0
+    BLESSED_FILE_NAME = "BLESSED"
+    NOT_BLESSED_FILE_NAME = "NOT_BLESSED"
 
 
 def write_blessing(blessing, blessed: bool, model, properties: Mapping[str, object]) -> None:

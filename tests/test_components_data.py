@@ -201,3 +201,14 @@ def test_feature_windowing_refuses_an_input_too_large_for_the_direct_runner(corp
     # The same input with room for it windows as before.
     monkeypatch.setattr(memory_guard, "available_bytes", lambda: 2**40)
     data_helpers.run_windowing(corpus["examples"], str(out), ["--direct_num_workers=1"])
+
+
+def test_blessing_names_are_tfx_evaluators():
+    """``artifacts.evaluator_constants`` copies TFX Evaluator's names (so a task process does not
+    import every TFX component to write a blessing): each one equal to TFX's own."""
+    from tfx.components.evaluator import constants as tfx_constants
+
+    ours = {name: value for name, value in vars(artifacts.evaluator_constants).items()
+            if name.isupper()}
+    assert len(ours) == 9
+    assert ours == {name: getattr(tfx_constants, name) for name in ours}
