@@ -7,7 +7,7 @@ converter, so that comparing it with a converted SavedModel checks the weight ma
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -37,10 +37,25 @@ def linear(x: np.ndarray, weights: Dict[str, np.ndarray], name: str) -> np.ndarr
     return x @ weights[name + ".weight"].T + weights[name + ".bias"]
 
 
+DROPOUT_SITES_PER_LAYER = ("attention_probs", "attention_output", "output")
+
+
 def bert_forward(weights: Dict[str, np.ndarray], config: dict, input_ids: np.ndarray,
-                 attention_mask: np.ndarray, token_type_ids: np.ndarray
+                 attention_mask: np.ndarray, token_type_ids: np.ndarray,
+                 keep: Optional[Dict[str, np.ndarray]] = None, rate: float = 0.0
                  ) -> Tuple[np.ndarray, np.ndarray]:
-    """(sequence_output [B, T, H], pooled_output [B, H]) of ``BertModel`` in eval mode."""
+    """(sequence_output [B, T, H], pooled_output [B, H]) of ``BertModel``.
+
+    In eval mode without ``keep``. With ``keep`` (0/1 arrays by site: ``"embeddings"`` [B, T, H],
+    and per layer i ``"layer_i.attention_probs"`` [B, heads, T, T], ``"layer_i.attention_output"``
+    and ``"layer_i.output"`` [B, T, H]), in train mode with those dropout masks, where
+    ``modeling_bert`` applies its ``nn.Dropout``s: after the embeddings' LayerNorm, on the
+    attention probabilities, on each sublayer's dense output before the residual add and
+    LayerNorm. Kept values are scaled by 1 / (1 - ``rate``), as ``nn.Dropout`` does.
+    """
+    def dropout(x, site):
+        return x if keep is None else x * keep[site] / (1.0 - rate)
+
     w = {k[len("bert."):] if k.startswith("bert.") else k: np.asarray(v, np.float64)
          for k, v in weights.items()}
     eps = float(config.get("layer_norm_eps", 1e-12))
@@ -54,6 +69,7 @@ def bert_forward(weights: Dict[str, np.ndarray], config: dict, input_ids: np.nda
          + w["embeddings.position_embeddings.weight"][np.arange(seq_len)][None]
          + w["embeddings.token_type_embeddings.weight"][token_type_ids])
     x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+    x = dropout(x, "embeddings")
 
     # Additive mask over keys: padded keys get a large negative score before the softmax.
     additive = (1.0 - attention_mask.astype(np.float64))[:, None, None, :] * -1e9
@@ -70,12 +86,13 @@ def bert_forward(weights: Dict[str, np.ndarray], config: dict, input_ids: np.nda
         scores -= scores.max(-1, keepdims=True)
         probs = np.exp(scores)
         probs /= probs.sum(-1, keepdims=True)
+        probs = dropout(probs, f"layer_{i}.attention_probs")
         context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq_len, hidden)
-        attn = linear(context, w, p + "attention.output.dense")
+        attn = dropout(linear(context, w, p + "attention.output.dense"), f"layer_{i}.attention_output")
         x = layer_norm(attn + x, w[p + "attention.output.LayerNorm.weight"],
                        w[p + "attention.output.LayerNorm.bias"], eps)
         inner = act(linear(x, w, p + "intermediate.dense"))
-        out = linear(inner, w, p + "output.dense")
+        out = dropout(linear(inner, w, p + "output.dense"), f"layer_{i}.output")
         x = layer_norm(out + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
 
     pooled = np.tanh(linear(x[:, 0], w, "pooler.dense"))

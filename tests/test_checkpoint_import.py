@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -210,3 +211,129 @@ def test_real_minilm_matches_numpy_reference(tmp_path_factory, capsys):
     assert mask[1].sum() < seq_len  # padding is exercised
     assert "paris" in tokenizer.tokenize("Paris") and ids[0, 1] != 100  # real, lower-cased vocab
     compare_with_reference(export_dir, weights, config, ids, mask, types)
+
+
+# -- dropout with the same masks on both sides (issue 23) --------------------------------------
+
+MASK_BATCH, MASK_LEN = 2, 12
+MASKED_TOL = 2e-5  # about 10x the measured gap in train mode (2.2e-6, float32 vs float64)
+LAYER_SCOPE = re.compile(r"layer_(\d+)/(self_attention/)?(dropout(?:_\d+)?)/dropout$")
+TOP_LEVEL_DROPOUT_SCOPE = re.compile(r"^(?:.*bert_encoder[^/]*/)?dropout(?:_\d+)?/dropout$")
+
+
+class DropoutSites:
+    """Maps the name scope of each dropout op traced in a converted encoder to BERT's site.
+
+    Keras numbers layer names per process (``dropout``, ``dropout_7``, ...), so the scopes are
+    matched by role and call order, not by number: inside ``layer_i``, the Dropout under
+    ``self_attention`` is the attention probabilities' and the two others are called in the
+    order attention output, then feed-forward output (Model Garden's TransformerEncoderBlock).
+    A top-level Dropout is the embeddings'. The traces Keras saving makes of one sublayer
+    alone have no layer index: a layer's own Dropout traced alone looks top-level and gets the
+    embeddings' mask (same shape, never called by the encoder); the attention's alone gets
+    the real sampler.
+    """
+
+    def __init__(self):
+        self._layer_order = {}  # (layer index, Dropout name) -> site, in order of first call
+
+    def site_of(self, scope: str):
+        match = LAYER_SCOPE.search(scope)
+        if match:
+            layer, in_attention, name = match.groups()
+            if in_attention:
+                return f"layer_{layer}.attention_probs"
+            seen = [key for key in self._layer_order if key[0] == layer]
+            if (layer, name) not in self._layer_order:
+                self._layer_order[(layer, name)] = ("attention_output", "output")[len(seen)]
+            return f"layer_{layer}.{self._layer_order[(layer, name)]}"
+        return "embeddings" if TOP_LEVEL_DROPOUT_SCOPE.search(scope) else None
+
+
+def _keep_masks(config: dict, rate: float, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    b, t, h, heads = MASK_BATCH, MASK_LEN, config["hidden_size"], config["num_attention_heads"]
+    keep = {"embeddings": rng.random((b, t, h)) >= rate}
+    for i in range(config["num_hidden_layers"]):
+        keep[f"layer_{i}.attention_probs"] = rng.random((b, heads, t, t)) >= rate
+        keep[f"layer_{i}.attention_output"] = rng.random((b, t, h)) >= rate
+        keep[f"layer_{i}.output"] = rng.random((b, t, h)) >= rate
+    return {site: mask.astype(np.float64) for site, mask in keep.items()}
+
+
+@pytest.fixture(scope="module")
+def masked_encoder(tmp_path_factory):
+    """A converted encoder whose dropout ops draw the given masks instead of random ones.
+
+    ``tf.nn.dropout`` keeps x where its uniform sample is >= rate and scales it by 1/(1-rate);
+    the sampler (``random_ops.random_uniform``, looked up at every call) is replaced while the
+    SavedModel is traced, with 0 where a mask drops and 0.999 where it keeps, chosen by the
+    op's name scope. The rest of the dropout (comparison, scale, placement) is TF's and Model
+    Garden's own, and what the training trace restored through ``hub.KerasLayer`` runs.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import random_ops
+
+    rate = 0.25
+    config = {**TINY_CONFIG, "hidden_dropout_prob": rate, "attention_probs_dropout_prob": rate}
+    weights = tiny_hf_weights(config)
+    path = write_hf_checkpoint(tmp_path_factory.mktemp("hf") / "tiny-bert-dropout", weights, config=config,
+                               tokenizer_config={"do_lower_case": False})
+    keep = _keep_masks(config, rate)
+    real_sampler, sites, names = random_ops.random_uniform, set(), DropoutSites()
+
+    def injected(shape, *args, **kwargs):
+        site = names.site_of(tf.get_current_name_scope())
+        if site is None:
+            return real_sampler(shape, *args, **kwargs)
+        sites.add(site)
+        return tf.constant(np.where(keep[site] > 0, 0.999, 0.0), tf.float32)
+
+    random_ops.random_uniform = injected
+    try:
+        export_dir = import_hf_checkpoint(path, str(tmp_path_factory.mktemp("enc") / "masked"),
+                                          do_lower_case=False)
+    finally:
+        random_ops.random_uniform = real_sampler
+    assert sites == set(keep), sites  # every site of BERT was traced, and no other
+    return export_dir, weights, config, keep, rate
+
+
+def _train_mode_sequence_output(export_dir, ids, mask, types, training):
+    """The sequence output as a span-labeling model's core sees it in fit(): through
+    ``hub.KerasLayer(trainable=True)`` with Keras' ``training`` flag."""
+    import tensorflow as tf
+    from bert_qa import modeling
+
+    _, core = modeling.create_qa_model(export_dir, MASK_LEN)
+    sequence, _ = core([tf.constant(a, tf.int32) for a in (ids, mask, types)], training=training)
+    return sequence.numpy()
+
+
+def test_dropout_matches_bert_site_by_site_with_the_same_masks(masked_encoder):
+    """Same input, same masks, same output: dropout after the embeddings' LayerNorm, on the
+    attention probabilities, on each sublayer's output before its residual add and LayerNorm,
+    kept values scaled by 1/(1-p); every site reached by ``training=True`` through
+    ``hub.KerasLayer``; none in inference."""
+    export_dir, weights, config, keep, rate = masked_encoder
+    rng = np.random.default_rng(3)
+    ids = rng.integers(5, config["vocab_size"], (MASK_BATCH, MASK_LEN))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    types = np.zeros_like(ids)
+    types[:, 6:] = 1
+    trained = _train_mode_sequence_output(export_dir, ids, mask, types, training=True)
+    reference, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=keep, rate=rate)
+    gap = float(np.abs(trained - reference).max())
+    print(f"train mode vs numpy BERT with the same masks: max abs diff {gap:.2e}")
+    assert gap < MASKED_TOL
+    inference = _train_mode_sequence_output(export_dir, ids, mask, types, training=False)
+    eval_reference, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types)
+    assert float(np.abs(inference - eval_reference).max()) < MASKED_TOL
+    # The check has teeth: each wrong placement, scale or missing site is far outside TOL.
+    for site in keep:
+        one_off = {**keep, site: np.ones_like(keep[site])}
+        wrong, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=one_off, rate=rate)
+        assert float(np.abs(trained - wrong).max()) > 100 * MASKED_TOL, f"the mask at {site} changes nothing"
+    unscaled, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=keep, rate=0.0)
+    assert float(np.abs(trained - unscaled).max()) > 100 * MASKED_TOL
