@@ -36,6 +36,9 @@ def test_unalignable_answers_are_skipped_and_counted(tmp_path):
     assert {(s.id, s.reason) for s in skipped} == {
         ("misaligned", squad_data.ANSWER_NOT_ALIGNED), ("outside", squad_data.ANSWER_OUT_OF_RANGE),
         ("none", squad_data.NO_ANSWER)}
+    # The detail says what did not line up, so a user can fix the record.
+    assert {s.id: s.detail for s in skipped} == {
+        "misaligned": "answer 'Smith' vs tokens 'The leader'", "outside": "answer_start=400", "none": ""}
     line = squad_data.summarize_skipped(skipped, 4)
     assert line.startswith("skipped 3 of 4 questions") and "misaligned" in line
     # Evaluation keeps every question.
