@@ -14,3 +14,26 @@ EXIT_TOOL_FAILED = 3
 
 class InputError(ValueError):
     """Input the user must fix; the message names the file (and record) at fault."""
+
+
+def read_utf8_file(path: str, what: str, error: type = InputError) -> str:
+    """The text of a UTF-8 file the user named, or ``error("{what} {path}: <problem>")``.
+
+    One place for the problems a user can fix: missing, a directory, unreadable, or not UTF-8
+    (the bad byte with its offset and line, which a text editor can find).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise error(f"{what} {path}: not found") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path}: is a directory, not a file") from None
+    except OSError as err:
+        raise error(f"{what} {path}: cannot read it: {err.strerror or err}") from err
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise error(f"{what} {path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}, "
+                    f"line {line}); save it as UTF-8") from None

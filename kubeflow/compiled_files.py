@@ -11,6 +11,8 @@ import json
 
 import yaml
 
+from bert_qa.errors import read_utf8_file
+
 TAKES = {"vertex": "the PipelineJob JSON written by `bertqa compile --target vertex`",
          "kfp": "the PipelineSpec YAML written by `bertqa compile --target kfp`"}
 _SPEC_KEYS = ("root", "pipelineInfo", "deploymentSpec", "components")
@@ -21,20 +23,7 @@ class CompiledFileError(ValueError):
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise CompiledFileError(f"compiled pipeline {path}: not found") from None
-    except IsADirectoryError:
-        raise CompiledFileError(f"compiled pipeline {path}: is a directory, not a file") from None
-    except OSError as err:
-        raise CompiledFileError(f"compiled pipeline {path}: cannot read it: {err.strerror or err}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CompiledFileError(f"compiled pipeline {path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
-                                f"offset {err.start}): not a compiled pipeline") from None
+    return read_utf8_file(path, "compiled pipeline", CompiledFileError)
 
 
 def _is_spec(document) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import yaml
 
 from bert_qa import encoders, settings, squad_data
-from bert_qa.errors import InputError
+from bert_qa.errors import InputError, read_utf8_file
 from bert_qa.export.quantization import QUANTIZATIONS
 from bert_qa.pretrained import minilm_checkpoint_dir
 from bert_qa.windowing_params import Windowing
@@ -480,21 +480,7 @@ def read_file(path: str) -> Dict[str, Any]:
     level that is not a mapping, a path that is not a string) is a ``ConfigError`` naming the
     file and, where the parser says, the line and column.
     """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the configuration file: {err.strerror or err}") from err
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} "
-                          f"at offset {err.start})") from None
+    text = read_utf8_file(path, "configuration file", ConfigError)
     if path.endswith(".toml"):
         try:
             values = tomllib.loads(text)

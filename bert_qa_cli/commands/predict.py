@@ -81,20 +81,6 @@ def run(args) -> int:
 
 def read_context_file(path: str) -> str:
     """The context text; a missing, unreadable or non-UTF-8 file is an InputError naming it."""
-    from bert_qa.errors import InputError
+    from bert_qa.errors import read_utf8_file
 
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise InputError(f"context file {path}: not found") from None
-    except IsADirectoryError:
-        raise InputError(f"context file {path}: is a directory") from None
-    except OSError as err:
-        raise InputError(f"context file {path}: cannot read it: {err.strerror or err}") from err
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise InputError(f"context file {path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at "
-                         f"offset {err.start}, line {line}); save it as UTF-8") from None
+    return read_utf8_file(path, "context file")
