@@ -60,7 +60,7 @@ def build_bert_encoder(config: EncoderConfig) -> tf_keras.Model:
     """A Model Garden ``BertEncoder`` with dict outputs, as TF Hub encoders give."""
     if abs(config.layer_norm_eps - 1e-12) > 1e-15:
         raise ValueError(f"BertEncoder's layer norms use epsilon 1e-12, not {config.layer_norm_eps}")
-    return networks.BertEncoder(
+    encoder = networks.BertEncoder(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
@@ -74,6 +74,14 @@ def build_bert_encoder(config: EncoderConfig) -> tf_keras.Model:
         initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range),
         dict_outputs=True,
     )
+    # Model Garden's TransformerEncoderBlock drops the attention sublayer's output (after its
+    # projection, before the residual add) at the *attention* rate; BERT (Google's
+    # modeling.py, Hugging Face's BertSelfOutput) uses the hidden rate there. Equal in most
+    # checkpoints (0.1 and 0.1), not in all. Dropout reads its rate at call time, so setting
+    # it on the built blocks is what every later trace (export, training) uses.
+    for block in encoder.transformer_layers:
+        block._attention_dropout.rate = config.hidden_dropout_prob
+    return encoder
 
 
 def activation(name: str):

@@ -42,7 +42,8 @@ DROPOUT_SITES_PER_LAYER = ("attention_probs", "attention_output", "output")
 
 def bert_forward(weights: Dict[str, np.ndarray], config: dict, input_ids: np.ndarray,
                  attention_mask: np.ndarray, token_type_ids: np.ndarray,
-                 keep: Optional[Dict[str, np.ndarray]] = None, rate: float = 0.0
+                 keep: Optional[Dict[str, np.ndarray]] = None, rate: float = 0.0,
+                 attention_rate: Optional[float] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """(sequence_output [B, T, H], pooled_output [B, H]) of ``BertModel``.
 
@@ -51,10 +52,13 @@ def bert_forward(weights: Dict[str, np.ndarray], config: dict, input_ids: np.nda
     and ``"layer_i.output"`` [B, T, H]), in train mode with those dropout masks, where
     ``modeling_bert`` applies its ``nn.Dropout``s: after the embeddings' LayerNorm, on the
     attention probabilities, on each sublayer's dense output before the residual add and
-    LayerNorm. Kept values are scaled by 1 / (1 - ``rate``), as ``nn.Dropout`` does.
+    LayerNorm. Kept values are scaled by 1 / (1 - rate), as ``nn.Dropout`` does: ``rate``
+    (``hidden_dropout_prob``) at every site but the attention probabilities, which use
+    ``attention_rate`` (``attention_probs_dropout_prob``; default ``rate``).
     """
     def dropout(x, site):
-        return x if keep is None else x * keep[site] / (1.0 - rate)
+        p = attention_rate if site.endswith("attention_probs") and attention_rate is not None else rate
+        return x if keep is None else x * keep[site] / (1.0 - p)
 
     w = {k[len("bert."):] if k.startswith("bert.") else k: np.asarray(v, np.float64)
          for k, v in weights.items()}

@@ -245,17 +245,20 @@ class DropoutSites:
                 return f"layer_{layer}.attention_probs"
             seen = [key for key in self._layer_order if key[0] == layer]
             if (layer, name) not in self._layer_order:
+                if len(seen) == 2:
+                    raise AssertionError(f"a third Dropout in layer {layer} ({scope}): BERT has two there")
                 self._layer_order[(layer, name)] = ("attention_output", "output")[len(seen)]
             return f"layer_{layer}.{self._layer_order[(layer, name)]}"
         return "embeddings" if TOP_LEVEL_DROPOUT_SCOPE.search(scope) else None
 
 
-def _keep_masks(config: dict, rate: float, seed: int = 1) -> dict:
+def _keep_masks(config: dict, seed: int = 1) -> dict:
     rng = np.random.default_rng(seed)
     b, t, h, heads = MASK_BATCH, MASK_LEN, config["hidden_size"], config["num_attention_heads"]
+    rate, attention_rate = config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]
     keep = {"embeddings": rng.random((b, t, h)) >= rate}
     for i in range(config["num_hidden_layers"]):
-        keep[f"layer_{i}.attention_probs"] = rng.random((b, heads, t, t)) >= rate
+        keep[f"layer_{i}.attention_probs"] = rng.random((b, heads, t, t)) >= attention_rate
         keep[f"layer_{i}.attention_output"] = rng.random((b, t, h)) >= rate
         keep[f"layer_{i}.output"] = rng.random((b, t, h)) >= rate
     return {site: mask.astype(np.float64) for site, mask in keep.items()}
@@ -274,12 +277,12 @@ def masked_encoder(tmp_path_factory):
     import tensorflow as tf
     from tensorflow.python.ops import random_ops
 
-    rate = 0.25
-    config = {**TINY_CONFIG, "hidden_dropout_prob": rate, "attention_probs_dropout_prob": rate}
+    # Two different rates, so that a site dropped at the other one's rate shows.
+    config = {**TINY_CONFIG, "hidden_dropout_prob": 0.25, "attention_probs_dropout_prob": 0.1}
     weights = tiny_hf_weights(config)
     path = write_hf_checkpoint(tmp_path_factory.mktemp("hf") / "tiny-bert-dropout", weights, config=config,
                                tokenizer_config={"do_lower_case": False})
-    keep = _keep_masks(config, rate)
+    keep = _keep_masks(config)
     real_sampler, sites, names = random_ops.random_uniform, set(), DropoutSites()
 
     def injected(shape, *args, **kwargs):
@@ -295,8 +298,10 @@ def masked_encoder(tmp_path_factory):
                                           do_lower_case=False)
     finally:
         random_ops.random_uniform = real_sampler
-    assert sites == set(keep), sites  # every site of BERT was traced, and no other
-    return export_dir, weights, config, keep, rate
+    # Every site got a mask and nothing else did (a sublayer traced alone can also take the
+    # embeddings' mask; that the encoder itself uses every mask is the test's numeric check).
+    assert sites == set(keep), sites
+    return export_dir, weights, config, keep
 
 
 def _train_mode_sequence_output(export_dir, ids, mask, types, training):
@@ -312,28 +317,34 @@ def _train_mode_sequence_output(export_dir, ids, mask, types, training):
 
 def test_dropout_matches_bert_site_by_site_with_the_same_masks(masked_encoder):
     """Same input, same masks, same output: dropout after the embeddings' LayerNorm, on the
-    attention probabilities, on each sublayer's output before its residual add and LayerNorm,
-    kept values scaled by 1/(1-p); every site reached by ``training=True`` through
-    ``hub.KerasLayer``; none in inference."""
-    export_dir, weights, config, keep, rate = masked_encoder
+    attention probabilities (at the attention rate), on each sublayer's output before its
+    residual add and LayerNorm (at the hidden rate), kept values scaled by 1/(1-p); every
+    site reached by ``training=True`` through ``hub.KerasLayer``; none in inference."""
+    export_dir, weights, config, keep = masked_encoder
+    rates = dict(rate=config["hidden_dropout_prob"], attention_rate=config["attention_probs_dropout_prob"])
     rng = np.random.default_rng(3)
     ids = rng.integers(5, config["vocab_size"], (MASK_BATCH, MASK_LEN))
     mask = np.ones_like(ids)
     mask[1, 9:] = 0
     types = np.zeros_like(ids)
     types[:, 6:] = 1
+
+    def reference(keep_, **rates_):
+        return reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=keep_, **rates_)[0]
+
     trained = _train_mode_sequence_output(export_dir, ids, mask, types, training=True)
-    reference, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=keep, rate=rate)
-    gap = float(np.abs(trained - reference).max())
-    print(f"train mode vs numpy BERT with the same masks: max abs diff {gap:.2e}")
-    assert gap < MASKED_TOL
+    gap = float(np.abs(trained - reference(keep, **rates)).max())
     inference = _train_mode_sequence_output(export_dir, ids, mask, types, training=False)
-    eval_reference, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types)
-    assert float(np.abs(inference - eval_reference).max()) < MASKED_TOL
-    # The check has teeth: each wrong placement, scale or missing site is far outside TOL.
+    inference_gap = float(np.abs(inference - reference(None)).max())
+    print(f"vs numpy BERT with the same masks: train mode {gap:.2e}, inference {inference_gap:.2e}")
+    assert gap < MASKED_TOL and inference_gap < MASKED_TOL
+    # The check has teeth: each site's mask, the two sublayer masks' order and each rate matter.
+    far = 100 * MASKED_TOL
     for site in keep:
         one_off = {**keep, site: np.ones_like(keep[site])}
-        wrong, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=one_off, rate=rate)
-        assert float(np.abs(trained - wrong).max()) > 100 * MASKED_TOL, f"the mask at {site} changes nothing"
-    unscaled, _ = reference_bert_numpy.bert_forward(weights, config, ids, mask, types, keep=keep, rate=0.0)
-    assert float(np.abs(trained - unscaled).max()) > 100 * MASKED_TOL
+        assert float(np.abs(trained - reference(one_off, **rates)).max()) > far, f"the mask at {site} changes nothing"
+    swapped = {**keep, "layer_0.attention_output": keep["layer_0.output"], "layer_0.output": keep["layer_0.attention_output"]}
+    assert float(np.abs(trained - reference(swapped, **rates)).max()) > far
+    for wrong_rates in (dict(rate=0.0), dict(rate=rates["attention_rate"], attention_rate=rates["attention_rate"]),
+                        dict(rate=rates["rate"], attention_rate=rates["rate"])):
+        assert float(np.abs(trained - reference(keep, **wrong_rates)).max()) > far, wrong_rates
