@@ -109,7 +109,7 @@ def run_ours(spec, data, args, mixed_precision: str = "float32", profile_dir: st
     tf_keras.utils.set_random_seed(42)
     spec.optimizer_recipe = "huggingface"
     spec.mixed_precision = mixed_precision
-    spec.model_dir = os.path.join(args.workdir, f"ours_{mixed_precision}")
+    spec.model_dir = os.path.join(args.workdir, f"ours_{mixed_precision}{'_xla' if xla else ''}")
     input_fn = input_pipeline.make_input_fn(spec, [data.tfrecord_file], True, args.batch_size, shuffle=True, seed=42)
     real_compile = tf_keras.Model.compile
 
@@ -223,6 +223,8 @@ def main(argv=None):
     parser.add_argument("--xla", action="store_true",
                         help="add a row: our float32 train step compiled by XLA (jit_compile=True), a what-if")
     args = parser.parse_args(argv)
+    if args.xla and args.profile:
+        parser.error("--xla adds a row to the comparison; --profile replaces the comparison")
     if args.steps <= WARMUP_STEPS + 1:
         parser.error(f"--steps must be more than {WARMUP_STEPS + 1}")
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="bert_qa_training_bench_")

@@ -16,11 +16,13 @@ class InputError(ValueError):
     """Input the user must fix; the message names the file (and record) at fault."""
 
 
-def read_utf8_file(path: str, what: str, error: type = InputError) -> str:
+def read_utf8_file(path: str, what: str, error: type = InputError,
+                   not_text_hint: str = "save it as UTF-8") -> str:
     """The text of a UTF-8 file the user named, or ``error("{what} {path}: <problem>")``.
 
     One place for the problems a user can fix: missing, a directory, unreadable, or not UTF-8
-    (the bad byte with its offset and line, which a text editor can find).
+    (the line, and the bad byte with its offset, which an editor or ``xxd`` finds; then
+    ``not_text_hint``, what to do about it).
     """
     try:
         with open(path, "rb") as f:
@@ -35,5 +37,5 @@ def read_utf8_file(path: str, what: str, error: type = InputError) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[:err.start].count(b"\n") + 1
-        raise error(f"{what} {path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}, "
-                    f"line {line}); save it as UTF-8") from None
+        raise error(f"{what} {path}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+                    f"{err.start}); {not_text_hint}") from None

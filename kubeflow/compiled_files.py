@@ -22,10 +22,6 @@ class CompiledFileError(ValueError):
     """The compiled pipeline file is missing, unreadable, or not what the target takes."""
 
 
-def _read_text(path: str) -> str:
-    return read_utf8_file(path, "compiled pipeline", CompiledFileError)
-
-
 def _is_spec(document) -> bool:
     return isinstance(document, dict) and any(key in document for key in _SPEC_KEYS)
 
@@ -41,7 +37,8 @@ def _what(document) -> str:
 def read_compiled(path: str, target: str) -> dict:
     """The PipelineSpec in ``path`` for ``target`` ("vertex" or "kfp"); CompiledFileError
     naming the file, what it holds and what the target takes otherwise."""
-    text = _read_text(path)
+    text = read_utf8_file(path, "compiled pipeline", CompiledFileError,
+                          not_text_hint=f"not a compiled pipeline; give {TAKES[target]}")
     if not text.strip():
         raise CompiledFileError(f"compiled pipeline {path}: is empty; give {TAKES[target]}")
     try:

@@ -505,3 +505,34 @@ def test_every_command_goes_through_the_policy(capsys, monkeypatch):
             if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
                 own_statuses.append((path.stem, node.lineno, "sys.exit"))
     assert own_statuses == [], own_statuses
+
+
+# -- the one reader of a user's text file ---------------------------------------------------------
+
+def test_read_utf8_file_names_the_file_and_the_problem(tmp_path):
+    """Each problem a user can fix, with the file, and for bad bytes the line, byte and offset."""
+    from bert_qa.errors import InputError, read_utf8_file
+
+    good = tmp_path / "good.txt"
+    good.write_text("caf\u00e9\n", encoding="utf-8")
+    assert read_utf8_file(str(good), "context file") == "caf\u00e9\n"
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("one\ncaf\u00e9\n".encode("latin-1"))
+    unreadable = tmp_path / "locked.txt"
+    unreadable.write_text("x")
+    unreadable.chmod(0)
+
+    class OwnError(ValueError):
+        pass
+
+    cases = [(tmp_path / "missing.txt", InputError, "context file {}: not found"),
+             (tmp_path, InputError, "context file {}: is a directory, not a file"),
+             (latin1, InputError, "context file {}: line 2: not UTF-8 text (byte 0xe9 at offset 7); save it as UTF-8")]
+    if os.geteuid() != 0:  # root reads a file whatever its mode
+        cases.append((unreadable, InputError, "context file {}: cannot read it: Permission denied"))
+    for path, error, message in cases:
+        with pytest.raises(error) as raised:
+            read_utf8_file(str(path), "context file")
+        assert str(raised.value) == message.format(path)
+    with pytest.raises(OwnError, match=r"^compiled pipeline .*latin1\.txt: line 2: .*; give it JSON$"):
+        read_utf8_file(str(latin1), "compiled pipeline", OwnError, not_text_hint="give it JSON")
