@@ -62,7 +62,10 @@ ROWS = ("ours_model_maker", "ours_huggingface", "huggingface")
 
 
 def _shared(name: str) -> str:
-    """A full data file from outside the repository; exits with a message naming it if missing."""
+    """A file given by its path (e.g. the default run's ``data/new_wiki_train.json``), else a full
+    data file from outside the repository; exits with a message naming it if missing."""
+    if os.sep in name and os.path.isfile(name):
+        return os.path.abspath(name)
     return shared_data.path(name)
 
 
@@ -121,6 +124,8 @@ def _parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=8e-5)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--mixed-precision", default="float32", choices=("float32", "mixed_bfloat16", "auto"),
+                   help="our rows' BertQaSpec(mixed_precision=...); Hugging Face's side is float32")
     p.add_argument("--seed", type=int, default=42, help="one seed (the parity runs' seed)")
     p.add_argument("--seeds", type=_seeds_arg, default=None,
                    help="comma-separated seeds: every row once per seed (the seed study); default: --seed")
@@ -235,6 +240,7 @@ def run_ours(protocol: Protocol, recipe: str, seed: int) -> dict:
     spec = BertQaSpec(uri=protocol.encoder, seq_len=args.seq_len, query_len=args.query_len,
                       doc_stride=args.doc_stride, learning_rate=args.learning_rate,
                       distribution_strategy="off", optimizer_recipe=recipe,
+                      mixed_precision=args.mixed_precision,
                       model_dir=os.path.join(args.workdir, f"seed-{seed}", f"ours_{recipe}"))
     steps = _progress_logger(args.epochs * (len(protocol.train) // args.batch_size))
     start = time.time()
@@ -466,7 +472,8 @@ def report(runs: dict, args) -> str:
              else f"score {args.eval_questions} {args.eval_file} questions")
     lines = [f"Fine-tuning quality ({args.protocol} protocol), {platform.node()} ({os.cpu_count()} cores): "
              f"all-MiniLM-L6-v2, {args.train_questions} {args.train_file} questions, seq_len {args.seq_len}, "
-             f"batch {args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s); official v1.1 scorer; "
+             f"batch {args.batch_size}, lr {args.learning_rate}, {args.epochs} epoch(s), ours in "
+             f"{args.mixed_precision}; official v1.1 scorer; "
              f"{where}", "",
              "| trainer | seed | EM | F1 | steps | mean training loss | training s |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -499,8 +506,11 @@ def report(runs: dict, args) -> str:
 
 
 def _protocol_of(args) -> dict:
+    # float32 (the default) is left out of the key, so results kept before the option existed
+    # still resume.
     return {k: v for k, v in vars(args).items()
-            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir")}
+            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir")
+            and not (k == "mixed_precision" and v == "float32")}
 
 
 def load_runs(results_file: str, protocol: dict) -> dict:
