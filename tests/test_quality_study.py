@@ -114,3 +114,22 @@ def test_seeds_must_be_distinct_integers(capsys):
         with pytest.raises(SystemExit):
             quality._parse_args(["--seeds", bad])
         assert "--seeds" in capsys.readouterr().err
+
+
+def test_precision_is_part_of_the_protocol_and_float32_keeps_old_results():
+    base = ["--protocol", "public", "--seq-len", "192"]
+    before = quality._protocol_of(quality._parse_args(base))
+    # float32 (the default) is left out of the key: results kept before --mixed-precision existed
+    # (whose key has no such entry) still resume.
+    assert "mixed_precision" not in before
+    assert quality._protocol_of(quality._parse_args(base + ["--mixed-precision", "float32"])) == before
+    bf16 = quality._protocol_of(quality._parse_args(base + ["--mixed-precision", "mixed_bfloat16"]))
+    assert bf16 != before and bf16["mixed_precision"] == "mixed_bfloat16"
+
+
+def test_a_data_file_given_by_path_is_read_from_there(tmp_path):
+    src = _squad(tmp_path / "mine.json", [2])
+    assert quality._shared(src) == src
+    # A bare name is looked up among the shared data files, and a missing one ends the run.
+    with pytest.raises(SystemExit):
+        quality._shared("no_such_file_anywhere.json")
