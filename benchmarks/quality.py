@@ -529,6 +529,21 @@ def load_runs(results_file: str, protocol: dict) -> dict:
     return kept["runs"]
 
 
+def _kept_for_report(results_file: str, args, protocol_key: dict):
+    """``--only-report``: the kept results as they are, under the protocol they were run with
+    (never set aside: reprinting a table must not need the study's flags repeated)."""
+    import argparse as _argparse
+
+    if not os.path.exists(results_file):
+        return args, {}
+    with open(results_file) as f:
+        kept = json.load(f)
+    if kept.get("_protocol") != protocol_key:
+        print(f"[quality] {results_file}: reporting the protocol it was run with", file=sys.stderr, flush=True)
+        args = _argparse.Namespace(**{**vars(args), "mixed_precision": "float32", **kept.get("_protocol", {})})
+    return args, kept.get("runs", {})
+
+
 def main(argv=None):
     args = _parse_args(argv)
     if args.parity_steps:
@@ -542,7 +557,10 @@ def main(argv=None):
     os.makedirs(args.workdir, exist_ok=True)
     results_file = os.path.join(args.workdir, "results.json")
     protocol_key = _protocol_of(args)
-    runs = load_runs(results_file, protocol_key)
+    if args.only_report:
+        args, runs = _kept_for_report(results_file, args, protocol_key)
+    else:
+        runs = load_runs(results_file, protocol_key)
     if not args.only_report:
         todo = [(seed, row) for seed in seeds for row in rows if str(seed) not in runs.get(row, {})]
         protocol = Protocol(args) if todo else None

@@ -133,3 +133,19 @@ def test_a_data_file_given_by_path_is_read_from_there(tmp_path):
     # A bare name is looked up among the shared data files, and a missing one ends the run.
     with pytest.raises(SystemExit):
         quality._shared("no_such_file_anywhere.json")
+
+
+def test_only_report_never_sets_results_aside_and_reports_their_protocol(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "Protocol", lambda args: object())
+    monkeypatch.setattr(quality, "run_ours", lambda protocol, recipe, seed: _result(40 + seed, seed))
+    study = ["--workdir", str(tmp_path), "--rows", "ours_huggingface", "--seq-len", "192",
+             "--mixed-precision", "mixed_bfloat16"]
+    assert quality.main(study + ["--seeds", "1,2"]) == 0
+    capsys.readouterr()
+    # Reprinted without the study's flags: the file stays, and the table is the kept one, headed
+    # with the protocol it was run with.
+    assert quality.main(["--workdir", str(tmp_path), "--only-report"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "results.json").exists() and not list(tmp_path.glob("*.other-protocol-*"))
+    assert "seq_len 192" in out and "ours in mixed_bfloat16" in out
+    assert "| 2 | 31.50 +- 0.71 | 41.50 +- 0.71 |" in out  # F1 41 and 42, EM 10 lower
