@@ -37,6 +37,11 @@ t-test (unequal variances; ``scipy.stats.ttest_ind(equal_var=False)``) of each o
 against Hugging Face's F1; ``quality.png`` plots the F1 of every seed per row and the mean
 training-loss curve across seeds (shaded: +- one sd).
 
+``--compare DIR [DIR ...]`` puts several studies' kept results in one table and one plot
+(``--workdir``/compare.png), each labelled by the settings in which it differs from the others
+(``--learning-rate``, ``--mixed-precision``, ...), with Welch's t-test of each against the first:
+how recipes are compared across seeds.
+
 Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
 Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
 ``--workdir`` (``results.json``) so a table can be reprinted with ``--only-report``.
@@ -135,6 +140,9 @@ def _parse_args(argv=None):
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--workdir", default="runs/quality")
     p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
+    p.add_argument("--compare", nargs="+", metavar="WORKDIR",
+                   help="instead: one table and plot (--workdir/compare.png) over these studies' kept "
+                        "results, labelled by the settings that differ, Welch's t-test against the first")
     p.add_argument("--parity-steps", type=_steps_arg, default=0,
                    help="instead: N steps (or 'all': the whole run, then both models scored) with "
                         "dropout off on both sides, the same batches and the same initial head")
@@ -293,12 +301,19 @@ def smoothed(losses, window: int = 20) -> np.ndarray:
 def plot(runs: dict, path: str) -> None:
     """Left: F1 of every seed per row (dots) with its mean +- sd. Right: the training loss (mean of
     20 steps), averaged over seeds, shaded +- one sd across seeds. One PNG."""
+    plot_series({NAMES[row]: runs[row] for row in ROWS if runs.get(row)}, path)
+
+
+def plot_series(series: dict, path: str) -> None:
+    """``plot`` for any {label: {seed: result}}: the rows of one study, or (``--compare``) the
+    same row under several settings."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [row for row in ROWS if runs.get(row)]
+    rows = list(series)
+    runs = series
     fig, (ax_f1, ax_loss) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 2]})
     for i, row in enumerate(rows):
         f1 = np.array([r["f1"] for r in runs[row].values()])
@@ -312,12 +327,14 @@ def plot(runs: dict, path: str) -> None:
             window = min(20, min(len(r["loss"]) for r in runs[row].values() if r.get("loss")))
             steps = np.arange(n) + window  # each point: the mean of the `window` steps up to it
             mean = stack.mean(axis=0)
-            ax_loss.plot(steps, mean, label=f"{NAMES[row]} ({len(curves)} seeds)")
+            ax_loss.plot(steps, mean, label=f"{row} ({len(curves)} seeds)")
             if len(curves) > 1:
                 sd = stack.std(axis=0, ddof=1)
                 ax_loss.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
     ax_f1.set_xticks(range(len(rows)))
-    ax_f1.set_xticklabels([row.replace("_", "\n") for row in rows], fontsize=8)
+    # --compare's labels are numbered ("1: ..."): the number under the dots, the label in the legend.
+    ax_f1.set_xticklabels([row.split(": ", 1)[0] if row[:1].isdigit() else row.replace(", ", "\n")
+                           for row in rows], fontsize=8)
     ax_f1.set_ylabel("F1 (official SQuAD v1.1)")
     ax_f1.set_title("F1 per seed (black: mean +- sd)")
     ax_loss.set_xlabel("step")
@@ -529,6 +546,43 @@ def load_runs(results_file: str, protocol: dict) -> dict:
     return kept["runs"]
 
 
+def compare(workdirs: list, out_png: str) -> str:
+    """``--compare``: one table and one plot over several studies' kept results (the same row
+    under different settings, e.g. learning rates or precisions), each labelled by the settings
+    in which it differs from the others; Welch's t-test of each against the first."""
+    studies = []
+    for workdir in workdirs:
+        results_file = os.path.join(workdir, "results.json")
+        if not os.path.exists(results_file):
+            raise SystemExit(f"--compare: {results_file} not found")
+        with open(results_file) as f:
+            kept = json.load(f)
+        protocol = {"mixed_precision": "float32", **kept.get("_protocol", {})}
+        for row, runs in kept.get("runs", {}).items():
+            studies.append((row, protocol, runs))
+    differs = [k for k in sorted({k for _, p, _ in studies for k in p})
+               if len({json.dumps(p.get(k)) for _, p, _ in studies}) > 1]
+    series, lines = {}, ["| # | trainer | settings | seeds | F1 per seed | EM (mean +- sd) | F1 (mean +- sd) | "
+                         "mean training loss | Welch vs #1 |", "|---|---|---|---:|---|---:|---:|---:|---|"]
+    first = None
+    for i, (row, protocol, runs) in enumerate(studies, 1):
+        settings = ", ".join(f"{k} {protocol.get(k)}" for k in differs) or "-"
+        ordered = [runs[s] for s in sorted(runs, key=int)]
+        f1 = [r["f1"] for r in ordered]
+        first = f1 if first is None else first
+        test = "-"
+        if i > 1 and len(f1) > 1 and len(first) > 1:
+            w = welch(f1, first)
+            test = f"t = {w['t']:.2f}, p = {w['p']:.3f}"
+        lines.append(f"| {i} | {NAMES.get(row, row)} | {settings} | {len(f1)} | "
+                     f"{' '.join(f'{x:.2f}' for x in f1)} (seeds {','.join(sorted(runs, key=int))}) | "
+                     f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
+                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered])} | {test} |")
+        series[f"{i}: {settings}"] = runs
+    plot_series(series, out_png)
+    return "\n".join(lines)
+
+
 def _kept_for_report(results_file: str, args, protocol_key: dict):
     """``--only-report``: the kept results as they are, under the protocol they were run with
     (never set aside: reprinting a table must not need the study's flags repeated)."""
@@ -548,6 +602,12 @@ def main(argv=None):
     args = _parse_args(argv)
     if args.parity_steps:
         print(run_parity(Protocol(args), args.parity_steps))
+        return 0
+    if args.compare:
+        os.makedirs(args.workdir, exist_ok=True)
+        out_png = os.path.join(args.workdir, "compare.png")
+        print(compare(args.compare, out_png))
+        print(f"\nF1 per seed and mean training-loss curves: {out_png}")
         return 0
     seeds = args.seeds or [args.seed]
     rows = args.rows.split(",")

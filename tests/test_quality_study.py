@@ -149,3 +149,28 @@ def test_only_report_never_sets_results_aside_and_reports_their_protocol(tmp_pat
     assert (tmp_path / "results.json").exists() and not list(tmp_path.glob("*.other-protocol-*"))
     assert "seq_len 192" in out and "ours in mixed_bfloat16" in out
     assert "| 2 | 31.50 +- 0.71 | 41.50 +- 0.71 |" in out  # F1 41 and 42, EM 10 lower
+
+
+def test_compare_labels_each_study_by_what_differs_and_tests_it_against_the_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "Protocol", lambda args: object())
+    monkeypatch.setattr(quality, "run_ours", lambda protocol, recipe, seed: _result(40 + seed, seed))
+    common = ["--rows", "ours_huggingface", "--seeds", "1,2,3"]
+    assert quality.main(common + ["--workdir", str(tmp_path / "a")]) == 0
+    monkeypatch.setattr(quality, "run_ours", lambda protocol, recipe, seed: _result(50 + seed, seed))
+    assert quality.main(common + ["--workdir", str(tmp_path / "b"), "--learning-rate", "5e-5",
+                                  "--mixed-precision", "mixed_bfloat16"]) == 0
+    capsys.readouterr()
+    assert quality.main(["--compare", str(tmp_path / "a"), str(tmp_path / "b"),
+                         "--workdir", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    # Labelled by the two settings that differ, and by nothing they share (seq_len, batch, ...).
+    assert "learning_rate 8e-05, mixed_precision float32 | 3 | 41.00 42.00 43.00 (seeds 1,2,3)" in rows[0]
+    assert "learning_rate 5e-05, mixed_precision mixed_bfloat16 | 3 | 51.00 52.00 53.00" in rows[1]
+    assert "seq_len" not in out
+    # Means 42 and 52, both sd 1: t = 10 / sqrt(2/3) = 12.25.
+    assert "t = 12.25, p = 0.000" in rows[1] and rows[0].endswith("| - |")
+    with open(tmp_path / "cmp" / "compare.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="nowhere/results.json not found"):
+        quality.main(["--compare", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "cmp")])
