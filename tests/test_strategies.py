@@ -350,11 +350,13 @@ def test_multi_worker_mirrored_two_processes(encoder, train_shards, tmp_path):
 
 # -- repeatability ---------------------------------------------------------------------------
 
-def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, train_shards, tmp_path):
-    """Seeded runs repeat bit for bit, dropout (in the exported encoder) and shuffling included."""
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, train_shards, tmp_path, precision):
+    """Seeded runs repeat bit for bit, dropout (in the exported encoder, or under mixed_bfloat16
+    the natively rebuilt one) and shuffling included."""
     def launch(seed, name):
         return launch_training(tiny_encoder, train_shards, str(tmp_path / name), "--strategy", "off",
-                               "--seed", str(seed), "--shuffle")
+                               "--seed", str(seed), "--shuffle", "--mixed-precision", precision)
 
     # Dropout is really active in training (else equal runs would prove little): the same
     # batch through the encoder in training mode twice gives different outputs.
@@ -371,6 +373,7 @@ def test_same_seed_gives_the_same_model_in_separate_processes(tiny_encoder, trai
     procs = [launch(7, "a"), launch(7, "b"), launch(8, "c")]
     first, second, other = collect(procs, time.monotonic() + WORKER_TIMEOUT_S)
     assert first["strategy"] == "_DefaultDistributionStrategy"
+    assert first["precision"] == second["precision"] == precision
     assert first["losses"] == second["losses"]
     assert first["weights_sha256"] == second["weights_sha256"]
     assert other["weights_sha256"] != first["weights_sha256"]

@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--weights-out", help="save the final weights here (.npz)")
     parser.add_argument("--strategy", default="multi_worker_mirrored")
+    parser.add_argument("--mixed-precision", default="float32")
     args = parser.parse_args()
     shards = args.train_records.split(",")
     shape = dict(seq_len=args.seq_len, query_len=16, doc_stride=32)
@@ -45,7 +46,7 @@ def main() -> int:
     from bert_qa.spec import BertQaSpec
 
     spec = BertQaSpec(uri=args.encoder, model_dir=args.model_dir, learning_rate=args.learning_rate,
-                      distribution_strategy=args.strategy, **shape)
+                      distribution_strategy=args.strategy, mixed_precision=args.mixed_precision, **shape)
 
     import numpy as np
     import tf_keras
@@ -79,9 +80,14 @@ def main() -> int:
         "num_replicas_in_sync": spec.strategy.num_replicas_in_sync,
         "is_chief": spec.strategy.extended.should_checkpoint,
         "losses": recorder.losses,
-        "distribute_reduction_method": model.distribute_reduction_method,
+        "precision": spec.training_precision,
+        # Under a mixed policy spec.train returns the weights in a fresh float32 model (no
+        # optimizer, default reduction): these two are reported for float32 runs only.
+        "distribute_reduction_method": (model.distribute_reduction_method
+                                        if spec.training_precision == "float32" else None),
         "weights_sha256": digest.hexdigest(),
-        "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+        "optimizer_iterations": (int(model.optimizer.iterations.numpy())
+                                 if spec.training_precision == "float32" else None),
     }), flush=True)
     return 0
 
