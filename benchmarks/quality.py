@@ -301,40 +301,37 @@ def smoothed(losses, window: int = 20) -> np.ndarray:
 def plot(runs: dict, path: str) -> None:
     """Left: F1 of every seed per row (dots) with its mean +- sd. Right: the training loss (mean of
     20 steps), averaged over seeds, shaded +- one sd across seeds. One PNG."""
-    plot_series({NAMES[row]: runs[row] for row in ROWS if runs.get(row)}, path)
+    rows = [row for row in ROWS if runs.get(row)]
+    plot_series({NAMES[row]: runs[row] for row in rows}, [row.replace("_", "\n") for row in rows], path)
 
 
-def plot_series(series: dict, path: str) -> None:
-    """``plot`` for any {label: {seed: result}}: the rows of one study, or (``--compare``) the
-    same row under several settings."""
+def plot_series(series: dict, ticks: list, path: str) -> None:
+    """``plot`` for any {label: {seed: result}} (the legend's labels), ``ticks`` naming each
+    under its F1 dots: the rows of one study, or (``--compare``) one row under several settings."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(series)
-    runs = series
     fig, (ax_f1, ax_loss) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 2]})
-    for i, row in enumerate(rows):
-        f1 = np.array([r["f1"] for r in runs[row].values()])
+    for i, (label, runs) in enumerate(series.items()):
+        f1 = np.array([r["f1"] for r in runs.values()])
         ax_f1.scatter(np.full(len(f1), i) + np.linspace(-0.08, 0.08, len(f1)), f1, alpha=0.7)
         if len(f1) > 1:
             ax_f1.errorbar(i + 0.25, f1.mean(), yerr=f1.std(ddof=1), fmt="o", color="black", capsize=4)
-        curves = [smoothed(r["loss"]) for r in runs[row].values() if r.get("loss")]
+        curves = [smoothed(r["loss"]) for r in runs.values() if r.get("loss")]
         if curves:
             n = min(len(c) for c in curves)
             stack = np.stack([c[:n] for c in curves])
-            window = min(20, min(len(r["loss"]) for r in runs[row].values() if r.get("loss")))
+            window = min(20, min(len(r["loss"]) for r in runs.values() if r.get("loss")))
             steps = np.arange(n) + window  # each point: the mean of the `window` steps up to it
             mean = stack.mean(axis=0)
-            ax_loss.plot(steps, mean, label=f"{row} ({len(curves)} seeds)")
+            ax_loss.plot(steps, mean, label=f"{label} ({len(curves)} seeds)")
             if len(curves) > 1:
                 sd = stack.std(axis=0, ddof=1)
                 ax_loss.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
-    ax_f1.set_xticks(range(len(rows)))
-    # --compare's labels are numbered ("1: ..."): the number under the dots, the label in the legend.
-    ax_f1.set_xticklabels([row.split(": ", 1)[0] if row[:1].isdigit() else row.replace(", ", "\n")
-                           for row in rows], fontsize=8)
+    ax_f1.set_xticks(range(len(series)))
+    ax_f1.set_xticklabels(ticks, fontsize=8)
     ax_f1.set_ylabel("F1 (official SQuAD v1.1)")
     ax_f1.set_title("F1 per seed (black: mean +- sd)")
     ax_loss.set_xlabel("step")
@@ -522,21 +519,35 @@ def report(runs: dict, args) -> str:
     return "\n".join(lines)
 
 
+# Options added after studies were kept: left out of the key at these defaults, so those
+# studies still resume; put back (``_with_defaults``) wherever a kept key is read as settings.
+_KEY_DEFAULTS = {"mixed_precision": "float32"}
+
+
 def _protocol_of(args) -> dict:
-    # float32 (the default) is left out of the key, so results kept before the option existed
-    # still resume.
     return {k: v for k, v in vars(args).items()
             if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir")
-            and not (k == "mixed_precision" and v == "float32")}
+            and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
+
+
+def _with_defaults(protocol: dict) -> dict:
+    return {**_KEY_DEFAULTS, **protocol}
+
+
+def _read_kept(results_file: str) -> dict:
+    """A study's ``results.json`` as written ({"_protocol": ..., "runs": ...}), or {} if none."""
+    if not os.path.exists(results_file):
+        return {}
+    with open(results_file) as f:
+        return json.load(f)
 
 
 def load_runs(results_file: str, protocol: dict) -> dict:
     """The kept (row, seed) results of this protocol: {row: {seed: result}}. A file written for
     another protocol is set aside (renamed), never mixed in."""
-    if not os.path.exists(results_file):
+    kept = _read_kept(results_file)
+    if not kept:
         return {}
-    with open(results_file) as f:
-        kept = json.load(f)
     if kept.get("_protocol") != protocol or "runs" not in kept:
         aside = results_file + f".other-protocol-{int(time.time())}"
         os.replace(results_file, aside)
@@ -553,11 +564,10 @@ def compare(workdirs: list, out_png: str) -> str:
     studies = []
     for workdir in workdirs:
         results_file = os.path.join(workdir, "results.json")
-        if not os.path.exists(results_file):
+        kept = _read_kept(results_file)
+        if not kept:
             raise SystemExit(f"--compare: {results_file} not found")
-        with open(results_file) as f:
-            kept = json.load(f)
-        protocol = {"mixed_precision": "float32", **kept.get("_protocol", {})}
+        protocol = _with_defaults(kept.get("_protocol", {}))
         for row, runs in kept.get("runs", {}).items():
             studies.append((row, protocol, runs))
     differs = [k for k in sorted({k for _, p, _ in studies for k in p})
@@ -579,22 +589,17 @@ def compare(workdirs: list, out_png: str) -> str:
                      f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
                      f"{_mean_sd([r['mean_epoch_loss'] for r in ordered])} | {test} |")
         series[f"{i}: {settings}"] = runs
-    plot_series(series, out_png)
+    plot_series(series, [str(i) for i in range(1, len(series) + 1)], out_png)
     return "\n".join(lines)
 
 
 def _kept_for_report(results_file: str, args, protocol_key: dict):
     """``--only-report``: the kept results as they are, under the protocol they were run with
     (never set aside: reprinting a table must not need the study's flags repeated)."""
-    import argparse as _argparse
-
-    if not os.path.exists(results_file):
-        return args, {}
-    with open(results_file) as f:
-        kept = json.load(f)
-    if kept.get("_protocol") != protocol_key:
+    kept = _read_kept(results_file)
+    if kept and kept.get("_protocol") != protocol_key:
         print(f"[quality] {results_file}: reporting the protocol it was run with", file=sys.stderr, flush=True)
-        args = _argparse.Namespace(**{**vars(args), "mixed_precision": "float32", **kept.get("_protocol", {})})
+        args = argparse.Namespace(**{**vars(args), **_with_defaults(kept.get("_protocol", {}))})
     return args, kept.get("runs", {})
 
 
@@ -621,7 +626,6 @@ def main(argv=None):
         args, runs = _kept_for_report(results_file, args, protocol_key)
     else:
         runs = load_runs(results_file, protocol_key)
-    if not args.only_report:
         todo = [(seed, row) for seed in seeds for row in rows if str(seed) not in runs.get(row, {})]
         protocol = Protocol(args) if todo else None
         for i, (seed, row) in enumerate(todo, 1):

@@ -67,6 +67,9 @@ def main() -> int:
     recorder = StepLosses()
     model = spec.train(input_fn, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                        callbacks=[recorder], verbose=0)
+    # Under a mixed policy spec.train returns the weights in a fresh float32 model (no optimizer,
+    # default reduction): those two are reported for the model Keras trained only.
+    trained_model_returned = spec.training_precision == "float32"
     weights = model.get_weights()
     digest = hashlib.sha256()
     for w in weights:
@@ -81,13 +84,9 @@ def main() -> int:
         "is_chief": spec.strategy.extended.should_checkpoint,
         "losses": recorder.losses,
         "precision": spec.training_precision,
-        # Under a mixed policy spec.train returns the weights in a fresh float32 model (no
-        # optimizer, default reduction): these two are reported for float32 runs only.
-        "distribute_reduction_method": (model.distribute_reduction_method
-                                        if spec.training_precision == "float32" else None),
+        "distribute_reduction_method": model.distribute_reduction_method if trained_model_returned else None,
         "weights_sha256": digest.hexdigest(),
-        "optimizer_iterations": (int(model.optimizer.iterations.numpy())
-                                 if spec.training_precision == "float32" else None),
+        "optimizer_iterations": int(model.optimizer.iterations.numpy()) if trained_model_returned else None,
     }), flush=True)
     return 0
 
