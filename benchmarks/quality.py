@@ -526,7 +526,7 @@ _KEY_DEFAULTS = {"mixed_precision": "float32"}
 
 def _protocol_of(args) -> dict:
     return {k: v for k, v in vars(args).items()
-            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir")
+            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir", "compare")
             and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
 
 

@@ -174,3 +174,11 @@ def test_compare_labels_each_study_by_what_differs_and_tests_it_against_the_firs
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit, match="nowhere/results.json not found"):
         quality.main(["--compare", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "cmp")])
+
+
+def test_the_protocol_key_holds_the_study_settings_and_no_mode_flag():
+    # A mode flag in the key (--only-report, --compare, ...) would make every study kept before
+    # the flag existed look like another protocol and be set aside on resuming.
+    assert set(quality._protocol_of(quality._parse_args([]))) == {
+        "train_file", "train_questions", "eval_file", "eval_questions", "seq_len", "query_len",
+        "doc_stride", "batch_size", "learning_rate", "epochs", "protocol"}
