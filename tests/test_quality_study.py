@@ -182,3 +182,24 @@ def test_the_protocol_key_holds_the_study_settings_and_no_mode_flag():
     assert set(quality._protocol_of(quality._parse_args([]))) == {
         "train_file", "train_questions", "eval_file", "eval_questions", "seq_len", "query_len",
         "doc_stride", "batch_size", "learning_rate", "epochs", "protocol"}
+
+
+def test_fractional_epochs_train_that_many_steps_and_whole_ones_keep_their_key():
+    whole = quality._parse_args(["--epochs", "2"])
+    assert whole.epochs == 2 and isinstance(whole.epochs, int)
+    # A whole number keeps the key studies were kept under (``{"epochs": 2}``, never 2.0).
+    assert quality._protocol_of(whole)["epochs"] == 2
+    assert quality._parse_args(["--epochs", "1.5"]).epochs == 1.5
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            quality._parse_args(["--epochs", bad])
+    # 3770 features, batch 16: 235 steps a pass; 1.5 passes = 352 steps as one repeated epoch,
+    # the count hf_qa_trainer.py trains for.
+    assert quality.training_schedule(2, 3770, 16) == (2, 235)
+    assert quality.training_schedule(1.5, 3770, 16) == (1, 352)
+    assert quality.training_schedule(0.5, 3770, 16) == (1, 117)
+
+
+def test_parity_runs_refuse_fractional_epochs():
+    with pytest.raises(SystemExit, match="whole number"):
+        quality.main(["--parity-steps", "3", "--epochs", "1.5"])
