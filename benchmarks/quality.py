@@ -125,15 +125,6 @@ def _epochs_arg(text: str):
     return int(value) if value.is_integer() else value
 
 
-def training_schedule(epochs, num_features: int, batch_size: int) -> tuple:
-    """(epochs, steps_per_epoch) for ``question_answer.create``: whole passes as Model Maker counts
-    them, a fractional number of passes as one epoch of that many steps (the input repeats)."""
-    per_epoch = num_features // batch_size
-    if isinstance(epochs, int):
-        return epochs, per_epoch
-    return 1, int(epochs * per_epoch)  # hf_qa_trainer.py's count (_steps)
-
-
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-file", default="new_wiki_v1.0.json")
@@ -146,9 +137,8 @@ def _parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=8e-5)
     p.add_argument("--epochs", type=_epochs_arg, default=1,
-                   help="passes over the training features; a fraction (1.5) trains ours as one epoch of "
-                        "int(1.5 x features // batch) steps over the repeated data, as the pipeline's "
-                        "train.steps_per_epoch does, and Hugging Face's for as many steps")
+                   help="passes over the training features; a fraction (1.5) trains int(1.5 x features // "
+                        "batch) steps on both sides (bert_qa.settings.training_schedule)")
     p.add_argument("--mixed-precision", default="float32", choices=("float32", "mixed_bfloat16", "auto"),
                    help="our rows' BertQaSpec(mixed_precision=...); Hugging Face's side is float32")
     p.add_argument("--seed", type=int, default=42, help="one seed (the parity runs' seed)")
@@ -262,6 +252,7 @@ def _progress_logger(total_steps: int):
 def run_ours(protocol: Protocol, recipe: str, seed: int) -> dict:
     import tf_keras
     from bert_qa import BertQaSpec, question_answer
+    from bert_qa.settings import training_schedule
 
     args = protocol.args
     tf_keras.utils.set_random_seed(seed)
@@ -270,12 +261,11 @@ def run_ours(protocol: Protocol, recipe: str, seed: int) -> dict:
                       distribution_strategy="off", optimizer_recipe=recipe,
                       mixed_precision=args.mixed_precision,
                       model_dir=os.path.join(args.workdir, f"seed-{seed}", f"ours_{recipe}"))
-    epochs, steps_per_epoch = training_schedule(args.epochs, len(protocol.train), args.batch_size)
+    epochs, steps_per_epoch = training_schedule(args.epochs, len(protocol.train) // args.batch_size)
     steps = _progress_logger(epochs * steps_per_epoch)
     start = time.time()
-    model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=epochs,
-                                   steps_per_epoch=steps_per_epoch, shuffle=True, verbose=0,
-                                   callbacks=[steps])
+    model = question_answer.create(protocol.train, spec, batch_size=args.batch_size, epochs=args.epochs,
+                                   shuffle=True, verbose=0, callbacks=[steps])
     train_seconds = time.time() - start
     start = time.time()
     metrics = model.evaluate(protocol.dev)

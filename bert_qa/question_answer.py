@@ -38,15 +38,20 @@ class QuestionAnswer:
     def summary(self):
         self.model.summary()
 
-    def train(self, train_data, epochs: Optional[int] = None, batch_size: Optional[int] = None,
+    def train(self, train_data, epochs: Optional[float] = None, batch_size: Optional[int] = None,
               steps_per_epoch: Optional[int] = None, **fit_kwargs):
+        """Model Maker's ``train``; ``epochs`` may also be a fraction of a pass (1.5), which
+        Model Maker's Keras ``fit`` refuses: ``bert_qa.settings.training_schedule``."""
+        from bert_qa.settings import check_settings, training_schedule
+
         batch_size = batch_size or self.model_spec.default_batch_size
         if len(train_data) < batch_size:
             raise ValueError(f"The size of the train_data ({len(train_data)}) can't be smaller than "
                              f"batch_size ({batch_size}). To solve this problem, set the batch_size "
                              f"smaller or increase the size of the train_data.")
         epochs = epochs or 2
-        steps_per_epoch = steps_per_epoch or len(train_data) // batch_size
+        check_settings({"epochs": epochs})
+        epochs, steps_per_epoch = training_schedule(epochs, steps_per_epoch or len(train_data) // batch_size)
         input_fn = train_data.input_fn(self.model_spec, batch_size, shuffle=self.shuffle)
         self.model = self.model_spec.train(input_fn, epochs, steps_per_epoch, **fit_kwargs)
         return self.model
@@ -112,10 +117,11 @@ class QuestionAnswer:
         return written
 
 
-def create(train_data, model_spec, batch_size: Optional[int] = None, epochs: int = 2,
+def create(train_data, model_spec, batch_size: Optional[int] = None, epochs: float = 2,
            steps_per_epoch: Optional[int] = None, shuffle: bool = False, do_train: bool = True,
            **fit_kwargs) -> QuestionAnswer:
-    """Fine-tunes ``model_spec`` on ``train_data`` (Model Maker's signature)."""
+    """Fine-tunes ``model_spec`` on ``train_data`` (Model Maker's signature; ``epochs`` may also
+    be a fraction of a pass, see ``QuestionAnswer.train``)."""
     qa = QuestionAnswer(model_spec, shuffle=shuffle)
     if do_train:
         log.info("Retraining the models...")

@@ -18,19 +18,21 @@ the range it must be in. Bounds come from the spec and the encoder:
   ``bertqa run --seq-len 128`` keeps the configured 128 with 93: both work and are accepted;
 * enumerations: ``distribution_strategy``, ``mixed_precision``, ``optimizer_recipe``,
   ``quantization`` (one name or a list);
-* counts: batch sizes, epochs, ``top_k``, ``max_answer_length``, threads ... >= 1;
+* counts: batch sizes, ``top_k``, ``max_answer_length``, threads ... >= 1;
   ``steps_per_epoch`` >= 0; a batch no larger than the training features when their number
-  (or an upper bound of it) is known;
+  (or an upper bound of it) is known; ``epochs`` a number > 0 (a fraction of a pass is
+  allowed, as Hugging Face's ``num_train_epochs``; ``training_schedule`` says how it trains);
 * ``output_dir`` / ``output_file``: a directory (or a file's directory) this process can
   create files in, probed by creating one; local paths only (``gs://`` and other URIs are
   the object store's business).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import tempfile
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
 from bert_qa.errors import InputError
 
@@ -42,7 +44,6 @@ _COUNTS = {
     "batch_size": (1, "training examples per step"),
     "default_batch_size": (1, "training examples per step"),
     "predict_batch_size": (1, "features per prediction step"),
-    "epochs": (1, "passes over the training data"),
     "steps_per_epoch": (0, "training steps per epoch; 0 = features // batch size"),
     "top_k": (1, "answers to return"),
     "max_answer_length": (1, "tokens of the longest answer"),
@@ -108,6 +109,12 @@ def check_settings(values: Mapping[str, Any], keys: Optional[Mapping[str, str]] 
         fail("doc_stride", "must be >= 1 (context tokens a window advances by; 0 never moves on; a "
                            "stride beyond a window's context advances by one window)")
     _check_choices(values, key, fail)
+    if "epochs" in values and values["epochs"] is not None:
+        epochs = values["epochs"]
+        if (isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or not epochs > 0
+                or not math.isfinite(epochs)):
+            fail("epochs", "must be a number > 0 (passes over the training data; 1.5 = one and a "
+                           "half passes)")
     for name, (low, what) in _COUNTS.items():
         if name in values and values[name] is not None:
             value = values[name]
@@ -155,6 +162,27 @@ def _check_choices(values, key, fail) -> None:
         spelled = value.lower() if name == "distribution_strategy" and isinstance(value, str) else value
         if spelled not in allowed:
             raise SettingError(key(name), f"{key(name)} must be one of {allowed}, not {value!r}")
+
+
+def training_schedule(epochs, steps_per_pass: int) -> Tuple[int, int]:
+    """(Keras epochs, steps per epoch) that train ``epochs`` passes of ``steps_per_pass`` steps.
+
+    A whole number is Model Maker's count: that many epochs of ``steps_per_pass``. A fraction
+    (1.5, as Hugging Face's ``num_train_epochs`` takes it) trains ``int(epochs x steps_per_pass)``
+    steps, as Hugging Face counts them, rounded down to a multiple of ``ceil(epochs)`` so that they
+    split into ``ceil(epochs)`` equal Keras epochs: checkpoints, and a resume after a kill, stay
+    per epoch. The training input repeats as one shuffled stream, so where an epoch ends inside
+    a pass changes no batch: 2 epochs of 176 steps train the same model as 1 of 352
+    (``tests/test_train_evaluate.py``).
+    """
+    if float(epochs).is_integer():
+        return int(epochs), steps_per_pass
+    num_epochs = math.ceil(epochs)
+    steps_per_epoch = int(epochs * steps_per_pass) // num_epochs
+    if steps_per_epoch < 1:
+        raise SettingError("epochs", f"epochs={epochs!r}: {epochs} x {steps_per_pass} steps a pass is "
+                                     f"less than one step per epoch")
+    return num_epochs, steps_per_epoch
 
 
 # -- the encoder's bound ----------------------------------------------------------------------

@@ -37,7 +37,7 @@ def runtime_parameters(config: PipelineConfig) -> Dict[str, data_types.RuntimePa
     """
     t, e = config.train, config.evaluation
     values = {"input_patterns": (str, json.dumps(config.input_patterns(), sort_keys=True)),
-              "epochs": (int, t.epochs), "batch_size": (int, t.batch_size),
+              "epochs": (float, t.epochs), "batch_size": (int, t.batch_size),
               "learning_rate": (float, config.model.learning_rate),
               "min_exact_match": (float, e.min_exact_match), "min_f1": (float, e.min_f1),
               "max_f1_drop_vs_baseline": (float, e.max_f1_drop_vs_baseline),

@@ -34,7 +34,7 @@ BROKEN_CONFIGS = {
     "scalar.yaml": ("0\n", ["top level must be a mapping", "int 0"]),
     "unknown_key.yaml": ("train:\n  epoch: 3\n", ["train: unknown key(s) ['epoch']"]),
     "unknown_key.toml": ("[model]\nencodr = 'x'\n", ["model: unknown key(s) ['encodr']"]),
-    "bad_type.yaml": ("train:\n  epochs: many\n", ["train.epochs: expected an integer"]),
+    "bad_type.yaml": ("train:\n  epochs: many\n", ["train.epochs: expected a number"]),
     "data_list.yaml": ("data: [a.json]\n", ["data: expected a table/mapping"]),
     "data_paths.yaml": ("data:\n  train: [1, 2]\n", ["data.train: expected a path or a list of paths"]),
     "output.yaml": ("output: 5\n", ["output: expected a directory path"]),

@@ -358,7 +358,7 @@ def test_kubeflow_v2_compile(setup, tmp_path):
     # Runtime parameters: wired as componentInputParameter, with the config's values as defaults
     # both in the spec and in the job's runtimeConfig.
     declared = spec["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
-    assert declared["epochs"] == {"parameterType": "NUMBER_INTEGER", "defaultValue": 1, "isOptional": True}
+    assert declared["epochs"] == {"parameterType": "NUMBER_DOUBLE", "defaultValue": 1.0, "isOptional": True}
     assert json.loads(declared["input_patterns"]["defaultValue"])["eval"] == config.data.eval
     assert tasks["QaTrainer"]["inputs"]["parameters"]["epochs"] == {"componentInputParameter": "epochs"}
     assert tasks["QaEvaluator"]["inputs"]["parameters"]["min_f1"] == {"componentInputParameter": "min_f1"}

@@ -65,7 +65,7 @@ BOUNDS = {
     "no quantization": ({"quantization": []}, {}, r"give one or more of"),
     "batch_size 0": ({"batch_size": 0}, {}, r"batch_size=0: must be an integer >= 1"),
     "predict_batch_size 0": ({"predict_batch_size": 0}, {}, r"predict_batch_size=0: must be an integer >= 1"),
-    "epochs 0": ({"epochs": 0}, {}, r"epochs=0: must be an integer >= 1"),
+    "epochs 0": ({"epochs": 0}, {}, r"epochs=0: must be a number > 0"),
     "steps_per_epoch negative": ({"steps_per_epoch": -1}, {}, r"steps_per_epoch=-1: must be an integer >= 0"),
     "top_k 0": ({"top_k": 0}, {}, r"top_k=0: must be an integer >= 1"),
     "max_answer_length 0": ({"max_answer_length": 0}, {}, r"max_answer_length=0: must be an integer >= 1"),
@@ -143,8 +143,8 @@ RUN_CASES = {
     "mixed_precision": (["--set", "model.mixed_precision=fp8"], "model.mixed_precision must be one of"),
     "distribution_strategy": (["--set", "model.distribution_strategy=warp"],
                               "model.distribution_strategy must be one of"),
-    "epochs 0": (["--epochs", "0"], "train.epochs=0: must be an integer >= 1"),
-    "epochs not a number": (["--epochs", "two"], "train.epochs: expected an integer, got 'two'"),
+    "epochs 0": (["--epochs", "0"], "train.epochs=0.0: must be a number > 0"),
+    "epochs not a number": (["--epochs", "two"], "train.epochs: expected a number, got 'two'"),
     "batch 0": (["--batch-size", "0"], "train.batch_size=0: must be an integer >= 1"),
     "quantization": (["--set", "export.variants=[dynamic, int4]"], "export.variants"),
     "extra spec arg": (["--set", "model.extra_spec_args={default_batch_size: 0}"],
@@ -334,7 +334,7 @@ def test_trainer_executor_refuses_a_batch_larger_than_the_features(tmp_path):
     with pytest.raises(SettingError, match=r"train.batch_size \(batch_size\)=16: must be at most 3, the training "
                                            r"features of the 'train' split"):
         do({"features": [features]}, {"model": [model], "model_run": [model_run]}, properties)
-    with pytest.raises(SettingError, match=r"train.epochs \(epochs\)=0: must be an integer >= 1"):
+    with pytest.raises(SettingError, match=r"train.epochs \(epochs\)=0.0: must be a number > 0"):
         do({"features": [features]}, {"model": [model], "model_run": [model_run]}, {**properties, "epochs": 0})
     spec_args = json.dumps({"uri": "/nonexistent", "distribution_strategy": "warp"})
     with pytest.raises(SettingError, match="distribution_strategy must be one of"):

@@ -77,7 +77,7 @@ def same_spec(sent: dict, compiled: dict) -> bool:
 
 
 def test_compiled_kfp_spec_submits_with_a_typed_override(compiled, fake):
-    run_id, url = submit_kfp(compiled["kfp"], fake.url, {"epochs": "1"}, experiment="bert-qa-test",
+    run_id, url = submit_kfp(compiled["kfp"], fake.url, {"batch_size": "8"}, experiment="bert-qa-test",
                              run_name="nightly-1")
 
     assert url == f"{fake.url}/#/runs/details/{run_id}"
@@ -90,8 +90,8 @@ def test_compiled_kfp_spec_submits_with_a_typed_override(compiled, fake):
     assert body["display_name"] == "nightly-1"
     assert same_spec(body["pipeline_spec"], compiled["spec"])  # the compiled YAML, unchanged
     assert body["pipeline_spec"]["schemaVersion"] == "2.1.0"
-    assert body["runtime_config"] == {"parameters": {"epochs": 1}}
-    assert type(body["runtime_config"]["parameters"]["epochs"]) is int  # a JSON number, not "1"
+    assert body["runtime_config"] == {"parameters": {"batch_size": 8}}
+    assert type(body["runtime_config"]["parameters"]["batch_size"]) is int  # a JSON number, not "8"
 
 
 def test_second_submit_reuses_the_experiment_and_passes_namespace_and_caching(compiled, fake):
@@ -299,8 +299,11 @@ def test_parameters_without_default_must_be_given():
 def test_declared_parameters_are_read_from_the_compiled_spec(compiled):
     declared = declared_parameters(kfp_submit.load_pipeline_spec(compiled["kfp"]))
     assert sorted(declared) == DECLARED
-    assert declared["epochs"]["parameterType"] == "NUMBER_INTEGER"
-    assert coerce_params({"epochs": "1", "min_f1": "20"}, declared) == {"epochs": 1, "min_f1": 20.0}
+    assert declared["batch_size"]["parameterType"] == "NUMBER_INTEGER"
+    assert declared["epochs"]["parameterType"] == "NUMBER_DOUBLE"  # a fraction of a pass is allowed
+    coerced = coerce_params({"batch_size": "8", "epochs": "1.5", "min_f1": "20"}, declared)
+    assert coerced == {"batch_size": 8, "epochs": 1.5, "min_f1": 20.0}
+    assert type(coerced["batch_size"]) is int
 
 
 @pytest.mark.parametrize("expr, expected", [

@@ -80,7 +80,11 @@ def test_bad_parameters_and_cron_are_refused_before_any_request(compiled, vertex
     with pytest.raises(ValueError, match=r"unknown pipeline parameter\(s\) epoch; the pipeline declares"):
         submit_vertex(compiled, "p", "us-central1", {"epoch": "3"}, api_endpoint=vertex.endpoint,
                       credentials=_credentials())
-    with pytest.raises(ValueError, match="epochs is an integer; got 'three'"):
+    with pytest.raises(ValueError, match="batch_size is an integer; got '3.5'"):
+        submit_vertex(compiled, "p", "us-central1", {"batch_size": "3.5"}, api_endpoint=vertex.endpoint,
+                      credentials=_credentials())
+    # epochs takes a fraction of a pass (1.5): a number, not an integer.
+    with pytest.raises(ValueError, match="epochs is a finite number; got 'three'"):
         submit_vertex(compiled, "p", "us-central1", {"epochs": "three"}, api_endpoint=vertex.endpoint,
                       credentials=_credentials())
     with pytest.raises(ValueError, match="5-field cron"):
@@ -188,32 +192,33 @@ def _refused_by_rule_only(vertex, rule, send, match):
 def test_the_fake_refuses_values_of_the_wrong_type(compiled, vertex):
     _init(vertex)
     for name, value, match in [
-            ("epochs", 2.5, r"'epochs': type mismatch: expect NUMBER_INTEGER, got 2.5"),
-            ("epochs", True, "expect NUMBER_INTEGER, got True"),
-            ("epochs", 2 ** 53, "outside the JavaScript safe integer range"),
+            ("batch_size", 2.5, r"'batch_size': type mismatch: expect NUMBER_INTEGER, got 2.5"),
+            ("batch_size", True, "expect NUMBER_INTEGER, got True"),
+            ("batch_size", 2 ** 53, "outside the JavaScript safe integer range"),
             ("min_f1", "40", "expect NUMBER_DOUBLE, got '40'"),
+            ("epochs", "1.5", "expect NUMBER_DOUBLE, got '1.5'"),
             ("input_patterns", 3, "expect STRING, got 3"),
             ("input_patterns", ["a"], r"expect STRING, got \['a'\]")]:
         _refused_by_rule_only(vertex, "parameter_types",
                               lambda: _client_job(compiled, parameter_values={name: value}).submit(), match)
     # Whole numbers are integers (a protobuf Value holds a double); ints are doubles.
-    _client_job(compiled, parameter_values={"epochs": 3, "min_f1": 40, "learning_rate": 1e-4}).submit()
-    assert vertex.bodies("pipelineJobs")[-1]["runtimeConfig"]["parameterValues"]["epochs"] == 3
+    _client_job(compiled, parameter_values={"batch_size": 3, "min_f1": 40, "epochs": 1.5}).submit()
+    assert vertex.bodies("pipelineJobs")[-1]["runtimeConfig"]["parameterValues"]["batch_size"] == 3
 
 
 def test_the_fake_refuses_a_missing_required_parameter(compiled, vertex, tmp_path):
     import json
 
     job = json.load(open(compiled))
-    declared = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["epochs"]
+    declared = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["batch_size"]
     del declared["defaultValue"], declared["isOptional"]  # a required parameter
-    del job["runtimeConfig"]["parameterValues"]["epochs"]
+    del job["runtimeConfig"]["parameterValues"]["batch_size"]
     required = str(tmp_path / "required.json")
     json.dump(job, open(required, "w"))
     _init(vertex)
     _refused_by_rule_only(vertex, "required_parameters", lambda: _client_job(required).submit(),
-                          r"required parameter 'epochs' \(NUMBER_INTEGER\) has no value and no default")
-    _client_job(required, parameter_values={"epochs": 2}).submit()  # given: accepted
+                          r"required parameter 'batch_size' \(NUMBER_INTEGER\) has no value and no default")
+    _client_job(required, parameter_values={"batch_size": 2}).submit()  # given: accepted
 
 
 def test_the_fake_refuses_a_pipeline_root_outside_cloud_storage(compiled, vertex):

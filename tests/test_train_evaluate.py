@@ -94,3 +94,44 @@ def test_v2_null_odds_and_official_v2_metrics(tiny_encoder, tmp_path):
         else:
             assert predictions[q] == next(e["text"] for e in nbest[q] if e["text"]), q
     assert any(predictions[q] for q in predictions) and any(not predictions[q] for q in predictions)
+
+
+def test_a_fraction_of_a_pass_trains_the_same_model_as_one_epoch_of_as_many_steps(spec_and_data, tiny_encoder):
+    """``epochs=1.5`` runs ceil(1.5) = 2 checkpointed Keras epochs (settings.training_schedule);
+    the input is one repeated shuffled stream, so that split changes no batch: the weights equal
+    those of a single epoch of all the steps, to the bit."""
+    import tf_keras
+    from bert_qa.settings import training_schedule
+
+    _, train, _, _, tmp = spec_and_data
+    per_pass = len(train) // 8
+    epochs, steps = training_schedule(1.5, per_pass)
+    assert (epochs, steps) == (2, int(1.5 * per_pass) // 2)
+    weights = {}
+    for name, kwargs in (("split", {"epochs": 1.5}), ("one", {"epochs": 1, "steps_per_epoch": 2 * steps})):
+        spec = BertQaSpec(uri=tiny_encoder, model_dir=str(tmp / f"fraction_{name}"), seq_len=128, query_len=32,
+                          doc_stride=64, learning_rate=1e-3, distribution_strategy="off")
+        tf_keras.utils.set_random_seed(7)
+        model = question_answer.create(train, spec, batch_size=8, shuffle=True, **kwargs)
+        assert model.model.optimizer.iterations.numpy() == 2 * steps
+        weights[name] = [w.numpy() for w in model.model.weights]
+    assert len(glob.glob(os.path.join(str(tmp / "fraction_split"), "checkpoints", "epoch-*.index"))) == 2
+    assert len(weights["split"]) == len(weights["one"])
+    for a, b in zip(weights["split"], weights["one"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_schedule_counts_passes_as_hugging_face_does():
+    from bert_qa.settings import SettingError, check_settings, training_schedule
+
+    assert training_schedule(2, 235) == (2, 235)          # Model Maker's count
+    assert training_schedule(2.0, 235) == (2, 235)
+    assert training_schedule(1.5, 235) == (2, 176)        # int(1.5 x 235) = 352 steps
+    assert training_schedule(0.5, 235) == (1, 117)
+    assert training_schedule(2.5, 235) == (3, 195)        # 587 rounded down to 3 x 195
+    with pytest.raises(SettingError, match="less than one step"):
+        training_schedule(0.01, 10)
+    for bad in (0, -1, True, "2", float("nan"), float("inf")):
+        with pytest.raises(SettingError, match="epochs"):
+            check_settings({"epochs": bad})
+    check_settings({"epochs": 1.5})

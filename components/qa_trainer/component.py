@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.orchestration import data_types
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
@@ -18,7 +19,8 @@ class QaTrainerSpec(types.ComponentSpec):
         keys.SPEC_KEY: ExecutionParameter(type=str),        # BertQaSpec | MobileBertQaSpec
         # JSON constructor arguments, except windowing (taken from the features) and model_dir.
         keys.SPEC_ARGS_KEY: ExecutionParameter(type=str),
-        "epochs": ExecutionParameter(type=int),
+        # Passes over the features; a fraction is allowed (bert_qa.settings.training_schedule).
+        "epochs": ExecutionParameter(type=float),
         "batch_size": ExecutionParameter(type=int),  # 0: the spec's default_batch_size
         "steps_per_epoch": ExecutionParameter(type=int),  # 0: features // batch_size
         "shuffle": ExecutionParameter(type=int),
@@ -55,7 +57,7 @@ class QaTrainer(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, features: types.BaseChannel, spec: str = "BertQaSpec",
-                 spec_args: Optional[Dict[str, Any]] = None, epochs: int = 2, batch_size: int = 0,
+                 spec_args: Optional[Dict[str, Any]] = None, epochs: float = 2, batch_size: int = 0,
                  steps_per_epoch: int = 0, shuffle: bool = True, seed: int = 42,
                  train_split: str = "train", checkpoint_root: Optional[str] = None,
                  learning_rate: Optional[float] = None,
@@ -69,7 +71,9 @@ class QaTrainer(base_component.BaseComponent):
                                 sort_keys=True)
         super().__init__(spec=QaTrainerSpec(
             features=features, spec=spec, spec_args=json.dumps(spec_args or {}, sort_keys=True),
-            epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+            # A RuntimeParameter (compiled pipelines) keeps its own type (float).
+            epochs=epochs if isinstance(epochs, data_types.RuntimeParameter) else float(epochs),
+            batch_size=batch_size, steps_per_epoch=steps_per_epoch,
             shuffle=int(shuffle), seed=seed, train_split=train_split,
             checkpoint_root=checkpoint_root, learning_rate=learning_rate, vertex_custom_job=launch,
             model=types.Channel(type=standard_artifacts.Model),

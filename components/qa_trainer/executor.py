@@ -18,7 +18,7 @@ from tfx.utils import io_utils
 
 from bert_qa import callbacks, distribution, input_pipeline, locks
 from bert_qa.export import export_saved_model
-from bert_qa.settings import check_settings
+from bert_qa.settings import check_settings, training_schedule
 from bert_qa.windowing_params import Windowing
 from bert_qa_pipeline.components import artifacts, keys
 
@@ -151,7 +151,7 @@ class Executor(base_executor.BaseExecutor):
         num_features = features.get_int_custom_property(f"num_features_{split}")
         # Runtime parameters of a compiled pipeline arrive here unchecked: the one settings
         # check, before any work (a SettingError names the key; `bertqa run` exits 1).
-        given = {"epochs": int(exec_properties["epochs"]),
+        given = {"epochs": float(exec_properties["epochs"]),
                  "steps_per_epoch": int(exec_properties.get("steps_per_epoch") or 0)}
         if int(exec_properties.get("batch_size") or 0):  # 0 / absent: the spec's default
             given["batch_size"] = int(exec_properties["batch_size"])
@@ -164,13 +164,15 @@ class Executor(base_executor.BaseExecutor):
                        {"default_batch_size": "the spec's default_batch_size (train.batch_size unset)"},
                        train_features=num_features,
                        train_features_note=f"of the '{split}' split ({features.uri})")
-        epochs = given["epochs"]
-        steps_per_epoch = given["steps_per_epoch"] or num_features // batch_size
+        # A fraction of a pass trains as ceil(epochs) checkpointed epochs of equal length.
+        epochs, steps_per_epoch = training_schedule(given["epochs"],
+                                                    given["steps_per_epoch"] or num_features // batch_size)
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         task = distribution.task_name(strategy)
         role = "" if task == "local" else f" as {task} ({'chief' if chief else 'not the chief'})"
         log.info(f"QaTrainer{role}: {spec_name} on {num_features} features ({split}), batch {batch_size}, "
-                 f"{epochs} epochs x {steps_per_epoch} steps; checkpoints in {state_dir}")
+                 f"{epochs} epochs x {steps_per_epoch} steps (train.epochs {given['epochs']:g}); checkpoints in "
+                 f"{state_dir}")
 
         input_fn = input_pipeline.make_input_fn(spec, files, is_training=True, batch_size=batch_size,
                                                 shuffle=bool(int(exec_properties.get("shuffle", 1))),
