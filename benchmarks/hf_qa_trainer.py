@@ -46,6 +46,10 @@ def _parse_args(argv=None):
     p.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=True,
                    help="drop the last incomplete batch of each epoch (as our tf.data pipeline)")
     p.add_argument("--dropout", type=float, default=None, help="override hidden and attention dropout (e.g. 0)")
+    p.add_argument("--dropout-masks",
+                   help=".npz of keep masks (1 keep, 0 drop) per dropout site, used at every step instead of "
+                        "random ones: 'embeddings', 'layer_<i>.attention_probs', 'layer_<i>.attention_output', "
+                        "'layer_<i>.output' (tests/dropout_masks.py; the parity test's same-masks check)")
     p.add_argument("--head-init", help=".npz with weight [2, hidden] and bias [2] for qa_outputs")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -62,6 +66,48 @@ def _steps(num_features, batch_size, epochs, drop_last):
     return per_epoch, int(per_epoch * epochs)
 
 
+def _use_dropout_masks(model, path: str) -> None:
+    """Every dropout site of ``model`` multiplies by its given keep mask, scaled by 1/(1-p), in
+    training (what nn.Dropout does with a random mask); nothing in eval. The attention
+    probabilities' dropout is a call inside ``eager_attention_forward`` (transformers 5), so
+    that function runs with ``nn.functional.dropout`` taking the layer's mask."""
+    import torch
+    from transformers.models.bert import modeling_bert
+
+    masks = {k: torch.from_numpy(v.astype(np.float32)) for k, v in np.load(path).items()}
+
+    class FixedMask(torch.nn.Module):
+        def __init__(self, keep, p):
+            super().__init__()
+            self.keep, self.p = keep, p
+
+        def forward(self, x):
+            return x * self.keep.to(x.dtype) / (1.0 - self.p) if self.training and self.p > 0 else x
+
+    bert = model.bert
+    bert.embeddings.dropout = FixedMask(masks["embeddings"], bert.embeddings.dropout.p)
+    for i, layer in enumerate(bert.encoder.layer):
+        layer.attention.output.dropout = FixedMask(masks[f"layer_{i}.attention_output"],
+                                                   layer.attention.output.dropout.p)
+        layer.output.dropout = FixedMask(masks[f"layer_{i}.output"], layer.output.dropout.p)
+        layer.attention.self.bertqa_keep = masks[f"layer_{i}.attention_probs"]
+    eager = modeling_bert.eager_attention_forward
+
+    def eager_with_mask(module, *args, **kwargs):
+        real = torch.nn.functional.dropout
+
+        def dropout(x, p=0.5, training=True, inplace=False):
+            return x * module.bertqa_keep.to(x.dtype) / (1.0 - p) if training and p > 0 else x
+
+        torch.nn.functional.dropout = dropout
+        try:
+            return eager(module, *args, **kwargs)
+        finally:
+            torch.nn.functional.dropout = real
+
+    modeling_bert.eager_attention_forward = eager_with_mask
+
+
 def main(argv=None):
     args = _parse_args(argv)
     import torch
@@ -76,7 +122,11 @@ def main(argv=None):
     if args.dropout is not None:
         config.hidden_dropout_prob = args.dropout
         config.attention_probs_dropout_prob = args.dropout
-    model = BertForQuestionAnswering.from_pretrained(args.checkpoint, config=config)
+    # The attention probabilities' dropout can take a given mask only in eager attention.
+    attention = {"attn_implementation": "eager"} if args.dropout_masks else {}
+    model = BertForQuestionAnswering.from_pretrained(args.checkpoint, config=config, **attention)
+    if args.dropout_masks:
+        _use_dropout_masks(model, args.dropout_masks)
     if args.float64:
         model = model.double()
     if args.head_init:

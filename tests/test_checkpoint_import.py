@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from bert_qa import _env  # noqa: F401
 from bert_qa import checkpoint_import, pretrained
 from bert_qa.checkpoint_import import CheckpointImportError, import_hf_checkpoint
-from tests import reference_bert_numpy
+from tests import dropout_masks, reference_bert_numpy
 from tests.fixtures import TINY_HF_CONFIG as TINY_CONFIG, tiny_hf_weights, write_hf_checkpoint
 
 TOL = 1e-4
@@ -217,87 +216,22 @@ def test_real_minilm_matches_numpy_reference(tmp_path_factory, capsys):
 
 MASK_BATCH, MASK_LEN = 2, 12
 MASKED_TOL = 2e-5  # about 10x the measured gap in train mode (2.2e-6, float32 vs float64)
-LAYER_SCOPE = re.compile(r"layer_(\d+)/(self_attention/)?(dropout(?:_\d+)?)/dropout$")
-TOP_LEVEL_DROPOUT_SCOPE = re.compile(r"^(?:.*bert_encoder[^/]*/)?dropout(?:_\d+)?/dropout$")
-
-
-class DropoutSites:
-    """Maps the name scope of each dropout op traced in a converted encoder to BERT's site.
-
-    Keras numbers layer names per process (``dropout``, ``dropout_7``, ...), so the scopes are
-    matched by role and call order, not by number: inside ``layer_i``, the Dropout under
-    ``self_attention`` is the attention probabilities' and the two others are called in the
-    order attention output, then feed-forward output (Model Garden's TransformerEncoderBlock).
-    A top-level Dropout is the embeddings'. The traces Keras saving makes of one sublayer
-    alone have no layer index: a layer's own Dropout traced alone looks top-level and gets the
-    embeddings' mask (same shape, never called by the encoder); the attention's alone gets
-    the real sampler.
-    """
-
-    def __init__(self):
-        self._layer_order = {}  # (layer index, Dropout name) -> site, in order of first call
-
-    def site_of(self, scope: str):
-        match = LAYER_SCOPE.search(scope)
-        if match:
-            layer, in_attention, name = match.groups()
-            if in_attention:
-                return f"layer_{layer}.attention_probs"
-            seen = [key for key in self._layer_order if key[0] == layer]
-            if (layer, name) not in self._layer_order:
-                if len(seen) == 2:
-                    raise AssertionError(f"a third Dropout in layer {layer} ({scope}): BERT has two there")
-                self._layer_order[(layer, name)] = ("attention_output", "output")[len(seen)]
-            return f"layer_{layer}.{self._layer_order[(layer, name)]}"
-        return "embeddings" if TOP_LEVEL_DROPOUT_SCOPE.search(scope) else None
-
-
-def _keep_masks(config: dict, seed: int = 1) -> dict:
-    rng = np.random.default_rng(seed)
-    b, t, h, heads = MASK_BATCH, MASK_LEN, config["hidden_size"], config["num_attention_heads"]
-    rate, attention_rate = config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]
-    keep = {"embeddings": rng.random((b, t, h)) >= rate}
-    for i in range(config["num_hidden_layers"]):
-        keep[f"layer_{i}.attention_probs"] = rng.random((b, heads, t, t)) >= attention_rate
-        keep[f"layer_{i}.attention_output"] = rng.random((b, t, h)) >= rate
-        keep[f"layer_{i}.output"] = rng.random((b, t, h)) >= rate
-    return {site: mask.astype(np.float64) for site, mask in keep.items()}
 
 
 @pytest.fixture(scope="module")
 def masked_encoder(tmp_path_factory):
-    """A converted encoder whose dropout ops draw the given masks instead of random ones.
-
-    ``tf.nn.dropout`` keeps x where its uniform sample is >= rate and scales it by 1/(1-rate);
-    the sampler (``random_ops.random_uniform``, looked up at every call) is replaced while the
-    SavedModel is traced, with 0 where a mask drops and 0.999 where it keeps, chosen by the
-    op's name scope. The rest of the dropout (comparison, scale, placement) is TF's and Model
-    Garden's own, and what the training trace restored through ``hub.KerasLayer`` runs.
-    """
-    import tensorflow as tf
-    from tensorflow.python.ops import random_ops
-
+    """A converted encoder whose dropout ops draw the given masks instead of random ones
+    (``tests/dropout_masks.py``: TF's and Model Garden's own dropout otherwise, and what the
+    training trace restored through ``hub.KerasLayer`` runs)."""
     # Two different rates, so that a site dropped at the other one's rate shows.
     config = {**TINY_CONFIG, "hidden_dropout_prob": 0.25, "attention_probs_dropout_prob": 0.1}
     weights = tiny_hf_weights(config)
     path = write_hf_checkpoint(tmp_path_factory.mktemp("hf") / "tiny-bert-dropout", weights, config=config,
                                tokenizer_config={"do_lower_case": False})
-    keep = _keep_masks(config)
-    real_sampler, sites, names = random_ops.random_uniform, set(), DropoutSites()
-
-    def injected(shape, *args, **kwargs):
-        site = names.site_of(tf.get_current_name_scope())
-        if site is None:
-            return real_sampler(shape, *args, **kwargs)
-        sites.add(site)
-        return tf.constant(np.where(keep[site] > 0, 0.999, 0.0), tf.float32)
-
-    random_ops.random_uniform = injected
-    try:
+    keep = dropout_masks.keep_masks(config, MASK_BATCH, MASK_LEN)
+    with dropout_masks.masks_injected(keep) as sites:
         export_dir = import_hf_checkpoint(path, str(tmp_path_factory.mktemp("enc") / "masked"),
                                           do_lower_case=False)
-    finally:
-        random_ops.random_uniform = real_sampler
     # Every site got a mask and nothing else did (a sublayer traced alone can also take the
     # embeddings' mask; that the encoder itself uses every mask is the test's numeric check).
     assert sites == set(keep), sites

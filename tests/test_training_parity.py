@@ -39,7 +39,7 @@ import pytest
 
 from bert_qa import _env  # noqa: F401
 from benchmarks import hf_env
-from tests import fixtures
+from tests import dropout_masks, fixtures
 from tests.fixtures import TINY_HF_CONFIG as TINY_CONFIG, tiny_hf_weights
 
 SEQ_LEN, QUERY_LEN, DOC_STRIDE = 128, 32, 64
@@ -203,6 +203,32 @@ def _report(label, gaps, where):
                                    + (f" ({where[k]})" if k in where else "") for k, v in gaps.items()))
 
 
+def _run_huggingface(checkpoint: str, data_dir, hf_out, decay_only: dict, extra_args: list) -> dict:
+    """PyTorch's run on ``data_dir``'s train.npz / eval.npz (the parity fixture's), in our layout."""
+    command = hf_env.hf_python() + [
+        hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", str(data_dir / "train.npz"),
+        "--eval", str(data_dir / "eval.npz"), "--out", str(hf_out), "--epochs", "1",
+        "--batch-size", str(BATCH), "--learning-rate", str(LEARNING_RATE), "--no-shuffle",
+        "--seed", "0", "--threads", "1", "--save-weights",
+        "--weight-decay", str(WEIGHT_DECAY), "--adam-epsilon", str(ADAM_EPSILON),
+        "--max-grad-norm", str(MAX_GRAD_NORM)] + extra_args
+    result = subprocess.run(command, env=hf_env.isolated_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(hf_out / "log.json") as f:
+        hf_log = json.load(f)
+    head_init = dict(np.load(data_dir / "hf_out" / "head_init.npz"))  # the first run's, given to the others
+    hf_logits = np.load(hf_out / "eval_logits.npz")
+    from safetensors.numpy import load_file
+
+    initial = _in_our_layout({**load_file(os.path.join(checkpoint, "model.safetensors")),
+                              "qa_outputs.weight": head_init["weight"], "qa_outputs.bias": head_init["bias"]})
+    hf_weights = _in_our_layout(dict(np.load(hf_out / "weights.npz")))
+    return {"loss": np.array(hf_log["loss"]), "lr": np.array(hf_log["lr"]),
+            "start": hf_logits["start_logits"], "end": hf_logits["end_logits"],
+            "weights": hf_weights, "initial": initial, "decay_only": decay_only,
+            "shrink": _decay_shrink(hf_weights, initial, decay_only), "head_init": head_init}
+
+
 @pytest.fixture(scope="module")
 def parity_run(tmp_path_factory):
     from bert_qa import BertQaSpec, DataLoader
@@ -236,41 +262,21 @@ def parity_run(tmp_path_factory):
                    "segment_ids": eval_arrays["segment_ids"], "unique_ids": eval_arrays["unique_ids"]}
     np.savez(root / "eval.npz", **eval_arrays)
 
-    hf_out = root / "hf_out"
-    command = hf_env.hf_python() + [
-        hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", str(root / "train.npz"),
-        "--eval", str(root / "eval.npz"), "--out", str(hf_out), "--epochs", "1",
-        "--batch-size", str(BATCH), "--learning-rate", str(LEARNING_RATE), "--no-shuffle",
-        "--dropout", "0", "--seed", "0", "--threads", "1", "--save-weights",
-        "--weight-decay", str(WEIGHT_DECAY), "--adam-epsilon", str(ADAM_EPSILON),
-        "--max-grad-norm", str(MAX_GRAD_NORM)]
-    result = subprocess.run(command, env=hf_env.isolated_env(), capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(hf_out / "log.json") as f:
-        hf_log = json.load(f)
-    head_init = dict(np.load(hf_out / "head_init.npz"))
-    hf_logits = np.load(hf_out / "eval_logits.npz")
-    from safetensors.numpy import load_file
-
-    initial = _in_our_layout({**load_file(os.path.join(checkpoint, "model.safetensors")),
-                              "qa_outputs.weight": head_init["weight"], "qa_outputs.bias": head_init["bias"]})
     seen = np.zeros(CONFIG["vocab_size"], bool)
     seen[np.unique(arrays["input_ids"])] = True
     decay_only = {"word_embeddings/embeddings": ~seen,  # rows no batch contains
                   "position_embedding/embeddings": np.arange(CONFIG["max_position_embeddings"]) >= SEQ_LEN}
-    hf_weights = _in_our_layout(dict(np.load(hf_out / "weights.npz")))
-    reference = {"loss": np.array(hf_log["loss"]), "lr": np.array(hf_log["lr"]),
-                 "start": hf_logits["start_logits"], "end": hf_logits["end_logits"],
-                 "weights": hf_weights, "initial": initial, "decay_only": decay_only,
-                 "shrink": _decay_shrink(hf_weights, initial, decay_only)}
+    reference = _run_huggingface(checkpoint, root, root / "hf_out", decay_only, ["--dropout", "0"])
+    head_init = reference["head_init"]
 
     ours = _train_ours(encoder_dir, train_file, eval_arrays, "huggingface", head_init, str(root / "ours"))
     model_maker = _train_ours(encoder_dir, train_file, eval_arrays, "model_maker", head_init,
                               str(root / "model_maker"))
     with open(root / "ours_log.json", "w") as f:  # beside hf_out/log.json, for reading a failure
         json.dump({"loss": ours["loss"].tolist(), "lr": ours["lr"].tolist()}, f)
-    return {"hf": reference, "ours": ours, "model_maker": model_maker, "root": root,
-            "encoder": encoder_dir, "train_file": train_file, "eval": eval_arrays, "head_init": head_init}
+    return {"hf": reference, "ours": ours, "model_maker": model_maker, "root": root, "checkpoint": checkpoint,
+            "encoder": encoder_dir, "train_file": train_file, "eval": eval_arrays, "head_init": head_init,
+            "decay_only": decay_only}
 
 
 def test_learning_rate_equals_huggingface_at_every_step(parity_run):
@@ -414,3 +420,70 @@ def test_exported_encoder_has_berts_dropout_when_training_only(tmp_path):
     traces = _dropout_rates(encoder)
     assert traces[True] == {0.1: 1 + 3 * CONFIG["num_hidden_layers"]}, traces
     assert traces[False] == {}, traces
+
+
+# -- dropout on, the same masks on both sides (issue 23) -----------------------------------------
+
+# Two different rates, so that a site dropped at the other one's rate shows.
+DROPOUT_RATES = {"hidden_dropout_prob": 0.25, "attention_probs_dropout_prob": 0.1}
+
+
+@pytest.fixture(scope="module")
+def masked_parity_run(parity_run, tmp_path_factory):
+    """The parity run again with dropout on: the same checkpoint at ``DROPOUT_RATES``, and one
+    set of keep masks (``tests/dropout_masks.py``) used at every step by both trainers, ours
+    baked into the converted encoder's training trace (the float32 path, ``hub.KerasLayer``),
+    PyTorch's put at the same sites of ``BertForQuestionAnswering``. Same batches, same head."""
+    import shutil
+
+    from bert_qa.checkpoint_import import import_hf_checkpoint
+
+    root = tmp_path_factory.mktemp("masked_parity")
+    checkpoint = str(root / "hf")
+    shutil.copytree(parity_run["checkpoint"], checkpoint)
+    with open(os.path.join(checkpoint, "config.json")) as f:
+        config = {**json.load(f), **DROPOUT_RATES}
+    with open(os.path.join(checkpoint, "config.json"), "w") as f:
+        json.dump(config, f)
+    keep = dropout_masks.keep_masks(config, BATCH, SEQ_LEN, seed=5)
+    np.savez(root / "masks.npz", **keep)
+    with dropout_masks.masks_injected(keep) as sites:
+        encoder = import_hf_checkpoint(checkpoint, str(root / "encoder"), do_lower_case=True)
+    assert sites == set(keep), sites
+    reference = _run_huggingface(checkpoint, parity_run["root"], root / "hf_out", parity_run["decay_only"],
+                                 ["--dropout-masks", str(root / "masks.npz"),
+                                  "--head-init", str(parity_run["root"] / "hf_out" / "head_init.npz")])
+    ours = _train_ours(encoder, parity_run["train_file"], parity_run["eval"], "huggingface",
+                       parity_run["head_init"], str(root / "ours"))
+    return {"hf": reference, "ours": ours, "encoder": encoder, "root": root}
+
+
+def test_with_dropout_on_and_the_same_masks_training_equals_huggingface(masked_parity_run, parity_run):
+    """Dropout on, the same masks: the same losses at every step, the same trained weights and
+    held-out logits, within the dropout-off test's tolerances. Gradients through every dropout
+    site, the span head's gradient and the global-norm clipping they feed (issue 23's sixth
+    candidate) meet here, over 20 steps whose gradients the clipping scales."""
+    ours, hf = masked_parity_run["ours"], masked_parity_run["hf"]
+    # The masks act: each side's losses move far from its dropout-off run.
+    assert float(np.abs(hf["loss"] - parity_run["hf"]["loss"]).max()) > 100 * TOLERANCES["loss"]
+    assert float(np.abs(ours["loss"] - parity_run["ours"]["loss"]).max()) > 100 * TOLERANCES["loss"]
+    gaps, where = _gaps(ours, hf)
+    _report("dropout on, same masks", gaps, where)
+    for check, gap in gaps.items():
+        assert gap < TOLERANCES[check], (check, gap, where.get(check))
+
+
+def test_with_dropout_on_no_clipping_fails_parity(masked_parity_run, parity_run, monkeypatch, tmp_path):
+    """The same-masks comparison has teeth where the sixth candidate lives: without gradient
+    clipping, our run with dropout on leaves PyTorch's by more than ``MUTATION_MARGIN`` times a
+    tolerance."""
+    from bert_qa import optimization
+
+    real = optimization.TorchAdamW
+    monkeypatch.setattr(optimization, "TorchAdamW", lambda **kwargs: real(**{**kwargs, **MUTATIONS["no_clipping"]}))
+    run = _train_ours(masked_parity_run["encoder"], parity_run["train_file"], parity_run["eval"], "huggingface",
+                      parity_run["head_init"], str(tmp_path / "ours"))
+    gaps, where = _gaps(run, masked_parity_run["hf"])
+    _report("dropout on, same masks, no clipping", gaps, where)
+    ratios = {k: gaps[k] / TOLERANCES[k] for k in gaps}
+    assert max(ratios.values()) >= MUTATION_MARGIN, f"no clipping passes parity with dropout on: {ratios}"
