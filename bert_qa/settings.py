@@ -164,7 +164,7 @@ def _check_choices(values, key, fail) -> None:
             raise SettingError(key(name), f"{key(name)} must be one of {allowed}, not {value!r}")
 
 
-def training_schedule(epochs, steps_per_pass: int) -> Tuple[int, int]:
+def training_schedule(epochs, steps_per_pass: int, key: str = "epochs") -> Tuple[int, int]:
     """(Keras epochs, steps per epoch) that train ``epochs`` passes of ``steps_per_pass`` steps.
 
     A whole number is Model Maker's count: that many epochs of ``steps_per_pass``. A fraction
@@ -173,15 +173,16 @@ def training_schedule(epochs, steps_per_pass: int) -> Tuple[int, int]:
     split into ``ceil(epochs)`` equal Keras epochs: checkpoints, and a resume after a kill, stay
     per epoch. The training input repeats as one shuffled stream, so where an epoch ends inside
     a pass changes no batch: 2 epochs of 176 steps train the same model as 1 of 352
-    (``tests/test_train_evaluate.py``).
+    (``tests/test_train_evaluate.py``). ``key``: the setting's name as its user knows it, for
+    the error.
     """
     if float(epochs).is_integer():
         return int(epochs), steps_per_pass
     num_epochs = math.ceil(epochs)
     steps_per_epoch = int(epochs * steps_per_pass) // num_epochs
     if steps_per_epoch < 1:
-        raise SettingError("epochs", f"epochs={epochs!r}: {epochs} x {steps_per_pass} steps a pass is "
-                                     f"less than one step per epoch")
+        raise SettingError(key, f"{key}={epochs!r}: {epochs} x {steps_per_pass} steps a pass is "
+                                f"less than one step per epoch")
     return num_epochs, steps_per_epoch
 
 

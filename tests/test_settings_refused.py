@@ -336,6 +336,9 @@ def test_trainer_executor_refuses_a_batch_larger_than_the_features(tmp_path):
         do({"features": [features]}, {"model": [model], "model_run": [model_run]}, properties)
     with pytest.raises(SettingError, match=r"train.epochs \(epochs\)=0.0: must be a number > 0"):
         do({"features": [features]}, {"model": [model], "model_run": [model_run]}, {**properties, "epochs": 0})
+    with pytest.raises(SettingError, match=r"train.epochs \(epochs\)=0.1: 0.1 x 3 steps a pass is less than one step"):
+        do({"features": [features]}, {"model": [model], "model_run": [model_run]},
+           {**properties, "epochs": 0.1, "batch_size": 1})
     spec_args = json.dumps({"uri": "/nonexistent", "distribution_strategy": "warp"})
     with pytest.raises(SettingError, match="distribution_strategy must be one of"):
         do({"features": [features]}, {"model": [model], "model_run": [model_run]},

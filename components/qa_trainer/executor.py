@@ -166,7 +166,8 @@ class Executor(base_executor.BaseExecutor):
                        train_features_note=f"of the '{split}' split ({features.uri})")
         # A fraction of a pass trains as ceil(epochs) checkpointed epochs of equal length.
         epochs, steps_per_epoch = training_schedule(given["epochs"],
-                                                    given["steps_per_epoch"] or num_features // batch_size)
+                                                    given["steps_per_epoch"] or num_features // batch_size,
+                                                    key="train.epochs (epochs)")
         files = artifacts.tfrecord_files(artifacts.split_uri(features, split))
         task = distribution.task_name(strategy)
         role = "" if task == "local" else f" as {task} ({'chief' if chief else 'not the chief'})"
