@@ -76,13 +76,16 @@ def _use_dropout_masks(model, path: str) -> None:
 
     masks = {k: torch.from_numpy(v.astype(np.float32)) for k, v in np.load(path).items()}
 
+    def masked(x, keep, p, training):
+        return x * keep.to(x.dtype) / (1.0 - p) if training and p > 0 else x
+
     class FixedMask(torch.nn.Module):
         def __init__(self, keep, p):
             super().__init__()
             self.keep, self.p = keep, p
 
         def forward(self, x):
-            return x * self.keep.to(x.dtype) / (1.0 - self.p) if self.training and self.p > 0 else x
+            return masked(x, self.keep, self.p, self.training)
 
     bert = model.bert
     bert.embeddings.dropout = FixedMask(masks["embeddings"], bert.embeddings.dropout.p)
@@ -97,7 +100,7 @@ def _use_dropout_masks(model, path: str) -> None:
         real = torch.nn.functional.dropout
 
         def dropout(x, p=0.5, training=True, inplace=False):
-            return x * module.bertqa_keep.to(x.dtype) / (1.0 - p) if training and p > 0 else x
+            return masked(x, module.bertqa_keep, p, training)
 
         torch.nn.functional.dropout = dropout
         try:

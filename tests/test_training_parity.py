@@ -203,8 +203,10 @@ def _report(label, gaps, where):
                                    + (f" ({where[k]})" if k in where else "") for k, v in gaps.items()))
 
 
-def _run_huggingface(checkpoint: str, data_dir, hf_out, decay_only: dict, extra_args: list) -> dict:
-    """PyTorch's run on ``data_dir``'s train.npz / eval.npz (the parity fixture's), in our layout."""
+def _run_huggingface(checkpoint: str, data_dir, hf_out, decay_only: dict, extra_args: list,
+                     head_init_file=None) -> dict:
+    """PyTorch's run on ``data_dir``'s train.npz / eval.npz (the parity fixture's), in our layout.
+    Its span head starts from ``head_init_file``; without one, PyTorch's own draw, which it writes."""
     command = hf_env.hf_python() + [
         hf_env.HF_TRAINER, "--checkpoint", checkpoint, "--train", str(data_dir / "train.npz"),
         "--eval", str(data_dir / "eval.npz"), "--out", str(hf_out), "--epochs", "1",
@@ -212,11 +214,13 @@ def _run_huggingface(checkpoint: str, data_dir, hf_out, decay_only: dict, extra_
         "--seed", "0", "--threads", "1", "--save-weights",
         "--weight-decay", str(WEIGHT_DECAY), "--adam-epsilon", str(ADAM_EPSILON),
         "--max-grad-norm", str(MAX_GRAD_NORM)] + extra_args
+    if head_init_file:
+        command += ["--head-init", str(head_init_file)]
     result = subprocess.run(command, env=hf_env.isolated_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(hf_out / "log.json") as f:
         hf_log = json.load(f)
-    head_init = dict(np.load(data_dir / "hf_out" / "head_init.npz"))  # the first run's, given to the others
+    head_init = dict(np.load(head_init_file or hf_out / "head_init.npz"))
     hf_logits = np.load(hf_out / "eval_logits.npz")
     from safetensors.numpy import load_file
 
@@ -451,8 +455,8 @@ def masked_parity_run(parity_run, tmp_path_factory):
         encoder = import_hf_checkpoint(checkpoint, str(root / "encoder"), do_lower_case=True)
     assert sites == set(keep), sites
     reference = _run_huggingface(checkpoint, parity_run["root"], root / "hf_out", parity_run["decay_only"],
-                                 ["--dropout-masks", str(root / "masks.npz"),
-                                  "--head-init", str(parity_run["root"] / "hf_out" / "head_init.npz")])
+                                 ["--dropout-masks", str(root / "masks.npz")],
+                                 head_init_file=parity_run["root"] / "hf_out" / "head_init.npz")
     ours = _train_ours(encoder, parity_run["train_file"], parity_run["eval"], "huggingface",
                        parity_run["head_init"], str(root / "ours"))
     return {"hf": reference, "ours": ours, "encoder": encoder, "root": root}
