@@ -286,18 +286,32 @@ class BertQaSpec:
         return getattr(self, "_training_policy", None)
 
     def _training_model(self):
-        """``create_model()``, or under a mixed-precision policy the same model with its encoder
-        rebuilt natively (a loaded SavedModel would keep computing in float32)."""
+        """The model ``train`` fits: the encoder rebuilt natively as Keras layers wherever the
+        encoder records its shape, else ``create_model()``'s loaded TF Hub layer (float32 only).
+
+        Why native in float32 too: a loaded SavedModel's dropout ops keep the seeds they were
+        exported with, so every ``tf.random.set_seed`` would draw the same sequence of dropout
+        masks (issue 23: five "seeds" were five batch orders under one mask sequence). Rebuilt,
+        Keras' Dropout layers take their seeds from the global seed, as Hugging Face's do from
+        ``torch.manual_seed``. Under a mixed-precision policy it is the only way: a SavedModel
+        computes in the dtypes it was traced with. The weights are the SavedModel's either way.
+        """
         policy = resolve_mixed_precision(self.mixed_precision)
-        if policy != "float32" and self.mixed_precision == "auto":
-            self.build()
-            if not self.is_tf2 or self.init_from_squad_model or hub_format.encoder_config_of(self.module_path) is None:
-                log.info("mixed_precision='auto': %s cannot be rebuilt natively; training in float32", self.uri)
-                policy = "float32"
+        native = self._can_rebuild_natively()
+        if policy != "float32" and self.mixed_precision == "auto" and not native:
+            log.info("mixed_precision='auto': %s cannot be rebuilt natively; training in float32", self.uri)
+            policy = "float32"
         self._training_policy = policy
-        if policy == "float32":
+        if policy == "float32" and not native:
+            log.info("%s records no encoder shape: training its loaded TF Hub layer, whose dropout "
+                     "masks follow the seeds it was exported with, not tf.random's", self.uri)
             return self.create_model()
         return self._native_model(policy)
+
+    def _can_rebuild_natively(self) -> bool:
+        self.build()
+        return (self.is_tf2 and not self.init_from_squad_model
+                and hub_format.encoder_config_of(self.module_path) is not None)
 
     def _native_model(self, policy: str):
         self.build()

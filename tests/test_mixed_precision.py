@@ -113,3 +113,55 @@ def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tiny_encoder, tm
     spec = _spec(str(bare), tmp_path, "auto")
     model = spec._training_model()
     assert spec.training_precision == "float32" and all(o.dtype == tf.float32 for o in model.outputs)
+
+
+def _dropout_losses(encoder, tmp_path, seed, steps=3):
+    """Training losses of ``steps`` steps on one fixed batch at a learning rate too small to move
+    the weights: what changes from step to step, and from seed to seed, is the dropout masks."""
+    spec = BertQaSpec(uri=encoder, model_dir=str(tmp_path / f"dropout_{seed}"), seq_len=SEQ, query_len=24,
+                      doc_stride=48, learning_rate=1e-30, distribution_strategy="off",
+                      optimizer_recipe="huggingface", mixed_precision="float32")
+    rng = np.random.default_rng(0)
+    x = {"input_word_ids": rng.integers(1000, 20000, size=(4, SEQ)).astype(np.int32),
+         "input_mask": np.ones((4, SEQ), np.int32), "input_type_ids": np.zeros((4, SEQ), np.int32)}
+    labels = {"start_positions": np.array([3, 5, 7, 9], np.int32), "end_positions": np.array([4, 6, 8, 10], np.int32)}
+    losses = []
+
+    class Record(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # one span head for every seed: only masks differ
+            head = [w for w in self.model.trainable_weights if "span_labeling" in w.name or "logits" in w.name]
+            assert head, [w.name for w in self.model.trainable_weights][-3:]
+            for w in head:
+                w.assign(np.random.default_rng(7).normal(0, 0.02, w.shape).astype(np.float32))
+
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(float(logs["loss"]))
+
+    tf_keras.utils.set_random_seed(seed)
+    spec.train(lambda: tf.data.Dataset.from_tensors((x, labels)).repeat(), epochs=1, steps_per_epoch=steps,
+               callbacks=[Record()], verbose=0)
+    return spec, np.array(losses)
+
+
+def test_float32_dropout_masks_follow_the_seed(tiny_encoder, tmp_path):
+    """Issue 23: float32 training rebuilds a recorded encoder natively, so its dropout masks come
+    from the global seed: the same seed draws the same masks, another seed other masks (as
+    ``torch.manual_seed`` does for Hugging Face's trainer). A loaded TF Hub layer (an encoder
+    with no recorded shape, the fallback; before the fix, every encoder) draws the masks its
+    export fixed, whatever the seed: the same losses to the bit."""
+    spec, first = _dropout_losses(tiny_encoder, tmp_path, seed=1)
+    assert spec.training_precision == "float32"
+    assert len(set(first.round(7))) == len(first)  # new masks at every step
+    _, again = _dropout_losses(tiny_encoder, tmp_path, seed=1)
+    np.testing.assert_array_equal(first, again)
+    _, other = _dropout_losses(tiny_encoder, tmp_path, seed=2)
+    assert float(np.abs(first - other).min()) > 1e-4, (first, other)
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_encoder, bare)
+    os.remove(bare / hub_format.ENCODER_CONFIG_FILE)
+    _, hub_1 = _dropout_losses(str(bare), tmp_path, seed=1)
+    _, hub_2 = _dropout_losses(str(bare), tmp_path, seed=2)
+    assert len(set(hub_1.round(7))) == len(hub_1)
+    np.testing.assert_array_equal(hub_1, hub_2)  # the seed reaches no mask

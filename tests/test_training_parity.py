@@ -451,15 +451,15 @@ def masked_parity_run(parity_run, tmp_path_factory):
         json.dump(config, f)
     keep = dropout_masks.keep_masks(config, BATCH, SEQ_LEN, seed=5)
     np.savez(root / "masks.npz", **keep)
-    with dropout_masks.masks_injected(keep) as sites:
-        encoder = import_hf_checkpoint(checkpoint, str(root / "encoder"), do_lower_case=True)
-    assert sites == set(keep), sites
+    encoder = import_hf_checkpoint(checkpoint, str(root / "encoder"), do_lower_case=True)
     reference = _run_huggingface(checkpoint, parity_run["root"], root / "hf_out", parity_run["decay_only"],
                                  ["--dropout-masks", str(root / "masks.npz")],
                                  head_init_file=parity_run["root"] / "hf_out" / "head_init.npz")
-    ours = _train_ours(encoder, parity_run["train_file"], parity_run["eval"], "huggingface",
-                       parity_run["head_init"], str(root / "ours"))
-    return {"hf": reference, "ours": ours, "encoder": encoder, "root": root}
+    with dropout_masks.masks_injected(keep) as sites:  # traced into our training step
+        ours = _train_ours(encoder, parity_run["train_file"], parity_run["eval"], "huggingface",
+                           parity_run["head_init"], str(root / "ours"))
+    assert sites == set(keep), sites
+    return {"hf": reference, "ours": ours, "encoder": encoder, "root": root, "keep": keep}
 
 
 def test_with_dropout_on_and_the_same_masks_training_equals_huggingface(masked_parity_run, parity_run):
@@ -485,8 +485,9 @@ def test_with_dropout_on_no_clipping_fails_parity(masked_parity_run, parity_run,
 
     real = optimization.TorchAdamW
     monkeypatch.setattr(optimization, "TorchAdamW", lambda **kwargs: real(**{**kwargs, **MUTATIONS["no_clipping"]}))
-    run = _train_ours(masked_parity_run["encoder"], parity_run["train_file"], parity_run["eval"], "huggingface",
-                      parity_run["head_init"], str(tmp_path / "ours"))
+    with dropout_masks.masks_injected(masked_parity_run["keep"]):
+        run = _train_ours(masked_parity_run["encoder"], parity_run["train_file"], parity_run["eval"],
+                          "huggingface", parity_run["head_init"], str(tmp_path / "ours"))
     gaps, where = _gaps(run, masked_parity_run["hf"])
     _report("dropout on, same masks, no clipping", gaps, where)
     ratios = {k: gaps[k] / TOLERANCES[k] for k in gaps}
