@@ -58,6 +58,10 @@ def feature_arrays(tfrecord_file: str, spec, is_training: bool) -> dict:
 
 def copy_span_head(model, head) -> None:
     """Puts PyTorch's ``qa_outputs`` (weight [2, H], bias [2]) into our span head."""
-    kernel, bias = [layer for layer in model.layers if "span" in layer.name][0].weights
+    # Model Garden's SpanLabeling layer: a direct layer of the TF Hub model, nested one level
+    # deeper in the natively rebuilt one.
+    heads = [layer for layer in model.submodules if type(layer).__name__ == "SpanLabeling"]
+    assert len(heads) == 1, [layer.name for layer in model.submodules][:20]
+    kernel, bias = heads[0].weights
     kernel.assign(head["weight"].T)
     bias.assign(head["bias"])

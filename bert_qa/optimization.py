@@ -40,7 +40,13 @@ def warmup_steps(total_steps: int) -> int:
 def create_optimizer(recipe: str, learning_rate: float, total_steps: int, num_warmup_steps: int):
     """The optimizer (with its learning-rate schedule) of ``recipe``."""
     if recipe == "model_maker":
-        return model_garden_optimization.create_optimizer(learning_rate, total_steps, num_warmup_steps)
+        model_garden = model_garden_optimization.create_optimizer(learning_rate, total_steps, num_warmup_steps)
+        # The same optimizer and schedule object, given dense gradients (DenseGradientsAdamW).
+        # get_config() leaves out the weight-decay exclusions and the clipping norm: copied here.
+        return DenseGradientsAdamW(**{**model_garden.get_config(), "learning_rate": model_garden.learning_rate},
+                                   include_in_weight_decay=model_garden._include_in_weight_decay,
+                                   exclude_from_weight_decay=model_garden._exclude_from_weight_decay,
+                                   gradient_clip_norm=model_garden.gradient_clip_norm)
     if recipe == "huggingface":
         return TorchAdamW(
             learning_rate=LinearWarmupDecay(learning_rate, num_warmup_steps, total_steps),
@@ -79,7 +85,30 @@ class LinearWarmupDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-class TorchAdamW(legacy_adamw.AdamWeightDecay):
+class DenseGradientsAdamW(legacy_adamw.AdamWeightDecay):
+    """Model Garden's ``AdamWeightDecay`` (Model Maker's optimizer), given dense gradients.
+
+    Why: Model Maker trains the encoder as a loaded TF Hub layer, whose embedding gradients
+    reach the optimizer dense. Rebuilt natively as Keras layers (how bert_qa trains an encoder
+    that records its shape, so that its dropout follows the seed), the embedding lookups give
+    ``tf.IndexedSlices``, and three things would change: the global norm the gradients are
+    clipped to sums squares per token occurrence instead of per row, Adam updates only the rows
+    looked up (rows not in the batch keep their momentum unapplied), and replicas all-reduce
+    the slices in another order (two processes would no longer train one process's model bit
+    for bit). Made dense first, the arithmetic is the TF Hub layer's.
+    """
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        grads_and_vars = [(self._dense(g, v), v) for g, v in grads_and_vars]
+        return super().apply_gradients(grads_and_vars, name=name,
+                                       experimental_aggregate_gradients=experimental_aggregate_gradients)
+
+    @staticmethod
+    def _dense(grad, var):
+        return tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
+
+
+class TorchAdamW(DenseGradientsAdamW):
     """``torch.optim.AdamW`` in Keras: epsilon after bias correction, decay before the step.
 
     Inherits Model Garden's weight-decay exclusions and gradient clipping; differs from it in
@@ -90,17 +119,11 @@ class TorchAdamW(legacy_adamw.AdamWeightDecay):
     the [PAD] row of the word embeddings gets no gradient.
     """
 
-    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
-        grads_and_vars = [(self._torch_gradient(g, v), v) for g, v in grads_and_vars]
-        return super().apply_gradients(grads_and_vars, name=name,
-                                       experimental_aggregate_gradients=experimental_aggregate_gradients)
-
     @staticmethod
-    def _torch_gradient(grad, var):
+    def _dense(grad, var):
         if grad is None:
             return grad
-        if isinstance(grad, tf.IndexedSlices):
-            grad = tf.convert_to_tensor(grad)
+        grad = DenseGradientsAdamW._dense(grad, var)
         if WORD_EMBEDDINGS in var.name:
             keep = tf.tensor_scatter_nd_update(tf.ones([tf.shape(grad)[0], 1], grad.dtype),
                                                [[PAD_TOKEN_ID]], tf.zeros([1, 1], grad.dtype))

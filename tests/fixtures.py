@@ -180,3 +180,21 @@ def free_ports(n: int):
     finally:
         for s in sockets:
             s.close()
+
+
+def assert_weights_close(got, want, rtol: float, noise_floor: float, names=None):
+    """Every tensor of ``got`` within ``rtol`` x its largest value in ``want`` plus ``noise_floor``
+    (the rule and its measured margins: ``WEIGHT_RTOL`` in ``tests/test_strategies.py``)."""
+    import numpy as np
+
+    assert len(got) == len(want)
+    failures = []
+    for i, (g, w) in enumerate(zip(got, want)):
+        name = names[i] if names is not None else f"weight {i}"
+        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        assert g.shape == w.shape, (name, g.shape, w.shape)
+        err = float(np.max(np.abs(g - w), initial=0.0))
+        tol = rtol * float(np.max(np.abs(w), initial=0.0)) + noise_floor
+        if not err <= tol:  # NaN fails too
+            failures.append(f"{name} {w.shape}: max|got - want| = {err:.3g} > {tol:.3g}")
+    assert not failures, "\n".join(failures)

@@ -105,17 +105,7 @@ WEIGHT_NOISE_FLOOR = 2e-3 * LEARNING_RATE
 
 
 def assert_weights_close(got, want, names=None):
-    assert len(got) == len(want)
-    failures = []
-    for i, (g, w) in enumerate(zip(got, want)):
-        name = names[i] if names is not None else f"weight {i}"
-        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
-        assert g.shape == w.shape, (name, g.shape, w.shape)
-        err = float(np.max(np.abs(g - w), initial=0.0))
-        tol = WEIGHT_RTOL * float(np.max(np.abs(w), initial=0.0)) + WEIGHT_NOISE_FLOOR
-        if not err <= tol:  # NaN fails too
-            failures.append(f"{name} {w.shape}: max|got - want| = {err:.3g} > {tol:.3g}")
-    assert not failures, "\n".join(failures)
+    fixtures.assert_weights_close(got, want, WEIGHT_RTOL, WEIGHT_NOISE_FLOOR, names)
 
 
 # -- refused strategies ---------------------------------------------------------------------
@@ -274,7 +264,7 @@ def data_parallel_reference(encoder, shards):
     spec = BertQaSpec(uri=encoder, distribution_strategy="off", learning_rate=LEARNING_RATE,
                       **SHAPE)
     tf_keras.utils.set_random_seed(0)  # the seed the workers use for the span head
-    model = spec.create_model()
+    model = spec._training_model()  # the model spec.train fits
     total_steps = EPOCHS * STEPS_PER_EPOCH
     optimizer = optimization.create_optimizer(LEARNING_RATE, total_steps, int(total_steps * 0.1))
     replicas = len(shards)
@@ -291,7 +281,9 @@ def data_parallel_reference(encoder, shards):
                 loss = (0.5 * qa_loss(y["start_positions"], start)
                         + 0.5 * qa_loss(y["end_positions"], end))
                 scaled = loss / replicas
-            grads = tape.gradient(scaled, variables)
+            # Dense, as the optimizer makes them (DenseGradientsAdamW), then clipped per replica.
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in tape.gradient(scaled, variables)]
             grads, _ = tf.clip_by_global_norm(grads, optimizer.gradient_clip_norm)
             grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
             summed = [g if s is None else s if g is None else s + g for s, g in zip(summed, grads)]

@@ -360,6 +360,34 @@ def test_huggingface_recipe_is_what_the_mutations_change():
         ADAM_EPSILON, WEIGHT_DECAY, MAX_GRAD_NORM)
 
 
+def test_model_maker_recipe_is_model_gardens_optimizer_with_dense_gradients():
+    """``optimizer_recipe="model_maker"`` is Model Garden's ``create_optimizer``, hyperparameters,
+    schedule, weight-decay exclusions and clipping norm included, given dense gradients: what
+    Model Maker's TF Hub layer hands it, where the natively rebuilt encoder's embedding lookups
+    give ``tf.IndexedSlices`` (``bert_qa.optimization.DenseGradientsAdamW``)."""
+    import tensorflow as tf
+    from official.nlp import optimization as model_garden_optimization
+
+    from bert_qa import optimization
+
+    ours = optimization.create_optimizer("model_maker", 1e-3, 100, 10)
+    theirs = model_garden_optimization.create_optimizer(1e-3, 100, 10)
+    assert isinstance(ours, type(theirs)) and isinstance(ours, optimization.DenseGradientsAdamW)
+    assert ours.get_config() == theirs.get_config()
+    assert [float(ours.learning_rate(s)) for s in (0, 5, 10, 50, 99)] == [
+        float(theirs.learning_rate(s)) for s in (0, 5, 10, 50, 99)]
+    assert ours.gradient_clip_norm == theirs.gradient_clip_norm == 1.0
+    names = ["bert_encoder/word_embeddings/embeddings:0", "transformer/layer_0/output_layer_norm/gamma:0",
+             "embeddings/layer_norm/beta:0", "transformer/layer_0/self_attention/query/bias:0",
+             "transformer/layer_0/self_attention/query/kernel:0"]
+    assert [ours._do_use_weight_decay(n) for n in names] == [theirs._do_use_weight_decay(n) for n in names] == [
+        True, False, False, False, True]
+    sparse = tf.IndexedSlices(tf.ones([2, 3]), tf.constant([1, 1]), tf.constant([4, 3]))
+    dense = ours._dense(sparse, None)
+    assert not isinstance(dense, tf.IndexedSlices)
+    np.testing.assert_array_equal(dense.numpy(), [[0, 0, 0], [2, 2, 2], [0, 0, 0], [0, 0, 0]])
+
+
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_optimizer_mutation_fails_parity(parity_run, mutation, monkeypatch, tmp_path):
     """Our side only, against the fixture's PyTorch run: the gap exceeds a tolerance clearly."""
