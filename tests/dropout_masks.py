@@ -2,9 +2,10 @@
 
 Not a test module. ``tests/test_checkpoint_import.py`` compares a converted encoder run in train
 mode with a numpy BERT under the same masks; ``tests/test_training_parity.py`` fine-tunes with
-the same masks on both trainers. Our side: the masks are baked into a converted encoder while
-it is traced for export (``masks_injected``), so its dropout ops use them at every call; the
-rest of the dropout (comparison, 1/(1-p) scale, placement) stays TF's and Model Garden's own.
+the same masks on both trainers. Our side: the masks are traced in (``masks_injected``), into a
+converted encoder while it is exported, or into our training step while Keras traces it (the
+encoder rebuilt natively), so its dropout ops use them at every call; the rest of the dropout
+(comparison, 1/(1-p) scale, placement) stays TF's and Model Garden's own.
 Hugging Face's side: ``benchmarks/hf_qa_trainer.py --dropout-masks`` puts the same arrays at the
 same sites of ``BertForQuestionAnswering``.
 """
@@ -67,7 +68,8 @@ def keep_masks(config: dict, batch: int, length: int, seed: int = 1) -> Dict[str
 
 @contextlib.contextmanager
 def masks_injected(keep: Dict[str, np.ndarray]) -> Iterator[Set[str]]:
-    """While open, dropout traced in a converted encoder draws ``keep`` instead of random masks.
+    """While open, dropout traced in a converted encoder (exported, or rebuilt natively and
+    trained) draws ``keep`` instead of random masks.
 
     ``tf.nn.dropout`` keeps x where its uniform sample is >= rate and scales it by 1/(1-rate);
     the sampler (``random_ops.random_uniform``, looked up at every call) is replaced, with 0

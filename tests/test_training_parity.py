@@ -464,8 +464,9 @@ DROPOUT_RATES = {"hidden_dropout_prob": 0.25, "attention_probs_dropout_prob": 0.
 def masked_parity_run(parity_run, tmp_path_factory):
     """The parity run again with dropout on: the same checkpoint at ``DROPOUT_RATES``, and one
     set of keep masks (``tests/dropout_masks.py``) used at every step by both trainers, ours
-    baked into the converted encoder's training trace (the float32 path, ``hub.KerasLayer``),
-    PyTorch's put at the same sites of ``BertForQuestionAnswering``. Same batches, same head."""
+    traced into our training step (the float32 path: the encoder rebuilt natively, as since
+    issue 23 every encoder that records its shape is), PyTorch's put at the same sites of
+    ``BertForQuestionAnswering``. Same batches, same head."""
     import shutil
 
     from bert_qa.checkpoint_import import import_hf_checkpoint
