@@ -14,7 +14,9 @@ Goals (issue 21): bf16 (``mixed_precision="mixed_bfloat16"``, the encoder rebuil
 least 2.0x Hugging Face float32 examples/s, float32 at least 1.4x.
 
 ``--xla`` adds a what-if row: our float32 step compiled by XLA (``compile(jit_compile=True)``),
-one of the remedies the issue lists. It is not a product setting.
+one of the remedies the issue lists. It is not a product setting. ``--hub-layer`` adds the
+float32 step with the encoder as a loaded TF Hub layer (float32 training before 2026-12-07,
+when the encoder began to be rebuilt natively so that dropout follows the seed).
 """
 from __future__ import annotations
 
@@ -81,11 +83,13 @@ def rate(step_ends, batch_size: int) -> float:
 
 
 def run_ours(spec, data, args, mixed_precision: str = "float32", profile_dir: str = "",
-             xla: bool = False) -> float:
+             xla: bool = False, hub_layer: bool = False) -> float:
     """Examples/s of ``spec.train``; with ``profile_dir``, TensorFlow's profiler traces the
     steps after the warm-up ones into it (the timing of those steps then includes tracing).
     ``xla``: the train step compiled by XLA, by adding ``jit_compile=True`` to the
-    ``Model.compile`` call ``spec.train`` makes (a what-if: the spec has no such setting)."""
+    ``Model.compile`` call ``spec.train`` makes (a what-if: the spec has no such setting).
+    ``hub_layer``: the encoder trained as a loaded TF Hub layer, as float32 training did before
+    2026-12-07 (and still does for an encoder that records no shape), by hiding its record."""
     import tensorflow as tf
     import tf_keras
 
@@ -109,19 +113,26 @@ def run_ours(spec, data, args, mixed_precision: str = "float32", profile_dir: st
     tf_keras.utils.set_random_seed(42)
     spec.optimizer_recipe = "huggingface"
     spec.mixed_precision = mixed_precision
-    spec.model_dir = os.path.join(args.workdir, f"ours_{mixed_precision}{'_xla' if xla else ''}")
+    spec.model_dir = os.path.join(args.workdir, f"ours_{mixed_precision}{'_xla' if xla else ''}"
+                                  f"{'_hub_layer' if hub_layer else ''}")
     input_fn = input_pipeline.make_input_fn(spec, [data.tfrecord_file], True, args.batch_size, shuffle=True, seed=42)
     real_compile = tf_keras.Model.compile
 
     def compile_under_xla(model, *a, **kw):
         return real_compile(model, *a, **{**kw, "jit_compile": True})
 
+    from bert_qa import spec as spec_module
+
+    real_config_of = spec_module.hub_format.encoder_config_of
     if xla:
         tf_keras.Model.compile = compile_under_xla
+    if hub_layer:
+        spec_module.hub_format.encoder_config_of = lambda path: None
     try:
         spec.train(input_fn, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
     finally:
         tf_keras.Model.compile = real_compile
+        spec_module.hub_format.encoder_config_of = real_config_of
     return rate(ends, args.batch_size)
 
 
@@ -224,6 +235,9 @@ def main(argv=None):
                         help="leave out the bf16 row (it is left out anyway on a CPU without bfloat16 units)")
     parser.add_argument("--xla", action="store_true",
                         help="add a row: our float32 train step compiled by XLA (jit_compile=True), a what-if")
+    parser.add_argument("--hub-layer", action="store_true",
+                        help="add a row: our float32 training with the encoder as a loaded TF Hub layer "
+                             "(what float32 trained before 2026-12-07; dropout masks fixed by the export)")
     args = parser.parse_args(argv)
     if args.xla and args.profile:
         parser.error("--xla adds a row to the comparison; --profile replaces the comparison")
@@ -264,6 +278,9 @@ def main(argv=None):
         rows.append((ours, "mixed_bfloat16", run_ours(spec, data, args, "mixed_bfloat16")))
     if args.xla:
         rows.append((f"{ours}, XLA jit_compile", "float32", run_ours(spec, data, args, xla=True)))
+    if args.hub_layer:
+        rows.append((f"{ours}, encoder as a loaded TF Hub layer", "float32",
+                     run_ours(spec, data, args, hub_layer=True)))
     print(f"training benchmark: all-MiniLM-L6-v2, seq_len {args.seq_len}, batch {args.batch_size}, "
           f"{args.steps} steps each (first {WARMUP_STEPS} not timed), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; matmul peak (TF float32, 2048x2048) {peak:.0f} GFLOP/s; "

@@ -162,6 +162,10 @@ def export_at_seq_len(saved_model_dir: str, seq_len: int, export_dir: str, work_
             unmatched.append(str(err))
             continue
         status = model.load_weights(os.path.join(saved_model_dir, "variables", "variables"))
+        # The trained SavedModel also holds the optimizer's state, which an export does not need:
+        # without this, TensorFlow logs a warning per unused slot (over 1,000 lines). It silences
+        # only that; the check below still requires every variable of the model to be restored.
+        status.expect_partial()
         try:
             status.assert_existing_objects_matched()  # every variable of the rebuilt model restored
         except AssertionError as err:
