@@ -121,18 +121,18 @@ def run_ours(spec, data, args, mixed_precision: str = "float32", profile_dir: st
     def compile_under_xla(model, *a, **kw):
         return real_compile(model, *a, **{**kw, "jit_compile": True})
 
-    from bert_qa import spec as spec_module
+    from bert_qa import hub_format
 
-    real_config_of = spec_module.hub_format.encoder_config_of
+    real_config_of = hub_format.encoder_config_of
     if xla:
         tf_keras.Model.compile = compile_under_xla
     if hub_layer:
-        spec_module.hub_format.encoder_config_of = lambda path: None
+        hub_format.encoder_config_of = lambda path: None
     try:
         spec.train(input_fn, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
     finally:
         tf_keras.Model.compile = real_compile
-        spec_module.hub_format.encoder_config_of = real_config_of
+        hub_format.encoder_config_of = real_config_of
     return rate(ends, args.batch_size)
 
 
