@@ -56,8 +56,7 @@ def create_native_qa_model(module_path: str, seq_len: int, config: "hub_format.E
     current policy, with the SavedModel's weights copied in by name, the encoder follows the
     policy. The logits are cast to float32 (the loss, and what export expects).
     """
-    loaded = tf.saved_model.load(module_path)
-    by_name = {v.name: v for v in loaded.variables}
+    by_name = hub_format.saved_variables(module_path)  # the SavedModel's weights, without loading it
     encoder = hub_format.build_bert_encoder(config)
     missing = [w.name for w in encoder.weights if w.name not in by_name]
     if missing:

@@ -393,6 +393,19 @@ def test_vocab_from_vocab_file_asset_and_lower_case_mismatch(tmp_path, caplog):
     assert not os.path.exists(os.path.join(export_dir, "assets", "vocab.txt"))
     vocab, lower = hub_format.find_vocab(export_dir)
     assert (vocab, lower) == (os.path.join(export_dir, "assets", "wordpieces.txt"), False)
+    # find_vocab reads both from the files (no SavedModel load): the same as TensorFlow's loader
+    # gives, for this cased module and for a lower-cased one.
+    for module in (export_dir, fixtures.make_tiny_tf2_encoder(str(tmp_path / "uncased"))):
+        loaded = tf.saved_model.load(module)
+        assert hub_format.find_vocab(module) == (loaded.vocab_file.asset_path.numpy().decode(),
+                                                 bool(loaded.do_lower_case.numpy()))
+        # So are the weights a native rebuild copies (hub_format.saved_variables): every one of
+        # the loader's variables, by name, to the bit.
+        weights = hub_format.saved_variables(module)
+        assert sorted(weights) == sorted(v.name for v in loaded.variables) and len(weights) > 20
+        for variable in loaded.variables:
+            assert weights[variable.name].dtype == variable.dtype.as_numpy_dtype, variable.name
+            np.testing.assert_array_equal(weights[variable.name], variable.numpy(), err_msg=variable.name)
 
     spec = BertQaSpec(uri=export_dir, do_lower_case=True, distribution_strategy="off", **SHAPE)
     with caplog.at_level(logging.WARNING, logger="bert_qa.spec"):
