@@ -372,3 +372,25 @@ def test_a_serving_length_beyond_the_position_table_is_refused():
         config_lib.check_settings(config_lib.load_config(None, [{"export": {"serving_seq_len": 600}}]))
     with pytest.raises(config_lib.ConfigError, match=r"export.serving_seq_len=20: leaves no room"):
         config_lib.check_settings(config_lib.load_config(None, [{"export": {"serving_seq_len": 20}}]))
+
+
+def test_the_serving_saved_model_holds_its_signature_not_keras_layer_traces(exported, tmp_path):
+    """export_saved_model saves the serving signature without tf_keras' per-layer call traces
+    (its docstring: they were most of the save, load and conversion time, and no reader uses
+    them), and the signature still gives the model's logits. The model is the natively built
+    one training uses (a loaded TF Hub layer brings the module's own traces along)."""
+    import tensorflow as tf
+    from tensorflow.python.saved_model import loader_impl
+    from bert_qa import export
+
+    model = exported["spec"].create_native_float32_model()
+    saved = export.export_saved_model(model, str(tmp_path / "native"), spec=exported["spec"])
+    meta_graph = loader_impl.parse_saved_model(saved).meta_graphs[0]
+    functions = [f.signature.name for f in meta_graph.graph_def.library.function]
+    assert any("serving" in name for name in functions), functions[:10]
+    traced = [name for name in functions if "call_and_return_conditional_losses" in name]
+    assert traced == [], traced[:5]
+    inputs = [exported["features"][n][:4] for n in NAMES]
+    serving = tf.saved_model.load(saved).signatures["serving_default"]
+    outputs = serving(**{n: tf.constant(v) for n, v in zip(NAMES, inputs)})
+    np.testing.assert_array_equal(outputs["start_logits"].numpy(), model(inputs, training=False)[0].numpy())
