@@ -416,9 +416,12 @@ def saved_variables(path: str) -> Dict[str, np.ndarray]:
     weights = {}
     for node_id, node in enumerate(nodes):
         if node.WhichOneof("kind") == "variable":
-            [key] = [attribute.checkpoint_key for attribute in checkpoint_graph.nodes[node_id].attributes
-                     if attribute.name == "VARIABLE_VALUE"]
-            weights[f"{node.variable.name}:0"] = reader.get_tensor(key)
+            keys = [attribute.checkpoint_key for attribute in checkpoint_graph.nodes[node_id].attributes
+                    if attribute.name == "VARIABLE_VALUE"]
+            if len(keys) != 1:
+                raise ValueError(f"{path}: variable {node.variable.name!r} has {len(keys)} values in its "
+                                 f"variables checkpoint, not one")
+            weights[f"{node.variable.name}:0"] = reader.get_tensor(keys[0])
     return weights
 
 
