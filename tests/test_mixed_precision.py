@@ -165,3 +165,70 @@ def test_float32_dropout_masks_follow_the_seed(tiny_encoder, tmp_path):
     _, hub_2 = _dropout_losses(str(bare), tmp_path, seed=2)
     assert len(set(hub_1.round(7))) == len(hub_1)
     np.testing.assert_array_equal(hub_1, hub_2)  # the seed reaches no mask
+
+
+def _dropout_masks(model, inputs, calls=2):
+    """Each Dropout layer of ``model`` -> the 0/1 "dropped" masks it drew in ``calls`` training
+    calls of one traced function (the layers' ``call`` wrapped before tracing)."""
+    masks = {}
+
+    def walk(layer, prefix):
+        for child in getattr(layer, "_self_tracked_trackables", None) or []:
+            if isinstance(child, tf_keras.layers.Layer):
+                name = f"{prefix}/{child.name}"
+                if isinstance(child, tf_keras.layers.Dropout):
+                    yield name, child
+                yield from walk(child, name)
+
+    sites = dict(walk(model, ""))
+    drawn = {}
+    for name, layer in sites.items():
+        def call(x, training=None, _call=layer.call, _name=name):
+            y = _call(x, training=training)
+            drawn[_name] = tf.cast(tf.equal(y, 0.0), tf.float32)
+            return y
+        layer.call = call
+
+    @tf.function
+    def draw():
+        model(inputs, training=True)
+        return dict(drawn)
+
+    for _ in range(calls):
+        for name, mask in draw().items():
+            masks.setdefault(name, []).append(mask.numpy())
+    return sites, masks
+
+
+def test_native_training_encoder_draws_independent_masks_at_its_rates(tiny_encoder, tmp_path):
+    """Issue 23, on the path float32 training now takes: the rebuilt encoder has BERT's dropout
+    sites (after the embeddings' LayerNorm; per layer the attention probabilities, the attention
+    output and the feed-forward output), each drops its config's rate, no two sites draw the same
+    mask, and a site draws a new mask at every call of one traced step (two independent Bernoulli
+    masks agree on p^2 + (1-p)^2 of their entries), as ``torch.nn.Dropout`` does in Hugging Face's
+    trainer. Planted: giving every Dropout layer one seed makes the same-shaped sites identical."""
+    config = hub_format.encoder_config_of(tiny_encoder)
+    tf_keras.utils.set_random_seed(5)
+    model = _spec(tiny_encoder, tmp_path, "float32")._training_model()
+    rng = np.random.default_rng(0)
+    batch = 16
+    inputs = [rng.integers(1000, 20000, size=(batch, SEQ)).astype(np.int32),
+              np.ones((batch, SEQ), np.int32), np.zeros((batch, SEQ), np.int32)]
+    sites, masks = _dropout_masks(model, inputs)
+    live = {name: layer.rate for name, layer in sites.items() if layer.rate > 0}
+    attention = {n for n in live if "/self_attention/" in n}
+    assert len(live) == 1 + 3 * config.num_hidden_layers, sorted(live)
+    assert len(attention) == config.num_hidden_layers
+    for name, rate in live.items():
+        want = config.attention_probs_dropout_prob if name in attention else config.hidden_dropout_prob
+        assert rate == pytest.approx(want), name
+        first, second = masks[name]
+        sd = np.sqrt(rate * (1 - rate) / first.size)
+        assert abs(first.mean() - rate) < 5 * sd, (name, first.mean())
+        agree = rate ** 2 + (1 - rate) ** 2
+        assert abs((first == second).mean() - agree) < 5 * np.sqrt(agree * (1 - agree) / first.size), name
+    names = sorted(live)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if masks[a][0].shape == masks[b][0].shape:
+                assert not np.array_equal(masks[a][0], masks[b][0]), (a, b)
