@@ -40,7 +40,9 @@ training-loss curve across seeds (shaded: +- one sd).
 ``--compare DIR [DIR ...]`` puts several studies' kept results in one table and one plot
 (``--workdir``/compare.png), each labelled by the settings in which it differs from the others
 (``--learning-rate``, ``--mixed-precision``, ...), with Welch's t-test of each against the first:
-how recipes are compared across seeds.
+how recipes are compared across seeds. A ``results.json`` may also carry a ``"_label"`` for what
+distinguishes it that no flag records (a code version, say), put first in its label; the
+studies kept in ``benchmarks/results/`` use it.
 
 Rows: ours with Model Maker's recipe (``optimizer_recipe="model_maker"``), ours with Hugging
 Face's (``"huggingface"``), and Hugging Face itself. Per-run results are kept in
@@ -349,7 +351,10 @@ def plot_series(series: dict, ticks: list, path: str) -> None:
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss (mean of 20 steps)")
     ax_loss.set_title("Mean training loss across seeds (+- sd)")
-    ax_loss.legend(fontsize=8)
+    if ax_loss.get_lines():
+        ax_loss.legend(fontsize=8)
+    else:
+        ax_loss.text(0.5, 0.5, "no loss curves kept", ha="center", transform=ax_loss.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -489,6 +494,8 @@ def welch(a, b) -> dict:
 
 def _mean_sd(values) -> str:
     values = np.asarray(values, dtype=float)
+    if not len(values):
+        return "-"
     return f"{values.mean():.2f} +- {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
@@ -581,14 +588,14 @@ def compare(workdirs: list, out_png: str) -> str:
             raise SystemExit(f"--compare: {results_file} not found")
         protocol = _with_defaults(kept.get("_protocol", {}))
         for row, runs in kept.get("runs", {}).items():
-            studies.append((row, protocol, runs))
-    differs = [k for k in sorted({k for _, p, _ in studies for k in p})
-               if len({json.dumps(p.get(k)) for _, p, _ in studies}) > 1]
+            studies.append((row, protocol, runs, kept.get("_label", "")))
+    differs = [k for k in sorted({k for _, p, _, _ in studies for k in p})
+               if len({json.dumps(p.get(k)) for _, p, _, _ in studies}) > 1]
     series, lines = {}, ["| # | trainer | settings | seeds | F1 per seed | EM (mean +- sd) | F1 (mean +- sd) | "
                          "mean training loss | Welch vs #1 |", "|---|---|---|---:|---|---:|---:|---:|---|"]
     first = None
-    for i, (row, protocol, runs) in enumerate(studies, 1):
-        settings = ", ".join(f"{k} {protocol.get(k)}" for k in differs) or "-"
+    for i, (row, protocol, runs, label) in enumerate(studies, 1):
+        settings = ", ".join([label] * bool(label) + [f"{k} {protocol.get(k)}" for k in differs]) or "-"
         ordered = [runs[s] for s in sorted(runs, key=int)]
         f1 = [r["f1"] for r in ordered]
         first = f1 if first is None else first
@@ -599,7 +606,8 @@ def compare(workdirs: list, out_png: str) -> str:
         lines.append(f"| {i} | {NAMES.get(row, row)} | {settings} | {len(f1)} | "
                      f"{' '.join(f'{x:.2f}' for x in f1)} (seeds {','.join(sorted(runs, key=int))}) | "
                      f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
-                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered])} | {test} |")
+                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered if r.get('mean_epoch_loss')])} | "
+                     f"{test} |")
         series[f"{i}: {settings}"] = runs
     plot_series(series, [str(i) for i in range(1, len(series) + 1)], out_png)
     return "\n".join(lines)

@@ -198,3 +198,24 @@ def test_fractional_epochs_train_that_many_steps_and_whole_ones_keep_their_key()
 def test_parity_runs_refuse_fractional_epochs():
     with pytest.raises(SystemExit, match="whole number"):
         quality.main(["--parity-steps", "3", "--epochs", "1.5"])
+
+
+def test_compare_puts_a_kept_studys_label_first_and_skips_losses_not_kept(tmp_path, capsys):
+    """Studies kept in benchmarks/results/ differ by code version, which no flag records: their
+    "_label" names it. A seed whose loss was not kept counts in F1 and EM, not in the loss mean."""
+    protocol = quality._protocol_of(quality._parse_args([]))
+    for name, label, runs in [
+            ("hf", "", {"1": {"f1": 40.0, "exact_match": 30.0, "mean_epoch_loss": 3.8},
+                        "2": {"f1": 44.0, "exact_match": 32.0, "mean_epoch_loss": 3.6}}),
+            ("old", "TF Hub layer", {"1": {"f1": 30.0, "exact_match": 20.0, "mean_epoch_loss": 4.0},
+                                     "2": {"f1": 34.0, "exact_match": 22.0, "mean_epoch_loss": None}})]:
+        (tmp_path / name).mkdir()
+        row = "huggingface" if name == "hf" else "ours_huggingface"
+        (tmp_path / name / "results.json").write_text(json.dumps(
+            {"_protocol": protocol, "_label": label, "runs": {row: runs}}))
+    assert quality.main(["--compare", str(tmp_path / "hf"), str(tmp_path / "old"),
+                         "--workdir", str(tmp_path / "cmp")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 |")]
+    assert rows[0].startswith("| 2 | bert_qa, optimizer_recipe='huggingface' | TF Hub layer | 2 | 30.00 34.00"), rows
+    assert "| 21.00 +- 1.41 | 32.00 +- 2.83 | 4.00 |" in rows[0]  # loss: seed 1's alone
+    assert "t = -3.54" in rows[0]  # means 32 vs 42, both sd 2.83: t = -10 / 2.83
