@@ -648,6 +648,8 @@ def main(argv=None):
         args, runs = _kept_for_report(results_file, args, protocol_key)
     else:
         runs = load_runs(results_file, protocol_key)
+        # What a kept study says of itself (benchmarks/results/: "_label", "_source") stays.
+        notes = {k: v for k, v in _read_kept(results_file).items() if k not in ("_protocol", "runs")}
         todo = [(seed, row) for seed in seeds for row in rows if str(seed) not in runs.get(row, {})]
         protocol = Protocol(args) if todo else None
         for i, (seed, row) in enumerate(todo, 1):
@@ -656,7 +658,7 @@ def main(argv=None):
                       else run_ours(protocol, row[len("ours_"):], seed))
             runs.setdefault(row, {})[str(seed)] = result
             with open(results_file + ".partial", "w") as f:  # kept after every run: resumable
-                json.dump({"_protocol": protocol_key, "runs": runs}, f, indent=2)
+                json.dump({**notes, "_protocol": protocol_key, "runs": runs}, f, indent=2)
             os.replace(results_file + ".partial", results_file)
             print(f"[quality] {row}, seed {seed}: EM {result['exact_match']:.2f} F1 {result['f1']:.2f}",
                   file=sys.stderr, flush=True)

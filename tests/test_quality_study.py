@@ -96,17 +96,22 @@ def test_study_resumes_and_never_mixes_protocols(tmp_path, monkeypatch):
     assert calls == [("ours", 1), ("hf", 1), ("ours", 2), ("hf", 2)]
     with open(tmp_path / "quality.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    # Interrupted and started again with one seed more: only the new seed runs.
+    # Interrupted and started again with one seed more: only the new seed runs, and what the
+    # file says of itself (a kept study's label and source, benchmarks/results/) stays.
+    kept = json.load(open(tmp_path / "results.json"))
+    (tmp_path / "results.json").write_text(json.dumps({**kept, "_label": "L", "_source": "S"}))
     calls.clear()
     assert quality.main(study + ["--seeds", "1,2,3"]) == 0
     assert calls == [("ours", 3), ("hf", 3)]
     kept = json.load(open(tmp_path / "results.json"))
     assert sorted(kept["runs"]["huggingface"]) == ["1", "2", "3"]
+    assert (kept["_label"], kept["_source"]) == ("L", "S")
     # Another protocol (a different learning rate) starts afresh and sets the old results aside.
     calls.clear()
     assert quality.main(study + ["--seeds", "1", "--learning-rate", "5e-5"]) == 0
     assert calls == [("ours", 1), ("hf", 1)]
     assert len(list(tmp_path.glob("results.json.other-protocol-*"))) == 1
+    assert "_label" not in json.load(open(tmp_path / "results.json"))
 
 
 def test_seeds_must_be_distinct_integers(capsys):
