@@ -152,6 +152,8 @@ def _parse_args(argv=None):
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--workdir", default="runs/quality")
     p.add_argument("--only-report", action="store_true", help="reprint the table from --workdir")
+    p.add_argument("--tflite", action="store_true",
+                   help="also export each of our trained models as a dynamic-range .tflite and score it")
     p.add_argument("--compare", nargs="+", metavar="WORKDIR",
                    help="instead: one table and plot (--workdir/compare.png) over these studies' kept "
                         "results, labelled by the settings that differ, Welch's t-test against the first")
@@ -271,10 +273,24 @@ def run_ours(protocol: Protocol, recipe: str, seed: int) -> dict:
     train_seconds = time.time() - start
     start = time.time()
     metrics = model.evaluate(protocol.dev)
-    return {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
-            "train_seconds": train_seconds, "predict_seconds": time.time() - start,
-            "steps": len(steps.losses), "mean_epoch_loss": float(np.mean(steps.losses)),
-            "loss": steps.losses, "lr": steps.learning_rates}
+    result = {"exact_match": 100 * metrics["exact_match"], "f1": 100 * metrics["final_f1"],
+              "train_seconds": train_seconds, "predict_seconds": time.time() - start,
+              "steps": len(steps.losses), "mean_epoch_loss": float(np.mean(steps.losses)),
+              "loss": steps.losses, "lr": steps.learning_rates}
+    if args.tflite:
+        result.update(score_dynamic_tflite(model, protocol, spec.model_dir))
+    return result
+
+
+def score_dynamic_tflite(model, protocol: Protocol, model_dir: str) -> dict:
+    """``--tflite``: the trained model exported as Model Maker's default .tflite (dynamic-range
+    quantization) and scored on the same questions: how much F1 quantization costs each seed's
+    weights (the pipeline's evaluator refuses to push a .tflite more than 3 F1 below its model)."""
+    path = os.path.join(model_dir, "export", "model.tflite")
+    model.export(os.path.dirname(path), export_format="TFLITE")
+    metrics = model.evaluate_tflite(path, protocol.dev)
+    return {"tflite_exact_match": 100 * metrics["exact_match"], "tflite_f1": 100 * metrics["final_f1"],
+            "tflite_quantization": "dynamic", "tflite_bytes": os.path.getsize(path)}
 
 
 def run_huggingface(protocol: Protocol, seed: int) -> dict:
@@ -522,6 +538,14 @@ def report(runs: dict, args) -> str:
         r = list(runs[row].values())
         lines.append(f"| {NAMES[row]} | {len(r)} | {_mean_sd([x['exact_match'] for x in r])} | "
                      f"{_mean_sd([x['f1'] for x in r])} | {_mean_sd([x['mean_epoch_loss'] for x in r])} |")
+    quantized = [(row, seed, r) for row in rows for seed, r in sorted(runs[row].items(), key=lambda i: int(i[0]))
+                 if r.get("tflite_f1") is not None]
+    if quantized:
+        lines += ["", "| trainer | seed | F1 | dynamic-range .tflite F1 | drop | .tflite MB |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for row, seed, r in quantized:
+            lines.append(f"| {NAMES[row]} | {seed} | {r['f1']:.2f} | {r['tflite_f1']:.2f} | "
+                         f"{r['f1'] - r['tflite_f1']:.2f} | {r['tflite_bytes'] / 1e6:.1f} |")
     if runs.get("huggingface"):
         theirs = [x["f1"] for x in runs["huggingface"].values()]
         for row in ("ours_model_maker", "ours_huggingface"):
@@ -545,7 +569,7 @@ _KEY_DEFAULTS = {"mixed_precision": "float32"}
 
 def _protocol_of(args) -> dict:
     return {k: v for k, v in vars(args).items()
-            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir", "compare")
+            if k not in ("rows", "only_report", "parity_steps", "seed", "seeds", "workdir", "compare", "tflite")
             and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
 
 

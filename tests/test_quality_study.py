@@ -224,3 +224,24 @@ def test_compare_puts_a_kept_studys_label_first_and_skips_losses_not_kept(tmp_pa
     assert rows[0].startswith("| 2 | bert_qa, optimizer_recipe='huggingface' | TF Hub layer | 2 | 30.00 34.00"), rows
     assert "| 21.00 +- 1.41 | 32.00 +- 2.83 | 4.00 |" in rows[0]  # loss: seed 1's alone
     assert "t = -3.54" in rows[0]  # means 32 vs 42, both sd 2.83: t = -10 / 2.83
+
+
+def test_tflite_scores_are_reported_per_seed_and_the_flag_keeps_the_protocol(tmp_path, monkeypatch, capsys):
+    """``--tflite`` adds each seed's dynamic-range .tflite F1 and its drop; a study kept without
+    the flag resumes with it (the flag is a measurement, not a protocol setting)."""
+    monkeypatch.setattr(quality, "Protocol", lambda args: object())
+    monkeypatch.setattr(quality, "run_ours", lambda protocol, recipe, seed: _result(40 + seed, seed))
+    study = ["--workdir", str(tmp_path), "--rows", "ours_huggingface"]
+    assert quality.main(study + ["--seeds", "1"]) == 0
+    assert "dynamic-range .tflite F1" not in capsys.readouterr().out
+
+    def with_tflite(protocol, recipe, seed):
+        return {**_result(40 + seed, seed), "tflite_f1": 37.5 + seed, "tflite_exact_match": 27.0,
+                "tflite_quantization": "dynamic", "tflite_bytes": 23_400_000}
+
+    monkeypatch.setattr(quality, "run_ours", with_tflite)
+    assert quality.main(study + ["--seeds", "1,2", "--tflite"]) == 0
+    out = capsys.readouterr().out
+    assert not list(tmp_path.glob("results.json.other-protocol-*"))
+    assert "| bert_qa, optimizer_recipe='huggingface' | 2 | 42.00 | 39.50 | 2.50 | 23.4 |" in out
+    assert "| 1 | 41.00 | 38.50" not in out  # seed 1 ran without --tflite: no row
