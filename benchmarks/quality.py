@@ -56,6 +56,7 @@ import os
 import platform
 import subprocess
 import sys
+import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -618,7 +619,7 @@ def compare(workdirs: list, out_png: str) -> str:
                if len({json.dumps(p.get(k)) for _, p, _, _ in studies}) > 1]
     series, lines = {}, ["| # | trainer | settings | seeds | F1 per seed | EM (mean +- sd) | F1 (mean +- sd) | "
                          "mean training loss | Welch vs #1 |", "|---|---|---|---:|---|---:|---:|---:|---|"]
-    first = None
+    first, ticks = None, []
     for i, (row, protocol, runs, label) in enumerate(studies, 1):
         settings = ", ".join([label] * bool(label) + [f"{k} {protocol.get(k)}" for k in differs]) or "-"
         ordered = [runs[s] for s in sorted(runs, key=int)]
@@ -634,7 +635,9 @@ def compare(workdirs: list, out_png: str) -> str:
                      f"{_mean_sd([r['mean_epoch_loss'] for r in ordered if r.get('mean_epoch_loss')])} | "
                      f"{test} |")
         series[f"{i}: {settings}"] = runs
-    plot_series(series, [str(i) for i in range(1, len(series) + 1)], out_png)
+        ticks.append(textwrap.fill(f"{i}: {NAMES.get(row, row).split(',')[0].split(' (')[0]}"
+                                   + ("" if settings == "-" else f", {settings}"), 24))
+    plot_series(series, ticks, out_png)
     return "\n".join(lines)
 
 
