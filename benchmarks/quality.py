@@ -632,7 +632,7 @@ def compare(workdirs: list, out_png: str) -> str:
         lines.append(f"| {i} | {NAMES.get(row, row)} | {settings} | {len(f1)} | "
                      f"{' '.join(f'{x:.2f}' for x in f1)} (seeds {','.join(sorted(runs, key=int))}) | "
                      f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
-                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered if r.get('mean_epoch_loss')])} | "
+                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered if r.get('mean_epoch_loss') is not None])} | "
                      f"{test} |")
         series[f"{i}: {settings}"] = runs
         ticks.append(textwrap.fill(f"{i}: {NAMES.get(row, row).split(',')[0].split(' (')[0]}"
