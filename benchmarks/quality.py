@@ -587,19 +587,20 @@ def _read_kept(results_file: str) -> dict:
         return json.load(f)
 
 
-def load_runs(results_file: str, protocol: dict) -> dict:
-    """The kept (row, seed) results of this protocol: {row: {seed: result}}. A file written for
-    another protocol is set aside (renamed), never mixed in."""
+def load_runs(results_file: str, protocol: dict) -> tuple:
+    """The kept (row, seed) results of this protocol, {row: {seed: result}}, and what the study
+    says of itself (benchmarks/results/: "_label", "_source"), which a resumed run keeps. A file
+    written for another protocol is set aside (renamed), never mixed in."""
     kept = _read_kept(results_file)
     if not kept:
-        return {}
+        return {}, {}
     if kept.get("_protocol") != protocol or "runs" not in kept:
         aside = results_file + f".other-protocol-{int(time.time())}"
         os.replace(results_file, aside)
         print(f"[quality] {results_file} was written for another protocol: moved to {aside}",
               file=sys.stderr, flush=True)
-        return {}
-    return kept["runs"]
+        return {}, {}
+    return kept["runs"], {k: v for k, v in kept.items() if k not in ("_protocol", "runs")}
 
 
 def compare(workdirs: list, out_png: str) -> str:
@@ -675,9 +676,7 @@ def main(argv=None):
     if args.only_report:
         args, runs = _kept_for_report(results_file, args, protocol_key)
     else:
-        runs = load_runs(results_file, protocol_key)
-        # What a kept study says of itself (benchmarks/results/: "_label", "_source") stays.
-        notes = {k: v for k, v in _read_kept(results_file).items() if k not in ("_protocol", "runs")}
+        runs, notes = load_runs(results_file, protocol_key)
         todo = [(seed, row) for seed in seeds for row in rows if str(seed) not in runs.get(row, {})]
         protocol = Protocol(args) if todo else None
         for i, (seed, row) in enumerate(todo, 1):

@@ -172,6 +172,8 @@ def _dropout_masks(model, inputs, calls=2):
     calls of one traced function (the layers' ``call`` wrapped before tracing)."""
     masks = {}
 
+    # Walked by hand for each site's path ("/self_attention/" marks the attention-probability
+    # sites): Keras has no public listing of a layer's direct sublayers (``submodules`` is flat).
     def walk(layer, prefix):
         for child in getattr(layer, "_self_tracked_trackables", None) or []:
             if isinstance(child, tf_keras.layers.Layer):
