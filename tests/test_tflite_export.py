@@ -376,7 +376,7 @@ def test_a_serving_length_beyond_the_position_table_is_refused():
 
 def test_the_serving_saved_model_holds_the_weights_not_the_optimizer_state(exported, tmp_path):
     """A trained model tracks its optimizer; its Adam slots (two per weight) do not go into the
-    serving SavedModel (MiniLM: 261 MB with them, 91 MB without), and the model keeps its
+    serving SavedModel (MiniLM: 261 MB with them, 88 MB without), and the model keeps its
     optimizer after the export (training can go on), as tf_keras' include_optimizer=False does."""
     import tensorflow as tf
     import tf_keras

@@ -88,7 +88,7 @@ def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
     from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
 
     # Nor the optimizer's state: a trained model tracks its optimizer, whose two Adam slots per
-    # weight made the serving SavedModel three times the weights (MiniLM: 261 MB against 91 MB,
+    # weight made the serving SavedModel three times the weights (MiniLM: 261 MB against 88 MB,
     # 2026-12-07). Detached for the save as tf_keras' own ``save(include_optimizer=False)`` does
     # (tf_keras 2.21, saving/legacy/saved_model/save.py), and put back after.
     optimizer = getattr(model, "optimizer", None)
