@@ -561,15 +561,19 @@ def report(runs: dict, args) -> str:
     rows = [row for row in ROWS if runs.get(row)]
     for row in rows:
         for seed, r in sorted(runs[row].items(), key=lambda item: int(item[0])):
+            # A kept seed copied from recorded figures (benchmarks/results/) has no steps,
+            # loss or timing: "-".
             loss = f"{r['mean_epoch_loss']:.3f}" if r.get("mean_epoch_loss") is not None else "-"
-            lines.append(f"| {NAMES[row]} | {seed} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r['steps']} | "
-                         f"{loss} | {r['train_seconds']:.0f} |")
+            seconds = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "-"
+            lines.append(f"| {NAMES[row]} | {seed} | {r['exact_match']:.2f} | {r['f1']:.2f} | {r.get('steps', '-')} | "
+                         f"{loss} | {seconds} |")
     lines += ["", "| trainer | seeds | EM (mean +- sd) | F1 (mean +- sd) | mean training loss |",
               "|---|---:|---:|---:|---:|"]
     for row in rows:
         r = list(runs[row].values())
         lines.append(f"| {NAMES[row]} | {len(r)} | {_mean_sd([x['exact_match'] for x in r])} | "
-                     f"{_mean_sd([x['f1'] for x in r])} | {_mean_sd([x['mean_epoch_loss'] for x in r])} |")
+                     f"{_mean_sd([x['f1'] for x in r])} | "
+                     f"{_mean_sd([x['mean_epoch_loss'] for x in r if x.get('mean_epoch_loss') is not None])} |")
     quantized = [(row, seed, r) for row in rows for seed, r in sorted(runs[row].items(), key=lambda i: int(i[0]))
                  if r.get("tflite_f1") is not None]
     if quantized:
