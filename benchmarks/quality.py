@@ -520,6 +520,9 @@ def detectable_gap(a, b, alpha: float = 0.05, power: float = 0.8) -> float:
     from scipy import optimize, stats
 
     a, b = np.asarray(a, float), np.asarray(b, float)
+    if min(len(a), len(b)) < 2 or not 0 < alpha < power < 1:
+        raise ValueError(f"detectable_gap needs two seeds a side and alpha < power ({len(a)}, {len(b)}, "
+                         f"{alpha}, {power})")
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = np.sqrt(va + vb)
     if se == 0:  # no spread on either side: any gap is seen
@@ -532,7 +535,10 @@ def detectable_gap(a, b, alpha: float = 0.05, power: float = 0.8) -> float:
         # The wrong-sign tail is below alpha / 2 and shrinks as the gap grows; scipy's nct
         # returns NaN for it far out (1.17: df 2, nc 8.6), where it is negligible.
         wrong_sign = np.nan_to_num(stats.nct.cdf(-critical, df, nc), nan=0.0)
-        return stats.nct.sf(critical, df, nc) + wrong_sign - power
+        right_sign = stats.nct.sf(critical, df, nc)
+        if not np.isfinite(right_sign):
+            raise ArithmeticError(f"scipy's noncentral t gave {right_sign} (df {df}, nc {nc})")
+        return right_sign + wrong_sign - power
 
     high = critical * se  # power about 0.5 here; doubled until past ``power``
     while shortfall(high) < 0:

@@ -108,9 +108,10 @@ def test_report_gives_each_seed_mean_sd_and_welch(tmp_path):
     text = quality.report(runs, _args(tmp_path))
     assert "| bert_qa, optimizer_recipe='huggingface' | 42 | 19.50 | 34.55 | - | 4.086 | - |" in text
     assert "| bert_qa, optimizer_recipe='huggingface' | 43 | 20.00 | 35.00 | - | - | - |" in text
-    losses = [r["mean_epoch_loss"] for s, r in runs["ours_huggingface"].items() if s != "43"]
-    assert f"| 7 | {quality._mean_sd([r['exact_match'] for r in runs['ours_huggingface'].values()])} | " in text
-    assert f" | {quality._mean_sd(losses)} |" in text
+    # EM over all seven seeds (30-34, 19.5, 20); the loss over the six that kept one (five near
+    # 3.5 and 4.086): by hand, not by the report's own formatter.
+    assert "| bert_qa, optimizer_recipe='huggingface' | 7 | 28.50 +- 6.12 | " in text
+    assert text.split("| bert_qa, optimizer_recipe='huggingface' | 7 | ")[1].split("\n")[0].endswith(" | 3.59 +- 0.24 |")
 
 
 def test_study_resumes_and_never_mixes_protocols(tmp_path, monkeypatch):

@@ -45,12 +45,13 @@ QUERY_LEN = 64  # its kMaxQueryLen
 TRAIN_SEQ_LEN = 128
 NUM_QUESTIONS = 12
 # Logit sums agree to float rounding for the float variants (measured at most 3.9e-7 apart,
-# 2026-12-07, AVX2-only EPYC; 1e-5 leaves 25x for other CPUs' kernels); int8 by one output step; dynamic
+# 2026-12-07, AVX2-only EPYC; 1e-4 because no other CPU kind was measured and the two runtimes'
+# kernels differ by CPU, as the dynamic variant's do); int8 by one output step; dynamic
 # to float rounding for most spans, but the two runtimes' hybrid kernels quantize activations on
 # the fly and now and then round one int8 step apart (measured 2026-12-07, AVX2-only EPYC: median
 # 1.2e-7, the two largest 3.0e-4 and 5.8e-4 of 49; an earlier machine of the same kind stayed
 # under 1e-4). A wrong span or input moves a logit sum by 0.1 or more.
-LOGIT_TOLERANCE = {"float32": 1e-5, "float16": 1e-5, "dynamic": 1e-3, "int8": 0.07}
+LOGIT_TOLERANCE = {"float32": 1e-4, "float16": 1e-4, "dynamic": 1e-3, "int8": 0.07}
 # Measured on these 12 questions (the encoder rebuilt natively for float32 training, 2026-12-07;
 # AVX2-only CPU): same span 11/12 for float32, float16 and int8 (the 12th is the tokenizer kind),
 # 10/12 for dynamic (one more where the Task Library's best is in our top 5: tl_top5); same

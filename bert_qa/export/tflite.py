@@ -92,10 +92,10 @@ def export_saved_model(model, export_dir: str, vocab_file: Optional[str] = None,
     # 2026-12-07). Detached for the save as tf_keras' own ``save(include_optimizer=False)`` does
     # (tf_keras 2.21, saving/legacy/saved_model/save.py), and put back after.
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        model.optimizer = None
-        model._delete_tracking("optimizer")
     try:
+        if optimizer is not None:
+            model.optimizer = None
+            model._delete_tracking("optimizer")
         with keras_saved_model_utils.keras_option_scope(save_traces=False, in_tf_saved_model_scope=False):
             tf.saved_model.save(model, export_dir, signatures={"serving_default": serving})
     finally:
