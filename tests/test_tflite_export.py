@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -392,6 +393,11 @@ def test_the_serving_saved_model_holds_the_weights_not_the_optimizer_state(expor
               if name.endswith(".ATTRIBUTES/VARIABLE_VALUE") and name != "save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
     assert not [name for name in stored if name.startswith("optimizer/")], stored[:5]
     assert len(stored) == len(model.variables)
+    assert model.optimizer is optimizer and "optimizer" in model._trackable_children()
+    # A save that fails leaves the model as it was, optimizer and all.
+    with mock.patch.object(tf.saved_model, "save", side_effect=OSError("disk full")):
+        with pytest.raises(OSError, match="disk full"):
+            export.export_saved_model(model, str(tmp_path / "failed"), spec=exported["spec"])
     assert model.optimizer is optimizer and "optimizer" in model._trackable_children()
 
 
