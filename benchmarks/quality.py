@@ -546,6 +546,12 @@ def detectable_gap(a, b, alpha: float = 0.05, power: float = 0.8) -> float:
     return float(optimize.brentq(shortfall, 0.0, high))
 
 
+def _kept_losses(results) -> list:
+    """The mean training losses of the seeds that kept one (a seed copied from recorded figures,
+    benchmarks/results/, may not have)."""
+    return [r["mean_epoch_loss"] for r in results if r.get("mean_epoch_loss") is not None]
+
+
 def _mean_sd(values) -> str:
     values = np.asarray(values, dtype=float)
     if not len(values):
@@ -579,7 +585,7 @@ def report(runs: dict, args) -> str:
         r = list(runs[row].values())
         lines.append(f"| {NAMES[row]} | {len(r)} | {_mean_sd([x['exact_match'] for x in r])} | "
                      f"{_mean_sd([x['f1'] for x in r])} | "
-                     f"{_mean_sd([x['mean_epoch_loss'] for x in r if x.get('mean_epoch_loss') is not None])} |")
+                     f"{_mean_sd(_kept_losses(r))} |")
     quantized = [(row, seed, r) for row in rows for seed, r in sorted(runs[row].items(), key=lambda i: int(i[0]))
                  if r.get("tflite_f1") is not None]
     if quantized:
@@ -675,7 +681,7 @@ def compare(workdirs: list, out_png: str) -> str:
         lines.append(f"| {i} | {NAMES.get(row, row)} | {settings} | {len(f1)} | "
                      f"{' '.join(f'{x:.2f}' for x in f1)} (seeds {','.join(sorted(runs, key=int))}) | "
                      f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
-                     f"{_mean_sd([r['mean_epoch_loss'] for r in ordered if r.get('mean_epoch_loss') is not None])} | "
+                     f"{_mean_sd(_kept_losses(ordered))} | "
                      f"{test} |")
         series[f"{i}: {settings}"] = runs
         ticks.append(textwrap.fill(f"{i}: {NAMES.get(row, row).split(',')[0].split(' (')[0]}"
