@@ -26,7 +26,7 @@ TIERS = {
                     "test_mixed_precision", "test_tflite_export", "test_spec_encoders", "test_checkpoint_import",
                     "test_feature_cache", "test_push_faults", "test_object_store", "test_kfp_entrypoint",
                     "test_resources", "test_submit_kfp", "test_submit_vertex", "test_cli_errors",
-                    "test_settings_refused", "test_packaging", "test_export_gate"},
+                    "test_settings_refused", "test_packaging", "test_export_gate", "test_weight_outliers"},
     # whole pipelines, clusters of processes, kills, other runtimes (Task Library, PyTorch): minutes
     "e2e": {"test_pipeline", "test_pipeline_faults", "test_kfp_launcher", "test_container_entrypoint",
             "test_custom_job", "test_trainer_faults", "test_task_library", "test_training_parity",

@@ -10,12 +10,12 @@ from bert_qa.export.metadata import (ModelInfo, QaMetadata, TFLITE_INPUT_NAME, T
 from bert_qa.export.quantization import QUANTIZATIONS, QuantizationConfig, representative_samples
 from bert_qa.export.tflite import (DEFAULT_VARIANTS, ExportInputError, convert, export_at_seq_len, export_saved_model,
                                    export_tflite, export_tflite_variants, saved_model_info,
-                                   spec_of_saved_model)
+                                   spec_of_saved_model, trained_model)
 
 __all__ = [
     "DEFAULT_VARIANTS", "ExportInputError", "ModelInfo", "QUANTIZATIONS", "QaMetadata",
     "QuantizationConfig", "TFLITE_INPUT_NAME", "TFLITE_OUTPUT_NAME", "TfliteModelError",
     "add_metadata", "convert", "export_at_seq_len", "export_saved_model", "export_tflite", "export_tflite_variants",
     "metadata_json", "read_metadata", "representative_samples", "saved_model_info",
-    "spec_of_saved_model", "write_metadata",
+    "spec_of_saved_model", "trained_model", "write_metadata",
 ]

@@ -35,6 +35,7 @@ class QuantizationConfig:
     supported_types: Optional[List] = None
     experimental_new_quantizer: Optional[bool] = None
     per_tensor_dense_weights: bool = False
+    split_weight_outliers: bool = False
 
     @classmethod
     def for_float32(cls) -> "QuantizationConfig":
@@ -42,7 +43,8 @@ class QuantizationConfig:
         return cls(name="float32")
 
     @classmethod
-    def for_dynamic(cls, task_library_compatible: bool = True) -> "QuantizationConfig":
+    def for_dynamic(cls, task_library_compatible: bool = True,
+                    split_weight_outliers: Optional[bool] = None) -> "QuantizationConfig":
         """Dynamic-range: int8 weights, float activations (Model Maker's QA default).
 
         Since TF 2.12 the converter quantizes dense-layer weights per channel, which makes
@@ -51,11 +53,19 @@ class QuantizationConfig:
         builtin opcode 'FULLY_CONNECTED' version '12'"). ``task_library_compatible``
         quantizes dense weights per tensor, as the converters of Model Maker's time did
         (FULLY_CONNECTED version 5); pass False for per-channel scales.
+
+        One scale per tensor suits kernels without outliers; a kernel holding a few weights far
+        larger than the rest (MiniLM's feed-forward outputs) loses most of its small weights to
+        it. ``split_weight_outliers`` (default: with per-tensor scales) moves those few weights
+        into a small float side branch before conversion (``bert_qa.export.weight_outliers``).
         """
         import tensorflow as tf
 
+        if split_weight_outliers is None:
+            split_weight_outliers = task_library_compatible
         return cls(name="dynamic", optimizations=[tf.lite.Optimize.DEFAULT],
-                   per_tensor_dense_weights=task_library_compatible)
+                   per_tensor_dense_weights=task_library_compatible,
+                   split_weight_outliers=split_weight_outliers)
 
     @classmethod
     def for_float16(cls) -> "QuantizationConfig":

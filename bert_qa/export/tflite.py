@@ -14,6 +14,7 @@ the explicit signature fixes the tensor names the spec and the metadata rely on:
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Dict, Mapping, Optional, Sequence, Union
 from bert_qa import _env  # noqa: F401
 from bert_qa.errors import InputError
 from bert_qa.export import metadata as qa_metadata
+from bert_qa.export import weight_outliers
 from bert_qa.export.quantization import DEFAULT_QUANTIZATION_STEPS, FEATURE_NAMES, QuantizationConfig
 
 log = logging.getLogger(__name__)
@@ -166,9 +168,18 @@ def export_at_seq_len(saved_model_dir: str, seq_len: int, export_dir: str, work_
     info = saved_model_info(saved_model_dir)
     if int(info.get("seq_len", 0)) == int(seq_len):
         return saved_model_dir
+    model, spec = trained_model(saved_model_dir, seq_len, work_dir)
+    return export_saved_model(model, export_dir, spec=spec)
+
+
+def trained_model(saved_model_dir: str, seq_len: Optional[int] = None, work_dir: Optional[str] = None):
+    """``(model, spec)``: the Keras span model of a serving SavedModel (one that records its spec),
+    built float32 at ``seq_len`` (default: the one it takes) with every trained weight restored."""
     from bert_qa.spec import SPEC_CLASSES  # lazy: bert_qa.spec loads TensorFlow
 
-    overrides = {"seq_len": int(seq_len), "model_dir": work_dir or tempfile.mkdtemp(prefix="bert_qa_resize_")}
+    info = saved_model_info(saved_model_dir)
+    seq_len = int(info.get("seq_len", 0)) if seq_len is None else int(seq_len)
+    overrides = {"seq_len": seq_len, "model_dir": work_dir or tempfile.mkdtemp(prefix="bert_qa_resize_")}
     if "mixed_precision" in inspect.signature(SPEC_CLASSES[info["spec"]]).parameters:
         overrides["mixed_precision"] = "float32"  # exports are float32 (the trained one too)
     spec = spec_of_saved_model(saved_model_dir, **overrides)
@@ -195,22 +206,61 @@ def export_at_seq_len(saved_model_dir: str, seq_len: int, export_dir: str, work_
         except AssertionError as err:
             unmatched.append(str(err).split(":")[0])
             continue
-        return export_saved_model(model, export_dir, spec=spec)
+        return model, spec
     raise ValueError(f"{saved_model_dir}: its weights fit no model its spec builds at seq_len {seq_len} "
                      f"({'; '.join(unmatched)})")
 
 
-def convert(saved_model_dir: str, quantization: Union[str, QuantizationConfig] = "dynamic",
+def convert(saved_model_dir_or_model, quantization: Union[str, QuantizationConfig] = "dynamic",
             representative_features: Optional[Mapping] = None,
             quantization_steps: int = DEFAULT_QUANTIZATION_STEPS) -> bytes:
-    """The TFLite flatbuffer of a serving SavedModel under ``quantization``."""
+    """The TFLite flatbuffer of a serving SavedModel (or of a Keras span model) under ``quantization``.
+
+    Under a config with ``split_weight_outliers`` (the default dynamic range), the dense kernels
+    whose few outlier weights would ruin their per-tensor int8 scale are split first
+    (``weight_outliers``): a Keras model for the duration of the save, a SavedModel through the
+    model its recorded spec rebuilds (one without a spec record is converted as it is).
+    """
     import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     config = _config(quantization, representative_features, quantization_steps)
-    check_saved_model(saved_model_dir)
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    converter = config.get_converter_with_quantization(converter)
-    return converter.convert()
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(saved_model_dir_or_model, (str, os.PathLike)):
+            source = os.fspath(saved_model_dir_or_model)
+            check_saved_model(source)
+            if config.split_weight_outliers:
+                source = _with_weight_outliers_split(source, tmp)
+        else:
+            model = saved_model_dir_or_model
+            split = (weight_outliers.split_weight_outliers(model) if config.split_weight_outliers
+                     else contextlib.nullcontext())
+            with split:
+                source = export_saved_model(model, os.path.join(tmp, "saved_model"))
+        converter = tf.lite.TFLiteConverter.from_saved_model(source)
+        converter = config.get_converter_with_quantization(converter)
+        return converter.convert()
+
+
+def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
+    """``saved_model_dir`` re-exported with its weight outliers split, or itself when no kernel
+    has any (read from the checkpoint, without building the model) or it records no spec."""
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
+
+    reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, "variables", "variables"))
+    kernels = [name for name, shape in reader.get_variable_to_shape_map().items()
+               if len(shape) == 2 and "/kernel/" in name and "OPTIMIZER_SLOT" not in name]
+    if not any(weight_outliers.outliers_of(reader.get_tensor(name)).any() for name in kernels):
+        return saved_model_dir
+    if "spec" not in saved_model_info(saved_model_dir):
+        log.warning("%s has dense weights with outliers that per-tensor int8 quantization rounds "
+                    "coarsely, but records no spec to rebuild the model from, so they are not "
+                    "split; export it with export_saved_model(..., spec=spec)", saved_model_dir)
+        return saved_model_dir
+    model, spec = trained_model(saved_model_dir, work_dir=os.path.join(tmp, "spec"))
+    with weight_outliers.split_weight_outliers(model) as splits:
+        if not splits:
+            return saved_model_dir
+        return export_saved_model(model, os.path.join(tmp, "split"), spec=spec)
 
 
 def check_saved_model(saved_model_dir: str) -> None:
@@ -259,13 +309,7 @@ def export_tflite(saved_model_dir_or_model, tflite_path: str,
                          f"model")
     if metadata and not _exists(vocab_file):
         raise ExportInputError(f"vocabulary file not found: {vocab_file}")
-    if isinstance(saved_model_dir_or_model, (str, os.PathLike)):
-        buffer = convert(os.fspath(saved_model_dir_or_model), quantization,
-                         representative_features, quantization_steps)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = export_saved_model(saved_model_dir_or_model, os.path.join(tmp, "saved_model"))
-            buffer = convert(saved, quantization, representative_features, quantization_steps)
+    buffer = convert(saved_model_dir_or_model, quantization, representative_features, quantization_steps)
     seq_len = _input_seq_len(buffer)
     if metadata and seq_len != TASK_LIBRARY_SEQ_LEN:
         log.warning("%s takes seq_len %d: the TFLite Task Library's BertQuestionAnswerer runs only "
@@ -311,16 +355,12 @@ def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
                            file_prefix: str = "model", **kwargs) -> Dict[str, str]:
     """``{quantization: path}`` for ``<output_dir>/<file_prefix>_<quantization>.tflite``."""
     paths: Dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        source = saved_model_dir_or_model
-        if not isinstance(source, (str, os.PathLike)):
-            source = export_saved_model(source, os.path.join(tmp, "saved_model"))
-        for name in quantizations:
-            start = time.time()
-            path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
-            paths[name] = export_tflite(source, path, name, representative_features, **kwargs)
-            log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,
-                     time.time() - start)
+    for name in quantizations:
+        start = time.time()
+        path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
+        paths[name] = export_tflite(saved_model_dir_or_model, path, name, representative_features, **kwargs)
+        log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,
+                 time.time() - start)
     return paths
 
 
