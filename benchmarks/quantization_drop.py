@@ -5,8 +5,12 @@ SavedModel scored on the first N questions of the public protocol's eval set (Am
 
 ``SAVED_MODEL_DIR``: a trained serving SavedModel at seq 384, e.g. the one
 ``benchmarks/quality.py --tflite`` keeps under ``<workdir>/seed-N/ours_huggingface/export``.
-Variants: float32, float16, dynamic range with per-tensor dense weights (the default, which the
-Task Library 0.4.4 runtime runs) and with per-channel dense weights. Prints a markdown table.
+Variants (``--variants``, default all): float32, float16, and dynamic range three ways: per-tensor
+dense weights with the kernels' outlier weights split off (``dynamic``, the default since
+2026-12-07, which the Task Library 0.4.4 runtime runs), per-tensor without the split
+(``dynamic_unsplit``, the default before) and per-channel (``dynamic_per_channel``, which that
+runtime refuses). Variants give the same figures on every run on one machine, so a subset can
+be added to a table made earlier. Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ def main(argv=None):
     p.add_argument("saved_model")
     p.add_argument("--out", default="runs/quantization_drop")
     p.add_argument("--questions", type=int, default=400)
+    p.add_argument("--variants", default="float32,float16,dynamic_unsplit,dynamic,dynamic_per_channel",
+                   help="comma-separated subset of the variants above")
     args = p.parse_args(argv)
 
     from benchmarks import quality
@@ -38,14 +44,22 @@ def main(argv=None):
                       distribution_strategy="off")
     dev = DataLoader.from_squad(eval_json, spec, is_training=False)
     scorer = question_answer.QuestionAnswer(spec)
-    variants = {"float32": QuantizationConfig.for_float32(),
-                "float16": QuantizationConfig.for_float16(),
-                "dynamic, dense weights per tensor (default)": QuantizationConfig.for_dynamic(),
-                "dynamic, dense weights per channel": QuantizationConfig.for_dynamic(task_library_compatible=False)}
+    every = {"float32": ("float32", QuantizationConfig.for_float32()),
+             "float16": ("float16", QuantizationConfig.for_float16()),
+             "dynamic_unsplit": ("dynamic, dense weights per tensor, outliers not split (the default before)",
+                                 QuantizationConfig.for_dynamic(split_weight_outliers=False)),
+             "dynamic": ("dynamic, dense weights per tensor, outliers split (the default)",
+                         QuantizationConfig.for_dynamic()),
+             "dynamic_per_channel": ("dynamic, dense weights per channel",
+                                     QuantizationConfig.for_dynamic(task_library_compatible=False))}
+    unknown = set(args.variants.split(",")) - set(every)
+    if unknown:
+        p.error(f"unknown variants {sorted(unknown)}; choose from {sorted(every)}")
+    chosen = [(key, *every[key]) for key in args.variants.split(",")]
     lines = [f"{args.saved_model}, first {args.questions} questions of amazon_reviews_v1.0.json", "",
              "| variant | F1 | EM | MB | scoring s |", "|---|---:|---:|---:|---:|"]
-    for i, (name, config) in enumerate(variants.items()):
-        path = os.path.join(args.out, f"variant_{i}.tflite")
+    for key, name, config in chosen:
+        path = os.path.join(args.out, f"{key}.tflite")
         tflite_export.export_tflite(args.saved_model, path, quantization=config,
                                     vocab_file=spec.vocab_file, do_lower_case=spec.do_lower_case)
         start = time.time()

@@ -192,3 +192,25 @@ def test_per_channel_dynamic_range_does_not_split():
     assert not QuantizationConfig.from_name("dynamic_per_channel").split_weight_outliers
     for name in ("float32", "float16"):
         assert not QuantizationConfig.from_name(name).split_weight_outliers
+
+
+def test_a_tf_hub_layer_encoder_is_converted_unsplit_with_a_warning(tmp_path, tiny_encoder, caplog):
+    """An encoder that only loads as a TF Hub layer (no recorded shape to rebuild it from) hides
+    its dense layers: the outlier is found in the checkpoint, reported, and left in place."""
+    from bert_qa import export
+    from bert_qa.spec import BertQaSpec
+
+    spec = BertQaSpec(uri=tiny_encoder, seq_len=SEQ_LEN, query_len=24, doc_stride=32,
+                      distribution_strategy="off", model_dir=str(tmp_path / "model_dir"))
+    model = spec.create_model()
+    assert not any(type(m).__name__ == "TransformerEncoderBlock" for m in model.submodules)
+    kernel = sorted((v for v in model.trainable_variables if len(v.shape) == 2 and "output" in v.name
+                     and "attention" not in v.name and int(np.prod(v.shape)) >= 1024), key=lambda v: v.name)[0]
+    values = kernel.numpy()
+    values[3, 5] = PLANTED_FACTOR * float(np.abs(values).max())
+    kernel.assign(values)
+    saved = export.export_saved_model(model, str(tmp_path / "hub_layer"), spec=spec)
+    with caplog.at_level(logging.WARNING, logger="bert_qa.export.tflite"):
+        buffer = export.convert(saved, "dynamic")
+    assert max(_int8_weight_scales(buffer)) == pytest.approx(values[3, 5] / 127, rel=1e-5)
+    assert any("loaded TF Hub layer" in r.getMessage() for r in caplog.records)

@@ -247,18 +247,26 @@ def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
     import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, "variables", "variables"))
-    kernels = [name for name, shape in reader.get_variable_to_shape_map().items()
-               if len(shape) == 2 and "/kernel/" in name and "OPTIMIZER_SLOT" not in name]
-    if not any(weight_outliers.outliers_of(reader.get_tensor(name)).any() for name in kernels):
+    dtypes = reader.get_variable_to_dtype_map()
+    # Every 2-D float tensor, not only those named kernels: a loaded TF Hub layer's variables are
+    # tracked by position, not name.
+    matrices = [name for name, shape in reader.get_variable_to_shape_map().items()
+                if len(shape) == 2 and dtypes[name] == tf.float32 and "OPTIMIZER_SLOT" not in name]
+    if not any(weight_outliers.outliers_of(reader.get_tensor(name)).any() for name in matrices):
         return saved_model_dir
     if "spec" not in saved_model_info(saved_model_dir):
-        log.warning("%s has dense weights with outliers that per-tensor int8 quantization rounds "
+        log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
                     "coarsely, but records no spec to rebuild the model from, so they are not "
                     "split; export it with export_saved_model(..., spec=spec)", saved_model_dir)
         return saved_model_dir
     model, spec = trained_model(saved_model_dir, work_dir=os.path.join(tmp, "spec"))
     with weight_outliers.split_weight_outliers(model) as splits:
-        if not splits:
+        hub_layer = any(type(m).__name__ == "KerasLayer" for m in model.submodules)
+        if not splits and hub_layer:  # its dense layers are not Keras layers
+            log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
+                        "coarsely, but its encoder is a loaded TF Hub layer, whose layers cannot be "
+                        "split; they are converted as they are", saved_model_dir)
+        if not splits:  # the outliers were in tensors that are not dense kernels (embeddings)
             return saved_model_dir
         return export_saved_model(model, os.path.join(tmp, "split"), spec=spec)
 

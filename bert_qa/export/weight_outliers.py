@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import numpy as np
 
@@ -65,8 +65,9 @@ class Split:
     largest_after: float
 
 
-def outliers_of(kernel: np.ndarray, ratio: float = OUTLIER_RATIO) -> np.ndarray:
+def outliers_of(kernel: np.ndarray, ratio: Optional[float] = None) -> np.ndarray:
     """Boolean mask of ``kernel``'s ([inputs, units]) outlier entries (all False: nothing to split)."""
+    ratio = OUTLIER_RATIO if ratio is None else ratio
     magnitude = np.abs(kernel)
     typical = float(np.median(magnitude.max(axis=0)))
     mask = magnitude > ratio * typical
@@ -135,7 +136,7 @@ def _probe_logits(model) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def split_weight_outliers(model, ratio: float = OUTLIER_RATIO) -> Iterator[List[Split]]:
+def split_weight_outliers(model, ratio: Optional[float] = None) -> Iterator[List[Split]]:
     """Within the block, ``model``'s outlier-holding kernels are split (see the module doc);
     yields what was split (empty: nothing to do, the model untouched). Restored on exit."""
     plain = [(parent, name, layer) for parent in [model, *model.submodules]
