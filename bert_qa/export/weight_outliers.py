@@ -116,8 +116,15 @@ def _correction_layer_class():
             self.rows = tf.constant(rows, tf.int32)
             self.correction = tf.constant(correction, tf.float32)
 
-        def call(self, inputs, *args, **kwargs):
-            outputs = self.inner(inputs, *args, **kwargs)
+        # Not converted by AutoGraph (plain tensor code needs none): AutoGraph re-reads a
+        # function's source from disk, which for a class built in a factory can be the wrong
+        # function once the file has changed under a running process.
+        # ``training`` is accepted (Keras passes it to a wrapped call) and not passed on: the
+        # inner Dense / EinsumDense takes none.
+        @tf.autograph.experimental.do_not_convert
+        def call(self, inputs, training=None):
+            del training
+            outputs = self.inner(inputs)
             picked = tf.gather(inputs, self.rows, axis=-1)
             flat = tf.reshape(picked, [-1, self.correction.shape[0]])
             extra = tf.matmul(flat, self.correction)
