@@ -27,6 +27,10 @@ def main(argv=None):
     p.add_argument("saved_model")
     p.add_argument("--out", default="runs/quantization_drop")
     p.add_argument("--questions", type=int, default=400)
+    p.add_argument("--outlier-ratio", type=float, default=None,
+                   help="the split's threshold (bert_qa.export.weight_outliers.OUTLIER_RATIO) for this run")
+    p.add_argument("--max-outliers", type=int, default=None,
+                   help="the split's cap per kernel (weight_outliers.MAX_OUTLIERS) for this run")
     p.add_argument("--variants", default="float32,float16,dynamic_unsplit,dynamic,dynamic_per_channel",
                    help="comma-separated subset of the variants above")
     args = p.parse_args(argv)
@@ -35,7 +39,13 @@ def main(argv=None):
     from bert_qa import BertQaSpec, DataLoader, question_answer
     from bert_qa.export import tflite as tflite_export
     from bert_qa.export.quantization import QuantizationConfig
+    from bert_qa.export import weight_outliers
     from bert_qa.pretrained import default_encoder_dir
+
+    if args.outlier_ratio is not None:
+        weight_outliers.OUTLIER_RATIO = args.outlier_ratio
+    if args.max_outliers is not None:
+        weight_outliers.MAX_OUTLIERS = args.max_outliers
 
     os.makedirs(args.out, exist_ok=True)
     eval_json = quality.first_questions(quality._shared("amazon_reviews_v1.0.json"), args.questions,
@@ -56,7 +66,8 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}; choose from {sorted(every)}")
     chosen = [(key, *every[key]) for key in args.variants.split(",")]
-    lines = [f"{args.saved_model}, first {args.questions} questions of amazon_reviews_v1.0.json", "",
+    lines = [f"{args.saved_model}, first {args.questions} questions of amazon_reviews_v1.0.json; outliers "
+             f"split above {weight_outliers.OUTLIER_RATIO}x, at most {weight_outliers.MAX_OUTLIERS} per kernel", "",
              "| variant | F1 | EM | MB | scoring s |", "|---|---:|---:|---:|---:|"]
     for key, name, config in chosen:
         path = os.path.join(args.out, f"{key}.tflite")

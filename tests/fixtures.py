@@ -225,3 +225,17 @@ def tflite_op_counts(buffer: bytes) -> dict:
     for op in Interpreter(model_content=buffer)._get_ops_details():
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
     return counts
+
+
+def checkpoint_tensors(checkpoint_prefix: str, weights_only: bool = False) -> dict:
+    """``{name: value}`` of a TensorFlow checkpoint (an epoch checkpoint, or a SavedModel's
+    ``variables/variables``), read with TensorFlow's own reader. ``weights_only``: the model's
+    float weights (tracked under ``layer...``), without the optimizer's step and slots."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    dtypes = reader.get_variable_to_dtype_map()
+    names = sorted(n for n in reader.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    if weights_only:
+        names = [n for n in names if n.startswith("layer") and "OPTIMIZER" not in n and dtypes[n].is_floating]
+    return {n: reader.get_tensor(n) for n in names}

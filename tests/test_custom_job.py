@@ -343,20 +343,14 @@ def start_reference(features, root):
                             env=child_env()), log
 
 
-def saved_variables(checkpoint_prefix: str) -> dict:
-    reader = tf.train.load_checkpoint(checkpoint_prefix)
-    names = sorted(n for n in reader.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH")
-    return {n: reader.get_tensor(n) for n in names}
-
-
 def serving_variables(model_uri: str) -> dict:
     """The serving SavedModel's variables: the model's weights (no optimizer state)."""
-    return saved_variables(os.path.join(model_uri, "Format-Serving", "variables", "variables"))
+    return fixtures.checkpoint_tensors(os.path.join(model_uri, "Format-Serving", "variables", "variables"))
 
 
 def last_checkpoint_variables(model_run_uri: str) -> dict:
     """The last epoch's checkpoint: the weights and the optimizer's state (step, slots)."""
-    return saved_variables(os.path.join(model_run_uri, "checkpoints", f"epoch-{EPOCHS:03d}"))
+    return fixtures.checkpoint_tensors(os.path.join(model_run_uri, "checkpoints", f"epoch-{EPOCHS:03d}"))
 
 
 def every_path(root) -> list:

@@ -114,10 +114,8 @@ def _train(features_artifact, properties, root, name):
 
 
 def _final_weights(model_run) -> dict:
-    reader = tf.train.load_checkpoint(os.path.join(model_run.uri, "checkpoints", f"epoch-{EPOCHS:03d}"))
-    dtypes = reader.get_variable_to_dtype_map()
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith("layer") and "OPTIMIZER" not in name and dtypes[name].is_floating}
+    return fixtures.checkpoint_tensors(os.path.join(model_run.uri, "checkpoints", f"epoch-{EPOCHS:03d}"),
+                                       weights_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -190,6 +190,8 @@ def test_per_channel_dynamic_range_does_not_split():
     assert QuantizationConfig.for_dynamic().split_weight_outliers
     assert not QuantizationConfig.for_dynamic(task_library_compatible=False).split_weight_outliers
     assert not QuantizationConfig.from_name("dynamic_per_channel").split_weight_outliers
+    unsplit = QuantizationConfig.from_name("dynamic_unsplit")
+    assert unsplit.per_tensor_dense_weights and not unsplit.split_weight_outliers
     for name in ("float32", "float16"):
         assert not QuantizationConfig.from_name(name).split_weight_outliers
 

@@ -108,6 +108,10 @@ class QuantizationConfig:
             config = cls.for_dynamic(task_library_compatible=False)
             config.name = name
             return config
+        if name == "dynamic_unsplit":  # per tensor, outlier weights left in their kernels
+            config = cls.for_dynamic(split_weight_outliers=False)
+            config.name = name
+            return config
         if name == "float16":
             return cls.for_float16()
         if name == "int8":
