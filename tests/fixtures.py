@@ -200,21 +200,39 @@ def assert_weights_close(got, want, rtol: float, noise_floor: float, names=None)
     assert not failures, "\n".join(failures)
 
 
-def plant_weight_outlier(model, factor: float = 40.0):
-    """Makes one weight of layer 0's feed-forward output kernel ``factor`` times the kernel's
-    largest: the shape pretrained MiniLM has (7.91 against channels' largest of about 0.19), which
-    per-tensor int8 rounds badly. Returns ``(kernel variable, the kernel's largest before)``."""
-    import numpy as np
-
+def encoder_blocks(model) -> list:
+    """A natively built encoder's Model Garden ``TransformerEncoderBlock`` layers, layer 0 first."""
     blocks = sorted((m for m in model.submodules if type(m).__name__ == "TransformerEncoderBlock"),
                     key=lambda m: m.name)
-    assert blocks, "no TransformerEncoderBlock: plant_weight_outlier needs the natively built encoder"
-    kernel = blocks[0]._output_dense.kernel
-    values = kernel.numpy()
+    assert blocks, "no TransformerEncoderBlock: the encoder is not built natively"
+    return blocks
+
+
+def plant_weight_outliers(model, factor: float = 40.0, kernel: str = "_output_dense", rows: int = 1):
+    """Makes ``rows`` weights (one per input row) of layer 0's ``kernel`` (its ``_output_dense``:
+    feed-forward output, or ``_intermediate_dense``) ``factor`` times the kernel's largest: the
+    shape pretrained MiniLM has (7.91 against channels' largest of about 0.19), which per-tensor
+    int8 rounds badly. Returns ``(kernel variable, the kernel's largest before)``."""
+    import numpy as np
+
+    variable = getattr(encoder_blocks(model)[0], kernel).kernel
+    values = variable.numpy()
     largest = float(np.abs(values).max())
-    values[3, 5] = factor * largest
-    kernel.assign(values)
-    return kernel, largest
+    for i in range(rows):
+        values[3 + i, (5 + 7 * i) % values.shape[1]] = factor * largest
+    variable.assign(values)
+    return variable, largest
+
+
+def tflite_int8_weights(buffer: bytes) -> list:
+    """``[(shape, per-tensor scales)]`` of the int8 weight tensors of a .tflite flatbuffer (those the
+    converter quantizes: 1,024 elements or more), as LiteRT reads them."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [(tuple(int(d) for d in t["shape"]), [float(x) for x in t["quantization_parameters"]["scales"]])
+            for t in Interpreter(model_content=buffer).get_tensor_details()
+            if t["dtype"] == np.int8 and int(np.prod(t["shape"])) >= 1024]
 
 
 def tflite_op_counts(buffer: bytes) -> dict:

@@ -142,11 +142,14 @@ def round_trip(tmp_path_factory):
                                           metadata_options=options)
     short = export.export_tflite(trained, str(root / "seq128.tflite"), "float32",
                                  vocab_file=spec.vocab_file, metadata_options=options)
-    # The dynamic variant of the same model with one weight made an outlier, as pretrained MiniLM
-    # has them, so that the export splits it (bert_qa.export.weight_outliers): the runtime must run
-    # the extra GATHER and float FULLY_CONNECTED.
+    # The dynamic variant of the same model with outlier weights planted, as pretrained MiniLM has
+    # them, so that the export splits them (bert_qa.export.weight_outliers): one in the
+    # feed-forward output kernel (a 1 x 32 float correction) and 16 in the intermediate kernel (a
+    # 16 x 64 correction, which the converter quantizes). The runtime must run the extra GATHER
+    # and FULLY_CONNECTED ops, float and hybrid.
     planted, planted_spec = export.trained_model(model, work_dir=str(root / "planted_spec"))
-    fixtures.plant_weight_outlier(planted)
+    fixtures.plant_weight_outliers(planted)
+    fixtures.plant_weight_outliers(planted, kernel="_intermediate_dense", rows=16)
     planted_dir = export.export_saved_model(planted, str(root / "planted"), spec=planted_spec)
     paths["dynamic_split"] = export.export_tflite(planted_dir, str(root / "out" / "model_dynamic_split.tflite"),
                                                   "dynamic", vocab_file=spec.vocab_file, metadata_options=options)
@@ -193,14 +196,18 @@ def test_task_library_loads_every_variant_and_needs_seq_len_384(round_trip):
 
 
 def test_the_split_variant_holds_the_split(round_trip):
-    """What the split adds to the dynamic variant: one GATHER of the outlier's input channel and
-    one small float matmul (the trained tiny model itself has no outliers: nothing split)."""
+    """What the split adds to the dynamic variant, per split kernel: one GATHER of the outliers'
+    input rows and one small matmul; the 16-row correction is int8 (the trained tiny model itself
+    has no outliers: nothing split in the plain variant)."""
     with open(round_trip["paths"]["dynamic"], "rb") as f:
-        plain = fixtures.tflite_op_counts(f.read())
+        plain = f.read()
     with open(round_trip["paths"]["dynamic_split"], "rb") as f:
-        split = fixtures.tflite_op_counts(f.read())
-    assert split["GATHER"] == plain["GATHER"] + 1
-    assert split["FULLY_CONNECTED"] == plain["FULLY_CONNECTED"] + 1
+        split = f.read()
+    plain_ops, split_ops = fixtures.tflite_op_counts(plain), fixtures.tflite_op_counts(split)
+    assert split_ops["GATHER"] == plain_ops["GATHER"] + 2
+    assert split_ops["FULLY_CONNECTED"] == plain_ops["FULLY_CONNECTED"] + 2
+    shapes = [shape for shape, _ in fixtures.tflite_int8_weights(split)]
+    assert (64, 16) in shapes and (64, 16) not in [shape for shape, _ in fixtures.tflite_int8_weights(plain)]
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic", "dynamic_split", "int8"])

@@ -22,8 +22,7 @@ PLANTED_FACTOR = 40.0
 
 def _kernel_holder(model):
     """Layer 0's TransformerEncoderBlock (the one that calls ``self._output_dense``)."""
-    return sorted((m for m in model.submodules if type(m).__name__ == "TransformerEncoderBlock"),
-                  key=lambda m: m.name)[0]
+    return fixtures.encoder_blocks(model)[0]
 
 
 def _features(seed=1, rows=4):
@@ -44,24 +43,19 @@ def planted(tmp_path_factory, tiny_encoder):
     spec = BertQaSpec(uri=tiny_encoder, seq_len=SEQ_LEN, query_len=24, doc_stride=32,
                       distribution_strategy="off", model_dir=str(root / "model_dir"))
     model = spec.create_native_float32_model()
-    kernel, rest_max = fixtures.plant_weight_outlier(model, PLANTED_FACTOR)
+    kernel, rest_max = fixtures.plant_weight_outliers(model, PLANTED_FACTOR)
     saved = export.export_saved_model(model, str(root / "with_spec"), spec=spec)
     bare = export.export_saved_model(model, str(root / "without_spec"))
     return dict(root=root, spec=spec, model=model, kernel=kernel, planted=PLANTED_FACTOR * rest_max,
+                kernel_layer=_kernel_holder(model)._output_dense,
                 rest_max=rest_max, saved=saved, bare=bare)
 
 
 def _int8_weight_scales(buffer):
     """Per-tensor scales of the file's int8 weight tensors (those the converter quantizes)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    scales = []
-    for t in Interpreter(model_content=buffer).get_tensor_details():
-        if t["dtype"] == np.int8 and int(np.prod(t["shape"])) >= 1024:
-            tensor_scales = t["quantization_parameters"]["scales"]
-            assert len(tensor_scales) == 1, "per-tensor dense weights expected (Task Library 0.4.4)"
-            scales.append(float(tensor_scales[0]))
-    return scales
+    weights = fixtures.tflite_int8_weights(buffer)
+    assert all(len(scales) == 1 for _, scales in weights), "per-tensor dense weights expected (Task Library 0.4.4)"
+    return [scales[0] for _, scales in weights]
 
 
 def _tflite_logits(buffer, features):
@@ -142,11 +136,13 @@ def test_the_model_is_restored_after_the_split(planted):
 
     model, holder = planted["model"], _kernel_holder(planted["model"])
     layer, before = holder._output_dense, planted["kernel"].numpy().copy()
+    order = [id(v) for v in model.weights]  # what get_weights / set_weights pair by
     with split_weight_outliers(model):
         assert holder._output_dense is not layer
         assert np.abs(layer.kernel.numpy()).max() < np.abs(before).max()
     assert holder._output_dense is layer
     np.testing.assert_array_equal(layer.kernel.numpy(), before)  # bit for bit
+    assert [id(v) for v in model.weights] == order
 
 
 def test_a_split_that_changes_the_function_is_refused_and_undone(planted, monkeypatch):
@@ -172,6 +168,25 @@ def test_a_split_that_changes_the_function_is_refused_and_undone(planted, monkey
         with weight_outliers.split_weight_outliers(model):
             pass
     np.testing.assert_array_equal(_logits(model, features), reference)
+    assert _kernel_holder(model)._output_dense is planted["kernel_layer"]
+
+
+def test_only_float32_plain_matmuls_are_split():
+    """A layer computing in bfloat16 (a mixed-precision model) or with an activation inside is not
+    ``y = x W + b`` in float32, so adding a float32 correction to it would be wrong or fail."""
+    import tf_keras
+
+    from bert_qa.export.weight_outliers import _is_plain_matmul
+
+    def built(layer, width=64):
+        layer.build((None, 8, width))
+        return layer
+
+    assert _is_plain_matmul(built(tf_keras.layers.EinsumDense("abc,cd->abd", (None, 32), bias_axes="d")))
+    assert _is_plain_matmul(built(tf_keras.layers.Dense(32)))
+    assert not _is_plain_matmul(built(tf_keras.layers.Dense(32, dtype="mixed_bfloat16")))
+    assert not _is_plain_matmul(built(tf_keras.layers.Dense(32, activation="relu")))
+    assert not _is_plain_matmul(built(tf_keras.layers.EinsumDense("abc,cde->abde", (None, 4, 8))))
 
 
 def test_a_saved_model_without_a_spec_is_converted_unsplit_with_a_warning(planted, caplog):
@@ -192,6 +207,7 @@ def test_per_channel_dynamic_range_does_not_split():
     assert not QuantizationConfig.from_name("dynamic_per_channel").split_weight_outliers
     unsplit = QuantizationConfig.from_name("dynamic_unsplit")
     assert unsplit.per_tensor_dense_weights and not unsplit.split_weight_outliers
+    assert unsplit.name == "dynamic_unsplit" and QuantizationConfig.for_dynamic().name == "dynamic"
     for name in ("float32", "float16"):
         assert not QuantizationConfig.from_name(name).split_weight_outliers
 
@@ -215,4 +231,26 @@ def test_a_tf_hub_layer_encoder_is_converted_unsplit_with_a_warning(tmp_path, ti
     with caplog.at_level(logging.WARNING, logger="bert_qa.export.tflite"):
         buffer = export.convert(saved, "dynamic")
     assert max(_int8_weight_scales(buffer)) == pytest.approx(values[3, 5] / 127, rel=1e-5)
-    assert any("loaded TF Hub layer" in r.getMessage() for r in caplog.records)
+    assert any("TF Hub layer" in r.getMessage() and saved in r.getMessage() for r in caplog.records)
+
+
+def test_a_rebuild_that_fails_or_differs_is_converted_unsplit_with_a_warning(planted, monkeypatch, caplog):
+    """The split converts a rebuilt model, so the rebuild must be the saved one: a rebuild that
+    raises, or whose logits differ from the SavedModel's own signature (here: the same
+    architecture, freshly initialised), leaves the file as it was, and says why."""
+    from bert_qa import export
+    from bert_qa.export import tflite
+
+    def fresh(saved_model_dir, seq_len=None, work_dir=None):
+        return planted["spec"].create_native_float32_model(), planted["spec"]
+
+    def broken(saved_model_dir, seq_len=None, work_dir=None):
+        raise ValueError("no such encoder")
+
+    for rebuild, why in ((fresh, "computes other logits"), (broken, "ValueError: no such encoder")):
+        monkeypatch.setattr(tflite, "trained_model", rebuild)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bert_qa.export.tflite"):
+            buffer = export.convert(planted["saved"], "dynamic")
+        assert max(_int8_weight_scales(buffer)) == pytest.approx(planted["planted"] / 127, rel=1e-5)
+        assert any(why in r.getMessage() for r in caplog.records), why

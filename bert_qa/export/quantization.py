@@ -63,7 +63,9 @@ class QuantizationConfig:
 
         if split_weight_outliers is None:
             split_weight_outliers = task_library_compatible
-        return cls(name="dynamic", optimizations=[tf.lite.Optimize.DEFAULT],
+        # The name travels into the file's metadata: an unsplit per-tensor file says so.
+        name = "dynamic_unsplit" if task_library_compatible and not split_weight_outliers else "dynamic"
+        return cls(name=name, optimizations=[tf.lite.Optimize.DEFAULT],
                    per_tensor_dense_weights=task_library_compatible,
                    split_weight_outliers=split_weight_outliers)
 
@@ -109,14 +111,13 @@ class QuantizationConfig:
             config.name = name
             return config
         if name == "dynamic_unsplit":  # per tensor, outlier weights left in their kernels
-            config = cls.for_dynamic(split_weight_outliers=False)
-            config.name = name
-            return config
+            return cls.for_dynamic(split_weight_outliers=False)
         if name == "float16":
             return cls.for_float16()
         if name == "int8":
             return cls.for_int8(representative_data, quantization_steps)
-        raise ValueError(f"Unknown quantization {name!r}; expected one of {QUANTIZATIONS}")
+        raise ValueError(f"Unknown quantization {name!r}; expected one of {QUANTIZATIONS} "
+                         f"(or, for the library, dynamic_unsplit or dynamic_per_channel)")
 
     def get_converter_with_quantization(self, converter, **kwargs):
         """Sets this config's attributes on a ``tf.lite.TFLiteConverter`` and returns it."""

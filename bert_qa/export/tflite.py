@@ -23,6 +23,8 @@ import tempfile
 import time
 from typing import Dict, Mapping, Optional, Sequence, Union
 
+import numpy as np
+
 from bert_qa import _env  # noqa: F401
 from bert_qa.errors import InputError
 from bert_qa.export import metadata as qa_metadata
@@ -242,8 +244,9 @@ def convert(saved_model_dir_or_model, quantization: Union[str, QuantizationConfi
 
 
 def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
-    """``saved_model_dir`` re-exported with its weight outliers split, or itself when no kernel
-    has any (read from the checkpoint, without building the model) or it records no spec."""
+    """``saved_model_dir`` re-exported with its weight outliers split (``weight_outliers``), or
+    itself, with a warning that says why, when that cannot be done as the same model. The
+    checkpoint is read first, so a model without outliers is never rebuilt."""
     import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
 
     reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, "variables", "variables"))
@@ -254,20 +257,33 @@ def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
                 if len(shape) == 2 and dtypes[name] == tf.float32 and "OPTIMIZER_SLOT" not in name]
     if not any(weight_outliers.outliers_of(reader.get_tensor(name)).any() for name in matrices):
         return saved_model_dir
-    if "spec" not in saved_model_info(saved_model_dir):
+
+    def unsplit(why: str) -> str:
         log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
-                    "coarsely, but records no spec to rebuild the model from, so they are not "
-                    "split; export it with export_saved_model(..., spec=spec)", saved_model_dir)
+                    "coarsely, but %s; it is converted as it is", saved_model_dir, why)
         return saved_model_dir
-    model, spec = trained_model(saved_model_dir, work_dir=os.path.join(tmp, "spec"))
+
+    if "spec" not in saved_model_info(saved_model_dir):
+        return unsplit("it records no spec to rebuild the model from (export it with "
+                       "export_saved_model(..., spec=spec))")
+    try:
+        model, spec = trained_model(saved_model_dir, work_dir=os.path.join(tmp, "spec"))
+    except Exception as err:  # noqa: BLE001  (the conversion itself must not depend on a rebuild)
+        return unsplit(f"the model its spec rebuilds could not be made ({type(err).__name__}: {err})")
+    # The rebuild must be the model that was saved: the same logits as the SavedModel's own signature.
+    served = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    probe = weight_outliers.probe_features(int(model.inputs[0].shape[1]))
+    saved_logits = served(**{k: tf.constant(v) for k, v in probe.items()})
+    saved_logits = np.stack([saved_logits["start_logits"].numpy(), saved_logits["end_logits"].numpy()])
+    rebuilt = weight_outliers.model_logits(model, probe)
+    if not np.allclose(rebuilt, saved_logits, rtol=0, atol=weight_outliers.PROBE_TOLERANCE
+                       * max(1.0, float(np.abs(saved_logits).max()))):
+        return unsplit(f"the model its spec rebuilds computes other logits (max difference "
+                       f"{np.abs(rebuilt - saved_logits).max():.3g})")
     with weight_outliers.split_weight_outliers(model) as splits:
-        hub_layer = any(type(m).__name__ == "KerasLayer" for m in model.submodules)
-        if not splits and hub_layer:  # its dense layers are not Keras layers
-            log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
-                        "coarsely, but its encoder is a loaded TF Hub layer, whose layers cannot be "
-                        "split; they are converted as they are", saved_model_dir)
-        if not splits:  # the outliers were in tensors that are not dense kernels (embeddings)
-            return saved_model_dir
+        if not splits:
+            return unsplit("none is in a dense layer the export can split (an encoder loaded as a "
+                           "TF Hub layer hides its layers; embeddings are not dense layers)")
         return export_saved_model(model, os.path.join(tmp, "split"), spec=spec)
 
 
@@ -363,12 +379,23 @@ def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
                            file_prefix: str = "model", **kwargs) -> Dict[str, str]:
     """``{quantization: path}`` for ``<output_dir>/<file_prefix>_<quantization>.tflite``."""
     paths: Dict[str, str] = {}
-    for name in quantizations:
-        start = time.time()
-        path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
-        paths[name] = export_tflite(saved_model_dir_or_model, path, name, representative_features, **kwargs)
-        log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,
-                 time.time() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = saved_model_dir_or_model
+        if not isinstance(source, (str, os.PathLike)):
+            saved = export_saved_model(source, os.path.join(tmp, "saved_model"))
+        for name in quantizations:
+            start = time.time()
+            path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
+            config = _config(name, representative_features, kwargs.get("quantization_steps",
+                                                                        DEFAULT_QUANTIZATION_STEPS))
+            # A Keras model is saved once; a variant that splits outlier weights converts from the
+            # model itself (the split needs its layers).
+            variant_source = source
+            if not isinstance(source, (str, os.PathLike)) and not config.split_weight_outliers:
+                variant_source = saved
+            paths[name] = export_tflite(variant_source, path, name, representative_features, **kwargs)
+            log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,
+                     time.time() - start)
     return paths
 
 
