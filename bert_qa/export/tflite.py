@@ -276,8 +276,7 @@ def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
     saved_logits = served(**{k: tf.constant(v) for k, v in probe.items()})
     saved_logits = np.stack([saved_logits["start_logits"].numpy(), saved_logits["end_logits"].numpy()])
     rebuilt = weight_outliers.model_logits(model, probe)
-    if not np.allclose(rebuilt, saved_logits, rtol=0, atol=weight_outliers.PROBE_TOLERANCE
-                       * max(1.0, float(np.abs(saved_logits).max()))):
+    if not weight_outliers.same_logits(rebuilt, saved_logits):
         return unsplit(f"the model its spec rebuilds computes other logits (max difference "
                        f"{np.abs(rebuilt - saved_logits).max():.3g})")
     with weight_outliers.split_weight_outliers(model) as splits:

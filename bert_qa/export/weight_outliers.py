@@ -152,6 +152,11 @@ def model_logits(model, features: dict) -> np.ndarray:
     return np.stack([np.asarray(t) for t in model([features[n] for n in names], training=False)])
 
 
+def same_logits(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal within PROBE_TOLERANCE of the larger of 1 and the largest of ``want``."""
+    return float(np.abs(got - want).max()) <= PROBE_TOLERANCE * max(1.0, float(np.abs(want).max()))
+
+
 def _probe_logits(model) -> np.ndarray:
     return model_logits(model, probe_features(int(model.inputs[0].shape[1])))
 
@@ -191,8 +196,7 @@ def split_weight_outliers(model, ratio: Optional[float] = None) -> Iterator[List
             splits.append(Split(layer.name, int(mask.sum()), float(np.abs(kernel).max()),
                                 float(np.abs(np.where(mask, 0.0, kernel)).max())))
         after = _probe_logits(model)
-        scale = max(1.0, float(np.abs(before).max()))
-        if float(np.abs(after - before).max()) > PROBE_TOLERANCE * scale:
+        if not same_logits(after, before):
             raise RuntimeError(f"splitting the weight outliers of {[s.layer for s in splits]} changed "
                                f"what the model computes (max logit difference "
                                f"{np.abs(after - before).max():.3g}): a split layer is not called "
