@@ -375,6 +375,20 @@ def test_a_serving_length_beyond_the_position_table_is_refused():
         config_lib.check_settings(config_lib.load_config(None, [{"export": {"serving_seq_len": 20}}]))
 
 
+def test_a_pipeline_can_push_dynamic_range_without_the_outlier_split():
+    """``dynamic_unsplit`` is a variant name a pipeline config (and so the CLI) takes end to end:
+    exported, scored against the SavedModel, pushed; a name no converter knows is refused."""
+    from bert_qa_pipeline.pipeline import config as config_lib
+
+    unsplit = {"export": {"variants": ["dynamic_unsplit"]}, "push": {"variant": "dynamic_unsplit"},
+               "evaluation": {"quantized_variant": "dynamic_unsplit"}}
+    config = config_lib.load_config(None, [unsplit])
+    config_lib.validate(config)
+    config_lib.check_settings(config)
+    with pytest.raises(config_lib.ConfigError, match=r"dynamic_per_channel"):
+        config_lib.validate(config_lib.load_config(None, [{"export": {"variants": ["dynamic_per_channel"]}}]))
+
+
 def test_the_serving_saved_model_holds_the_weights_not_the_optimizer_state(exported, tmp_path):
     """A trained model tracks its optimizer; its Adam slots (two per weight) do not go into the
     serving SavedModel (MiniLM: 261 MB with them, 88 MB without), and the model keeps its

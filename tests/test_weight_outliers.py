@@ -254,3 +254,33 @@ def test_a_rebuild_that_fails_or_differs_is_converted_unsplit_with_a_warning(pla
             buffer = export.convert(planted["saved"], "dynamic")
         assert max(_int8_weight_scales(buffer)) == pytest.approx(planted["planted"] / 127, rel=1e-5)
         assert any(why in r.getMessage() for r in caplog.records), why
+
+
+def test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_length(planted, tmp_path):
+    """TfliteExport (the pipeline's step) with a serving length other than the trained one: it
+    converts from the model rebuilt at that length, ``dynamic`` with the outlier split and
+    ``dynamic_unsplit`` (the pipeline's and CLI's way to turn it off) without; each file says
+    which it is in its Task Library metadata."""
+    import json
+    import shutil
+
+    from ai_edge_litert.interpreter import Interpreter
+    from tfx.types import standard_artifacts
+
+    from bert_qa.export import metadata as qa_metadata
+    from bert_qa_pipeline.components import keys
+    from bert_qa_pipeline.components.tflite_export.executor import Executor
+
+    model, out = standard_artifacts.Model(), standard_artifacts.Model()
+    model.uri, out.uri = str(tmp_path / "model"), str(tmp_path / "tflite")
+    shutil.copytree(planted["saved"], tmp_path / "model" / "Format-Serving")
+    Executor().Do({keys.MODEL_KEY: [model]}, {keys.TFLITE_MODEL_KEY: [out]},
+                  {"variants": json.dumps(["dynamic", "dynamic_unsplit"]), "serving_seq_len": 2 * SEQ_LEN,
+                   "max_representative_samples": 10, "representative_split": "train", "model_version": "3"})
+    files = {v: (tmp_path / "tflite" / f"model_{v}.tflite").read_bytes() for v in ("dynamic", "dynamic_unsplit")}
+    for variant, buffer in files.items():
+        interpreter = Interpreter(model_content=buffer)
+        assert [d["shape"][1] for d in interpreter.get_input_details()] == [2 * SEQ_LEN] * 3
+        assert qa_metadata.read_metadata(buffer).options["quantization"] == variant
+    assert max(_int8_weight_scales(files["dynamic_unsplit"])) == pytest.approx(planted["planted"] / 127, rel=1e-5)
+    assert max(_int8_weight_scales(files["dynamic"])) < planted["planted"] / 127 / 4

@@ -14,7 +14,10 @@ from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, 
 
 from bert_qa import _env  # noqa: F401
 
-QUANTIZATIONS = ("float32", "dynamic", "float16", "int8")
+# The names a pipeline, the CLI and ``from_name`` take. ``dynamic`` splits outlier weights before
+# per-tensor quantization (``weight_outliers``); ``dynamic_unsplit`` is the same file without the
+# split (what ``dynamic`` was before 2026-12-07), for an encoder whose outliers it should keep.
+QUANTIZATIONS = ("float32", "dynamic", "dynamic_unsplit", "float16", "int8")
 DEFAULT_QUANTIZATION_STEPS = 500  # Model Maker's calibration default
 FEATURE_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -117,7 +120,7 @@ class QuantizationConfig:
         if name == "int8":
             return cls.for_int8(representative_data, quantization_steps)
         raise ValueError(f"Unknown quantization {name!r}; expected one of {QUANTIZATIONS} "
-                         f"(or, for the library, dynamic_unsplit or dynamic_per_channel)")
+                         f"(or, for the library only, dynamic_per_channel: not Task Library compatible)")
 
     def get_converter_with_quantization(self, converter, **kwargs):
         """Sets this config's attributes on a ``tf.lite.TFLiteConverter`` and returns it."""

@@ -25,8 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--saved-model", required=True, help="SavedModel directory")
     p.add_argument("--output-dir", required=True, help="where to write the .tflite files")
     p.add_argument("--quantization", default="dynamic",
-                   help="comma-separated list of float32, dynamic, float16, int8 "
-                        "(default: dynamic, Model Maker's default)")
+                   help="comma-separated list of float32, dynamic, dynamic_unsplit, float16, int8 "
+                        "(default: dynamic, Model Maker's default, with outlier weights split "
+                        "out of their kernels first; dynamic_unsplit leaves them)")
     p.add_argument("--vocab", help="WordPiece vocab (default: the one saved with the model)")
     p.add_argument("--do-lower-case", dest="do_lower_case", action=argparse.BooleanOptionalAction,
                    default=None, help="tokenizer casing (default: as saved with the model, else true)")

@@ -15,7 +15,7 @@ from bert_qa_pipeline.components.tflite_export import executor
 
 class TfliteExportSpec(types.ComponentSpec):
     PARAMETERS = {
-        "variants": ExecutionParameter(type=str),  # JSON list of float32|dynamic|float16|int8
+        "variants": ExecutionParameter(type=str),  # JSON list of bert_qa.export.QUANTIZATIONS names
         "representative_split": ExecutionParameter(type=str),
         "max_representative_samples": ExecutionParameter(type=int),
         "model_version": ExecutionParameter(type=str, optional=True),

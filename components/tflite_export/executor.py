@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.dsl.components.base import base_executor
 
-from bert_qa.export import export_at_seq_len, export_tflite_variants, saved_model_info
+from bert_qa.export import export_tflite_variants, saved_model_info, trained_model
 from bert_qa.settings import check_settings, max_positions_of
 from bert_qa_pipeline.components import artifacts, keys
 
@@ -83,12 +83,16 @@ class Executor(base_executor.BaseExecutor):
                                max_positions=max_positions_of(str(record.get("uri", ""))))
                 log.info(f"TfliteExport: rebuilding the model at {serving_seq_len} tokens (trained at "
                          f"{trained_seq_len}) ...")
-                serving_dir = export_at_seq_len(serving_dir, serving_seq_len, os.path.join(work_dir, "serving"),
-                                                work_dir=os.path.join(work_dir, "spec"))
+                # The Keras model itself (what export_at_seq_len would save), so that the variants
+                # convert from it: the outlier split needs its layers, and a SavedModel in between
+                # would be rebuilt a second time for it.
+                source, _ = trained_model(serving_dir, serving_seq_len, work_dir=os.path.join(work_dir, "spec"))
+            else:
+                source = serving_dir
             if representative is not None:
                 representative = at_length(representative, serving_seq_len)
             log.info(f"TfliteExport: converting {variants} at {serving_seq_len} tokens ...")
-            paths = self._convert(serving_dir, out, variants, representative, info, model, exec_properties)
+            paths = self._convert(source, out, variants, representative, info, model, exec_properties)
         finally:
             tf.io.gfile.rmtree(work_dir)
         if any(path != artifacts.tflite_path(out.uri, v) for v, path in paths.items()):
@@ -104,9 +108,9 @@ class Executor(base_executor.BaseExecutor):
                  + f" in {time.time() - start:.0f} s")
 
     @staticmethod
-    def _convert(serving_dir, out, variants, representative, info, model, exec_properties):
+    def _convert(source, out, variants, representative, info, model, exec_properties):
         return export_tflite_variants(
-            serving_dir, out.uri, variants, representative_features=representative,
+            source, out.uri, variants, representative_features=representative,
             file_prefix="model", vocab_file=info["vocab_file"], do_lower_case=bool(info["do_lower_case"]),
             version=exec_properties.get("model_version") or str(model.id or 1),
             quantization_steps=int(exec_properties["max_representative_samples"]),
