@@ -683,9 +683,10 @@ def compare(workdirs: list, out_png: str) -> str:
                      f"{_mean_sd([r['exact_match'] for r in ordered])} | {_mean_sd(f1)} | "
                      f"{_mean_sd(_kept_losses(ordered))} | "
                      f"{test} |")
-        series[f"{i}: {settings}"] = runs
-        ticks.append(textwrap.fill(f"{i}: {NAMES.get(row, row).split(',')[0].split(' (')[0]}"
-                                   + ("" if settings == "-" else f", {settings}"), 24))
+        series[f"#{i}: {settings}"] = runs
+        # Under the dots only the table's row number and the trainer (the settings are long and
+        # would overlap); the loss legend gives each number's settings.
+        ticks.append(f"#{i}\n" + textwrap.fill(NAMES.get(row, row).split(',')[0].split(' (')[0], 14))
     plot_series(series, ticks, out_png)
     return "\n".join(lines)
 
