@@ -346,10 +346,15 @@ def plot_series(series: dict, ticks: list, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_f1, ax_loss) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 2]})
+    # One colour per series in both panels; one legend under both names every series (its loss
+    # curve, where kept, has the same colour).
+    fig, (ax_f1, ax_loss) = plt.subplots(1, 2, figsize=(12, 5 + 0.25 * len(series)),
+                                         gridspec_kw={"width_ratios": [1, 2]})
+    handles = []
     for i, (label, runs) in enumerate(series.items()):
         f1 = np.array([r["f1"] for r in runs.values()])
-        ax_f1.scatter(np.full(len(f1), i) + np.linspace(-0.08, 0.08, len(f1)), f1, alpha=0.7)
+        handles.append(ax_f1.scatter(np.full(len(f1), i) + np.linspace(-0.08, 0.08, len(f1)), f1,
+                                     alpha=0.7, color=f"C{i}"))
         if len(f1) > 1:
             ax_f1.errorbar(i + 0.25, f1.mean(), yerr=f1.std(ddof=1), fmt="o", color="black", capsize=4)
         curves = [smoothed(r["loss"]) for r in runs.values() if r.get("loss")]
@@ -359,10 +364,12 @@ def plot_series(series: dict, ticks: list, path: str) -> None:
             window = min(20, min(len(r["loss"]) for r in runs.values() if r.get("loss")))
             steps = np.arange(n) + window  # each point: the mean of the `window` steps up to it
             mean = stack.mean(axis=0)
-            ax_loss.plot(steps, mean, label=f"{label} ({len(curves)} seeds)")
+            ax_loss.plot(steps, mean, color=f"C{i}")
             if len(curves) > 1:
                 sd = stack.std(axis=0, ddof=1)
-                ax_loss.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
+                ax_loss.fill_between(steps, mean - sd, mean + sd, alpha=0.2, color=f"C{i}")
+        kept = f"loss kept for {len(curves)} of {len(f1)} seeds" if curves else "no loss curve kept"
+        handles[-1].set_label(f"{label} ({kept})")
     ax_f1.set_xticks(range(len(series)))
     ax_f1.set_xticklabels(ticks, fontsize=8)
     ax_f1.set_ylabel("F1 (official SQuAD v1.1)")
@@ -370,11 +377,10 @@ def plot_series(series: dict, ticks: list, path: str) -> None:
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss (mean of 20 steps)")
     ax_loss.set_title("Mean training loss across seeds (+- sd)")
-    if ax_loss.get_lines():
-        ax_loss.legend(fontsize=8)
-    else:
+    if not ax_loss.get_lines():
         ax_loss.text(0.5, 0.5, "no loss curves kept", ha="center", transform=ax_loss.transAxes)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 * len(series), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

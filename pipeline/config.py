@@ -144,12 +144,13 @@ class VertexCustomJobConfig:
 
 @dataclasses.dataclass
 class ExportConfig:
-    # Model Maker's default (dynamic-range); add float32 / float16 / int8 to export and score them too.
+    # Model Maker's default (dynamic-range, outlier weights split first); add float32 /
+    # dynamic_unsplit / float16 / int8 to export and score them too.
     variants: List[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
     max_representative_samples: int = 100  # int8 calibration: windows of training data at most
     # The token length the .tflite files take: 384, what the TFLite Task Library's
     # BertQuestionAnswerer feeds every model (kMaxSeqLen), whatever model.seq_len training used
-    # (bert_qa.export.export_at_seq_len); 0 = model.seq_len.
+    # (the trained weights rebuilt at this length, bert_qa.export.trained_model); 0 = model.seq_len.
     serving_seq_len: int = 384
 
 
@@ -596,6 +597,11 @@ def validate(config: PipelineConfig) -> None:
     q = config.evaluation.quantized_variant
     if q and q not in config.export.variants:
         raise ConfigError(f"evaluation.quantized_variant {q!r} is not exported")
+    if q and config.push.variant not in ("float32", q):
+        # The gate would score one quantized file and bless the push of another.
+        raise ConfigError(f"push.variant {config.push.variant!r} is quantized but evaluation.quantized_variant "
+                          f"is {q!r}: the quantization gate would check a file that is not pushed; set "
+                          f"evaluation.quantized_variant={config.push.variant} (or \"\" to push it unchecked)")
     doubled = sorted(set(config.model.extra_spec_args) & (set(Windowing.names()) | {"uri", "model_dir"}))
     if doubled:
         raise ConfigError(f"model.extra_spec_args {doubled}: set model.seq_len / query_len / doc_stride / "

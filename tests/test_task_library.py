@@ -8,8 +8,8 @@ windowing + LiteRT + ``postprocess_output``, Model Maker's ``predict_tflite`` pa
 same file.
 
 The model is the tiny random encoder fine-tuned for 150 steps at seq_len 128 (cheap) and
-rebuilt at seq_len 384 from its SavedModel by ``bert_qa.export.export_at_seq_len`` (what
-TfliteExport's ``serving_seq_len`` runs), so answers are non-trivial spans rather than noise. The Task
+rebuilt at seq_len 384 from its SavedModel by ``bert_qa.export.export_at_seq_len`` (the rebuild,
+``trained_model``, that TfliteExport's ``serving_seq_len`` converts from), so answers are non-trivial spans rather than noise. The Task
 Library hard-codes seq_len 384 (``kMaxSeqLen``): a seq_len-128 model loads, but every
 ``answer`` call fails ("Bad StatusOr access"), which is asserted below.
 
@@ -127,7 +127,8 @@ def round_trip(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     trained = train_spec.train(input_fn, epochs=1, steps_per_epoch=150, verbose=0)
 
-    # The product's path (TfliteExport's serving_seq_len): the trained SavedModel rebuilt at 384.
+    # The trained SavedModel rebuilt at 384 (TfliteExport's serving_seq_len converts from the same
+    # rebuild, bert_qa.export.trained_model, without saving it first).
     export.export_saved_model(trained, str(root / "trained_128"), spec=train_spec)
     model = export.export_at_seq_len(str(root / "trained_128"), SEQ_LEN, str(root / "serving_384"),
                                      work_dir=str(root / "serve"))

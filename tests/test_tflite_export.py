@@ -327,7 +327,8 @@ def test_cli_export_and_predict(exported, tmp_path, capsys):
 
 
 def test_a_model_trained_short_serves_at_384_with_the_same_answers(tiny_encoder, tmp_path):
-    """export_at_seq_len (TfliteExport's serving_seq_len): the trained weights at 384 tokens give
+    """export_at_seq_len (the library's; TfliteExport converts from the same rebuild,
+    ``trained_model``): the trained weights at 384 tokens give
     the trained model's logits on every real position, to the bit (padding is masked out of
     attention). Weights are moved off their initial values first, so a variable left at its
     fresh value would show."""
@@ -376,17 +377,22 @@ def test_a_serving_length_beyond_the_position_table_is_refused():
 
 
 def test_a_pipeline_can_push_dynamic_range_without_the_outlier_split():
-    """``dynamic_unsplit`` is a variant name a pipeline config (and so the CLI) takes end to end:
-    exported, scored against the SavedModel, pushed; a name no converter knows is refused."""
+    """``dynamic_unsplit`` is a variant name a pipeline config (and so the CLI's ``--set``) takes
+    as the exported, gated and pushed variant (the executor's side:
+    ``test_weight_outliers.py::test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_length``);
+    a name the pipeline does not export is refused, and so is a gate on another file than the pushed one."""
     from bert_qa_pipeline.pipeline import config as config_lib
 
     unsplit = {"export": {"variants": ["dynamic_unsplit"]}, "push": {"variant": "dynamic_unsplit"},
                "evaluation": {"quantized_variant": "dynamic_unsplit"}}
-    config = config_lib.load_config(None, [unsplit])
-    config_lib.validate(config)
-    config_lib.check_settings(config)
+    config_lib.check_settings(config_lib.load_config(None, [unsplit]))  # load_config validates
     with pytest.raises(config_lib.ConfigError, match=r"dynamic_per_channel"):
-        config_lib.validate(config_lib.load_config(None, [{"export": {"variants": ["dynamic_per_channel"]}}]))
+        config_lib.load_config(None, [{"export": {"variants": ["dynamic_per_channel"]}}])
+    both = {"export": {"variants": ["dynamic", "dynamic_unsplit"]}, "push": {"variant": "dynamic_unsplit"}}
+    with pytest.raises(config_lib.ConfigError, match=r"quantization gate would check a file that is not pushed"):
+        config_lib.load_config(None, [both])  # quantized_variant stays "dynamic"
+    config_lib.load_config(None, [both, {"evaluation": {"quantized_variant": "dynamic_unsplit"}}])
+    config_lib.load_config(None, [{"export": {"variants": ["float32", "dynamic"]}, "push": {"variant": "float32"}}])
 
 
 def test_the_serving_saved_model_holds_the_weights_not_the_optimizer_state(exported, tmp_path):

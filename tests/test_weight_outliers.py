@@ -232,6 +232,12 @@ def test_a_tf_hub_layer_encoder_is_converted_unsplit_with_a_warning(tmp_path, ti
         buffer = export.convert(saved, "dynamic")
     assert max(_int8_weight_scales(buffer)) == pytest.approx(values[3, 5] / 127, rel=1e-5)
     assert any("TF Hub layer" in r.getMessage() and saved in r.getMessage() for r in caplog.records)
+    # The Keras model itself (what TfliteExport converts at a serving length): the same warning.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bert_qa.export.tflite"):
+        buffer = export.convert(model, "dynamic")
+    assert max(_int8_weight_scales(buffer)) == pytest.approx(values[3, 5] / 127, rel=1e-5)
+    assert any("TF Hub layer" in r.getMessage() and model.name in r.getMessage() for r in caplog.records)
 
 
 def test_a_rebuild_that_fails_or_differs_is_converted_unsplit_with_a_warning(planted, monkeypatch, caplog):
@@ -256,7 +262,8 @@ def test_a_rebuild_that_fails_or_differs_is_converted_unsplit_with_a_warning(pla
         assert any(why in r.getMessage() for r in caplog.records), why
 
 
-def test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_length(planted, tmp_path):
+def test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_length(planted, tmp_path,
+                                                                                       monkeypatch):
     """TfliteExport (the pipeline's step) with a serving length other than the trained one: it
     converts from the model rebuilt at that length, ``dynamic`` with the outlier split and
     ``dynamic_unsplit`` (the pipeline's and CLI's way to turn it off) without; each file says
@@ -274,6 +281,17 @@ def test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_
     model, out = standard_artifacts.Model(), standard_artifacts.Model()
     model.uri, out.uri = str(tmp_path / "model"), str(tmp_path / "tflite")
     shutil.copytree(planted["saved"], tmp_path / "model" / "Format-Serving")
+    from bert_qa.export import tflite as tflite_module
+    from bert_qa_pipeline.components.tflite_export import executor as executor_module
+
+    rebuilds, real = [], tflite_module.trained_model
+
+    def counted(*args, **kwargs):
+        rebuilds.append(args)
+        return real(*args, **kwargs)
+
+    for module in (tflite_module, executor_module):  # the model is rebuilt once, not again for the split
+        monkeypatch.setattr(module, "trained_model", counted)
     Executor().Do({keys.MODEL_KEY: [model]}, {keys.TFLITE_MODEL_KEY: [out]},
                   {"variants": json.dumps(["dynamic", "dynamic_unsplit"]), "serving_seq_len": 2 * SEQ_LEN,
                    "max_representative_samples": 10, "representative_split": "train", "model_version": "3"})
@@ -284,3 +302,4 @@ def test_the_pipelines_export_splits_dynamic_not_dynamic_unsplit_at_the_serving_
         assert qa_metadata.read_metadata(buffer).options["quantization"] == variant
     assert max(_int8_weight_scales(files["dynamic_unsplit"])) == pytest.approx(planted["planted"] / 127, rel=1e-5)
     assert max(_int8_weight_scales(files["dynamic"])) < planted["planted"] / 127 / 4
+    assert len(rebuilds) == 1

@@ -236,11 +236,26 @@ def convert(saved_model_dir_or_model, quantization: Union[str, QuantizationConfi
             model = saved_model_dir_or_model
             split = (weight_outliers.split_weight_outliers(model) if config.split_weight_outliers
                      else contextlib.nullcontext())
-            with split:
+            with split as splits:
+                if config.split_weight_outliers and not splits:
+                    _warn_if_outliers_left(model)
                 source = export_saved_model(model, os.path.join(tmp, "saved_model"))
         converter = tf.lite.TFLiteConverter.from_saved_model(source)
         converter = config.get_converter_with_quantization(converter)
         return converter.convert()
+
+
+def _warn_if_outliers_left(model) -> None:
+    """A Keras model whose split found no dense layer to work on may still hold outlier weights
+    (an encoder loaded as a TF Hub layer hides its layers): say so, as the SavedModel path does."""
+    import tensorflow as tf  # lazy: TensorFlow; importing bert_qa.export stays cheap
+
+    if any(len(w.shape) == 2 and w.dtype == tf.float32 and weight_outliers.outliers_of(w.numpy()).any()
+           for w in model.weights):
+        log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
+                    "coarsely, but none is in a dense layer the export can split (an encoder loaded as a "
+                    "TF Hub layer hides its layers; embeddings are not dense layers); it is converted as "
+                    "it is", model.name)
 
 
 def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
@@ -380,8 +395,7 @@ def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
     paths: Dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = saved_model_dir_or_model
-        if not isinstance(source, (str, os.PathLike)):
-            saved = export_saved_model(source, os.path.join(tmp, "saved_model"))
+        saved = None  # a Keras model saved once, when the first variant that does not split needs it
         for name in quantizations:
             start = time.time()
             path = os.path.join(output_dir, f"{file_prefix}_{name}.tflite")
@@ -391,6 +405,7 @@ def export_tflite_variants(saved_model_dir_or_model, output_dir: str,
             # model itself (the split needs its layers).
             variant_source = source
             if not isinstance(source, (str, os.PathLike)) and not config.split_weight_outliers:
+                saved = saved or export_saved_model(source, os.path.join(tmp, "saved_model"))
                 variant_source = saved
             paths[name] = export_tflite(variant_source, path, name, representative_features, **kwargs)
             log.info("Wrote %s (%.1f MB) in %.1f s", path, os.path.getsize(path) / 1e6,

@@ -111,5 +111,5 @@ def format_score(s: VariantScore) -> str:
     verdict = "ok" if s.passed else f"REFUSED: {s.drop:.1f} F1 points below float (limit {s.max_f1_drop:g})"
     if s.name == "float32":
         verdict = "reference"
-    return (f"{s.name:8s} EM {s.exact_match:5.1f}  F1 {s.f1:5.1f}  (float32 F1 {s.float_f1:5.1f}, "
+    return (f"{s.name:15s} EM {s.exact_match:5.1f}  F1 {s.f1:5.1f}  (float32 F1 {s.float_f1:5.1f}, "
             f"{s.questions} questions)  {verdict}")

@@ -137,7 +137,7 @@ def run(args) -> int:
     for name, path in paths.items():
         info = describe(path)
         shape = info["inputs"][0]["shape"]
-        print(f"{name:8s} {os.path.getsize(path) / 1e6:8.2f} MB  {path}  (inputs {shape})")
+        print(f"{name:15s} {os.path.getsize(path) / 1e6:8.2f} MB  {path}  (inputs {shape})")
     print(f"Exported {len(paths)} model(s) in {time.time() - start:.1f} s")
     if questions is None:
         if any(v != "float32" for v in variants):
