@@ -122,10 +122,13 @@ def test_trainer_resumes_after_kill(features, tmp_path):
 
     exported = tmp_path / "cli_export"
     assert cli(["export", "--saved-model", os.path.join(model.uri, "Format-Serving"),
-                "--output-dir", str(exported)]) == 0
+                "--output-dir", str(exported), "--quantization", "dynamic,dynamic_unsplit"]) == 0
     meta = read_metadata(str(exported / "model_dynamic.tflite"))
     assert (meta.options["query_len"], meta.options["doc_stride"]) == (QUERY_LEN, DOC_STRIDE)
     assert meta.vocab_bytes == open(info["vocab_file"], "rb").read()
+    # The outlier split can be turned off from the command line: its file says so.
+    assert read_metadata(str(exported / "model_dynamic_unsplit.tflite")).options["quantization"] == "dynamic_unsplit"
+    assert meta.options["quantization"] == "dynamic"
 
 
 def test_trainer_refuses_windowing_in_spec_args(features, tmp_path):
