@@ -252,10 +252,17 @@ def _warn_if_outliers_left(model) -> None:
 
     if any(len(w.shape) == 2 and w.dtype == tf.float32 and weight_outliers.outliers_of(w.numpy()).any()
            for w in model.weights):
-        log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
-                    "coarsely, but none is in a dense layer the export can split (an encoder loaded as a "
-                    "TF Hub layer hides its layers; embeddings are not dense layers); it is converted as "
-                    "it is", model.name)
+        _warn_unsplit(model.name, _NO_DENSE_LAYER)
+
+
+# Why a model with outlier weights is converted unsplit, when its split found nothing to work on.
+_NO_DENSE_LAYER = ("none is in a dense layer the export can split (an encoder loaded as a TF Hub layer "
+                   "hides its layers; embeddings are not dense layers)")
+
+
+def _warn_unsplit(label: str, why: str) -> None:
+    log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
+                "coarsely, but %s; it is converted as it is", label, why)
 
 
 def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
@@ -274,8 +281,7 @@ def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
         return saved_model_dir
 
     def unsplit(why: str) -> str:
-        log.warning("%s has weight matrices with outliers that per-tensor int8 quantization rounds "
-                    "coarsely, but %s; it is converted as it is", saved_model_dir, why)
+        _warn_unsplit(saved_model_dir, why)
         return saved_model_dir
 
     if "spec" not in saved_model_info(saved_model_dir):
@@ -296,8 +302,7 @@ def _with_weight_outliers_split(saved_model_dir: str, tmp: str) -> str:
                        f"{np.abs(rebuilt - saved_logits).max():.3g})")
     with weight_outliers.split_weight_outliers(model) as splits:
         if not splits:
-            return unsplit("none is in a dense layer the export can split (an encoder loaded as a "
-                           "TF Hub layer hides its layers; embeddings are not dense layers)")
+            return unsplit(_NO_DENSE_LAYER)
         return export_saved_model(model, os.path.join(tmp, "split"), spec=spec)
 
 
